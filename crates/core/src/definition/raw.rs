@@ -1,0 +1,91 @@
+//! The permissive shape of a `workflows/*.toml` file, exactly as serde reads it.
+//!
+//! Nothing here is trusted: [`super::WorkflowDefinition::parse`] checks references, reachability,
+//! handlers and SLAs and builds the validated model.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDefinition {
+    pub(crate) id: String,
+    pub(crate) version: u32,
+    #[serde(default)]
+    pub(crate) title: String,
+    pub(crate) start: String,
+    /// Name of the validator applied to the start input.
+    pub(crate) input: Option<String>,
+    pub(crate) steps: Vec<RawStep>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStep {
+    pub(crate) id: String,
+    pub(crate) kind: String,
+    #[serde(default)]
+    pub(crate) title: String,
+    // automated
+    pub(crate) handler: Option<String>,
+    pub(crate) max_attempts: Option<u32>,
+    // human
+    pub(crate) role: Option<String>,
+    pub(crate) sla: Option<String>,
+    pub(crate) reminders: Option<Vec<String>>,
+    pub(crate) escalations: Option<Vec<RawEscalation>>,
+    pub(crate) breach: Option<String>,
+    pub(crate) silence: Option<String>,
+    pub(crate) silence_decision: Option<String>,
+    pub(crate) decisions: Option<Vec<String>>,
+    pub(crate) reason_required: Option<Vec<String>>,
+    pub(crate) quorum: Option<u32>,
+    pub(crate) four_eyes: Option<bool>,
+    pub(crate) moves_money: Option<bool>,
+    // timer / wait / child
+    pub(crate) after: Option<String>,
+    pub(crate) until: Option<String>,
+    pub(crate) event: Option<String>,
+    pub(crate) validator: Option<String>,
+    pub(crate) timeout: Option<String>,
+    pub(crate) timeout_until: Option<String>,
+    pub(crate) workflow: Option<String>,
+    // end
+    pub(crate) status: Option<String>,
+    #[serde(default)]
+    pub(crate) notify: Vec<RawNotify>,
+    #[serde(default)]
+    pub(crate) on: BTreeMap<String, RawTransition>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEscalation {
+    pub(crate) at: String,
+    pub(crate) to: String,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNotify {
+    pub(crate) to: String,
+    pub(crate) template: String,
+    #[serde(default = "default_channels")]
+    pub(crate) channels: Vec<String>,
+}
+
+fn default_channels() -> Vec<String> {
+    vec!["email".to_owned()]
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawTransition {
+    To(String),
+    Full {
+        to: String,
+        #[serde(default)]
+        notify: Vec<RawNotify>,
+    },
+}

@@ -1,0 +1,173 @@
+//! The directory: people, their roles, managers and delegates; who an escalation goes to.
+//!
+//! Role checks use this, never a role claimed in a request. Partner-side people carry the id
+//! of the partner they belong to and may act only on that partner's instances.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Person {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default = "default_locale")]
+    pub locale: String,
+    #[serde(default = "default_tz")]
+    pub time_zone: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub manager: Option<String>,
+    /// Acts for this person while they are away.
+    #[serde(default)]
+    pub delegate: Option<String>,
+    /// Set for partner-side people: the partner they belong to.
+    #[serde(default)]
+    pub partner: Option<String>,
+}
+
+fn default_locale() -> String {
+    "zh-CN".to_owned()
+}
+
+fn default_tz() -> String {
+    "Asia/Shanghai".to_owned()
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RoleInfo {
+    /// Where a late task of this role escalates first.
+    #[serde(default)]
+    pub escalation_to: Option<String>,
+}
+
+/// The role a task must be decided by when a partner acts on its own instance.
+pub const PARTNER_ROLE: &str = "partner";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Directory {
+    /// Person id of the programme director, the last step of every escalation chain.
+    pub programme_director: String,
+    #[serde(default)]
+    pub roles: BTreeMap<String, RoleInfo>,
+    #[serde(default)]
+    pub people: Vec<Person>,
+}
+
+impl Directory {
+    pub fn person(&self, id: &str) -> Option<&Person> {
+        self.people.iter().find(|p| p.id == id)
+    }
+
+    /// Everyone holding `role` directly.
+    pub fn holders<'a>(&'a self, role: &'a str) -> impl Iterator<Item = &'a Person> + 'a {
+        self.people.iter().filter(move |p| p.roles.iter().any(|r| r == role))
+    }
+
+    /// Whether `actor` may decide a task of `role` on an instance of `partner`. A delegate acts
+    /// with the roles of the people who named them; a partner-side person only for their own
+    /// partner.
+    pub fn may_act(&self, actor: &str, role: &str, partner: Option<&str>) -> bool {
+        let Some(person) = self.person(actor) else {
+            return false;
+        };
+        if role == PARTNER_ROLE {
+            return person.partner.is_some() && person.partner.as_deref() == partner;
+        }
+        person.partner.is_none()
+            && (person.roles.iter().any(|r| r == role) || self.holders(role).any(|h| h.delegate.as_deref() == Some(actor)))
+    }
+
+    /// The role a late task of `role` escalates to first.
+    pub fn escalation_target(&self, role: &str) -> Option<&str> {
+        self.roles.get(role)?.escalation_to.as_deref()
+    }
+
+    /// Checks internal references (managers, delegates, director) so a typo fails at start-up.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        if self.person(&self.programme_director).is_none() {
+            problems.push(format!("programme_director `{}` is not a person in the directory", self.programme_director));
+        }
+        for p in &self.people {
+            for (field, target) in [("manager", &p.manager), ("delegate", &p.delegate)] {
+                if let Some(t) = target.as_ref().filter(|t| self.person(t).is_none()) {
+                    problems.push(format!("person `{}`: {field} `{t}` is not a person in the directory", p.id));
+                }
+            }
+        }
+        for (role, info) in &self.roles {
+            if let Some(t) = info.escalation_to.as_ref().filter(|t| self.holders(t).next().is_none()) {
+                problems.push(format!("role `{role}`: escalation_to `{t}` is held by nobody"));
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> Directory {
+        toml::from_str(
+            r#"
+            programme_director = "dir"
+            [roles.channel_manager]
+            escalation_to = "channel_lead"
+            [[people]]
+            id = "dir"
+            name = "Director"
+            roles = ["programme_director"]
+            [[people]]
+            id = "lead"
+            name = "Lead"
+            roles = ["channel_lead"]
+            [[people]]
+            id = "cm"
+            name = "CM"
+            roles = ["channel_manager"]
+            delegate = "deputy"
+            [[people]]
+            id = "deputy"
+            name = "Deputy"
+            [[people]]
+            id = "p1-user"
+            name = "Partner user"
+            partner = "P1"
+            "#,
+        )
+        .expect("test directory parses")
+    }
+
+    #[test]
+    fn role_comes_from_the_directory_and_delegates_inherit_it() {
+        let d = dir();
+        assert!(d.may_act("cm", "channel_manager", None));
+        assert!(d.may_act("deputy", "channel_manager", None));
+        assert!(!d.may_act("lead", "channel_manager", None));
+        assert!(!d.may_act("nobody", "channel_manager", None));
+    }
+
+    #[test]
+    fn partner_people_act_only_on_their_own_partner() {
+        let d = dir();
+        assert!(d.may_act("p1-user", PARTNER_ROLE, Some("P1")));
+        assert!(!d.may_act("p1-user", PARTNER_ROLE, Some("P2")));
+        assert!(!d.may_act("cm", PARTNER_ROLE, Some("P1")));
+    }
+
+    #[test]
+    fn validate_names_dangling_references() {
+        let mut d = dir();
+        assert_eq!(d.validate(), Ok(()));
+        d.people[2].manager = Some("ghost".to_owned());
+        let problems = d.validate().expect_err("dangling manager is refused");
+        assert!(problems[0].contains("ghost"), "{problems:?}");
+    }
+}

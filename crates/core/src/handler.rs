@@ -1,0 +1,106 @@
+//! The contract between the engine and the step handlers in `workers/`.
+//!
+//! A handler gets a snapshot of the instance and returns an outcome (a transition name) and an
+//! output stored under `steps.<step>`. It says whether a failure is worth retrying; the engine
+//! decides when, through the outbox. Validators check input at the edge (a start, an event)
+//! and return every problem at once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::Value;
+
+use crate::calendar::BusinessCalendar;
+use crate::definition::Registry;
+use crate::machine::InstanceState;
+use crate::onboarding::FieldError;
+use crate::programme::Programme;
+
+/// What a handler sees.
+#[derive(Debug, Clone)]
+pub struct StepContext {
+    pub instance: InstanceState,
+    pub step: String,
+    pub now: DateTime<Utc>,
+    pub calendar: Arc<BusinessCalendar>,
+    pub programme: Arc<Programme>,
+}
+
+/// A handler's result: the outcome names the transition to follow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepOutput {
+    pub outcome: String,
+    pub output: Value,
+}
+
+impl StepOutput {
+    pub fn new(outcome: &str, output: Value) -> Self {
+        StepOutput { outcome: outcome.to_owned(), output }
+    }
+}
+
+/// Why a handler failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HandlerError {
+    /// Worth another attempt (a provider timed out).
+    #[error("retryable: {0}")]
+    Retryable(String),
+    /// Will fail the same way every time (bad data); never retried.
+    #[error("fatal: {0}")]
+    Fatal(String),
+}
+
+#[async_trait::async_trait]
+pub trait StepHandler: Send + Sync + 'static {
+    async fn run(&self, ctx: StepContext) -> Result<StepOutput, HandlerError>;
+}
+
+/// Checks and normalises input; returns every failing field.
+pub type Validator = fn(&Value, &Programme, NaiveDate) -> Result<Value, Vec<FieldError>>;
+
+/// Handlers and validators by name, as definitions refer to them.
+#[derive(Clone, Default)]
+pub struct HandlerRegistry {
+    handlers: BTreeMap<String, Arc<dyn StepHandler>>,
+    validators: BTreeMap<String, Validator>,
+}
+
+impl std::fmt::Debug for HandlerRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandlerRegistry")
+            .field("handlers", &self.handlers.keys().collect::<Vec<_>>())
+            .field("validators", &self.validators.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl HandlerRegistry {
+    pub fn handler(mut self, name: &str, h: impl StepHandler) -> Self {
+        self.handlers.insert(name.to_owned(), Arc::new(h));
+        self
+    }
+
+    pub fn validator(mut self, name: &str, v: Validator) -> Self {
+        self.validators.insert(name.to_owned(), v);
+        self
+    }
+
+    pub fn get_handler(&self, name: &str) -> Option<Arc<dyn StepHandler>> {
+        self.handlers.get(name).cloned()
+    }
+
+    pub fn get_validator(&self, name: &str) -> Option<Validator> {
+        self.validators.get(name).copied()
+    }
+}
+
+impl Registry for HandlerRegistry {
+    fn has_handler(&self, name: &str) -> bool {
+        self.handlers.contains_key(name)
+    }
+
+    fn has_validator(&self, name: &str) -> bool {
+        self.validators.contains_key(name)
+    }
+}

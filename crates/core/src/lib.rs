@@ -1,0 +1,30 @@
+//! partnerflow's domain core: everything that decides, nothing that does I/O.
+//!
+//! Time, ids and configuration are passed in; decisions come back as data (events and
+//! effects) that the engine persists in one transaction and carries out afterwards.
+//!
+//! # Layout
+//! - [`span`]: durations as programmes write them (`3WD`, `30CD`, `3M`, `50%`).
+//! - [`calendar`]: the business calendar and working-day arithmetic.
+//! - [`definition`]: workflow definitions, parsed from TOML and validated.
+//! - [`machine`]: the instance state machine: command in, new state + events + effects out.
+//! - [`directory`]: people, roles, partner contacts and integration scopes.
+//! - [`onboarding`]: the partner application and its per-type thresholds.
+//! - [`handler`]: the contract between the engine and the step handlers in `workers/`.
+//! - [`programme`]: a programme's rules and definition overrides.
+//! - [`audit`]: the per-instance hash chain of events.
+//! - [`money`]: amounts with currency and the one rounding rule.
+
+pub mod audit;
+pub mod calendar;
+pub mod definition;
+pub mod directory;
+pub mod handler;
+pub mod machine;
+pub mod money;
+pub mod onboarding;
+pub mod programme;
+pub mod span;
+
+pub use calendar::BusinessCalendar;
+pub use definition::WorkflowDefinition;

@@ -1,0 +1,148 @@
+//! Human steps: opening a task with its SLA clock, decisions, reminders, escalations and the
+//! silence policy.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{Actor, Effect, Error, Machine, OpenTask, TimerKind};
+use crate::definition::{Channel, HumanStep, NotifySpec, Recipient, SilencePolicy, Step, StepKind};
+use crate::span::Span;
+
+impl Machine<'_, '_> {
+    pub(super) fn open_task(&mut self, step: &Step, h: &HumanStep) {
+        let now = self.ctx.now;
+        let cal = self.ctx.calendar;
+        let task_id = (self.ctx.new_id)();
+        let due = h.sla.after(now, None, cal);
+        let at = |span: Span| span.after(now, Some(h.sla), cal);
+        self.state.task = Some(OpenTask { id: task_id, due, opened_at: now, approvals: vec![] });
+        self.out.effects.push(Effect::OpenTask {
+            task_id,
+            seq: self.state.seq,
+            step: step.id.clone(),
+            role: h.role.clone(),
+            due,
+        });
+        self.event("task_opened", &Actor::system(), json!({ "task": task_id, "step": step.id, "role": h.role, "due_at": due.at }));
+        self.notify_all(
+            &[NotifySpec { to: Recipient::Role(h.role.clone()), template: "task.assigned".to_owned(), channels: vec![Channel::Email] }],
+            "task",
+        );
+        for (index, span) in h.reminders.iter().enumerate() {
+            self.schedule(TimerKind::Remind { index }, at(*span));
+        }
+        for (index, e) in h.escalations.iter().enumerate() {
+            self.schedule(TimerKind::Escalate { index, to: e.to.clone() }, at(e.at));
+        }
+        self.schedule(TimerKind::Breach, at(h.breach));
+        if h.silence != SilencePolicy::EscalateOnly {
+            self.schedule(TimerKind::Silence, due);
+        }
+    }
+
+    fn human(&self) -> Result<(Step, HumanStep), Error> {
+        let step = self.current()?.clone();
+        match &step.kind {
+            StepKind::Human(h) => Ok((step.clone(), h.clone())),
+            _ => Err(Error::MissingStep(step.id)),
+        }
+    }
+
+    pub(super) fn decide(&mut self, task_id: Uuid, decision: String, reason: Option<String>, actor: Actor, data: Value) -> Result<(), Error> {
+        let Some(task) = self.state.task.clone().filter(|t| t.id == task_id) else {
+            return Err(Error::TaskClosed(task_id));
+        };
+        let (step, h) = self.human()?;
+        if !h.decisions.contains(&decision) {
+            return Err(Error::UnknownDecision { step: step.id, decision, allowed: h.decisions.join(", ") });
+        }
+        if h.reason_required.contains(&decision) && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+            return Err(Error::ReasonRequired(decision));
+        }
+        if !self.ctx.directory.may_act(&actor.id, &h.role, self.state.partner_id.as_deref()) {
+            return Err(Error::RoleMissing { actor: actor.id, role: h.role });
+        }
+        if h.four_eyes && self.state.submitted_by.as_deref() == Some(actor.id.as_str()) {
+            return Err(Error::OwnItem(actor.id));
+        }
+        if task.approvals.contains(&actor.id) {
+            return Err(Error::AlreadyApproved(actor.id));
+        }
+        self.event("decision", &actor, json!({ "task": task_id, "step": step.id, "decision": decision, "reason": reason, "data": data }));
+        let record = json!({ "decision": decision, "reason": reason, "actor": actor.id, "data": data, "at": self.ctx.now });
+        if decision == "approve" && h.quorum > 1 {
+            let approvals = task.approvals.len() + 1;
+            if let Some(open) = self.state.task.as_mut() {
+                open.approvals.push(actor.id.clone());
+            }
+            if approvals < h.quorum as usize {
+                self.event("approval_recorded", &actor, json!({ "task": task_id, "approvals": approvals, "quorum": h.quorum }));
+                return Ok(());
+            }
+        }
+        self.put_step_output(&step.id, record);
+        self.follow(&decision)
+    }
+
+    pub(super) fn timer(&mut self, timer: TimerKind) -> Result<(), Error> {
+        let system = Actor::system();
+        match timer {
+            TimerKind::Elapsed => {
+                self.event("timer_elapsed", &system, json!({ "step": self.current_id() }));
+                self.follow("elapsed")
+            }
+            TimerKind::Timeout => {
+                self.event("timed_out", &system, json!({ "step": self.current_id() }));
+                self.follow("timeout")
+            }
+            TimerKind::Remind { index } => {
+                let (step, h) = self.human()?;
+                self.event("reminder", &system, json!({ "step": step.id, "index": index, "role": h.role }));
+                let spec = NotifySpec { to: Recipient::Role(h.role), template: "task.reminder".to_owned(), channels: vec![Channel::Email] };
+                self.notify_all(&[spec], &format!("remind{index}"));
+                Ok(())
+            }
+            TimerKind::Escalate { index, to } => {
+                let (step, h) = self.human()?;
+                let target = match &to {
+                    Recipient::EscalationTarget => self
+                        .ctx
+                        .directory
+                        .escalation_target(&h.role)
+                        .map_or(Recipient::ProgrammeDirector, |r| Recipient::Role(r.to_owned())),
+                    other => other.clone(),
+                };
+                if let Some(task) = &self.state.task {
+                    self.out.effects.push(Effect::EscalateTask { task_id: task.id, level: index + 1 });
+                }
+                self.event("escalated", &system, json!({ "step": step.id, "level": index + 1, "to": target }));
+                let spec = NotifySpec { to: target, template: "task.escalated".to_owned(), channels: vec![Channel::Email, Channel::Sms] };
+                self.notify_all(&[spec], &format!("escalate{index}"));
+                Ok(())
+            }
+            TimerKind::Breach => {
+                let (step, _) = self.human()?;
+                self.event("sla_breached", &system, json!({ "step": step.id }));
+                Ok(())
+            }
+            TimerKind::Silence => {
+                let (step, h) = self.human()?;
+                match h.silence {
+                    SilencePolicy::EscalateOnly => Ok(()),
+                    SilencePolicy::AutoExpire => {
+                        self.event("silence_applied", &system, json!({ "step": step.id, "policy": "auto_expire" }));
+                        self.follow("expired")
+                    }
+                    SilencePolicy::AutoReject => {
+                        self.event("silence_applied", &system, json!({ "step": step.id, "policy": "auto_reject" }));
+                        self.follow("reject")
+                    }
+                    SilencePolicy::AutoConfirm { decision } => {
+                        self.event("silence_applied", &system, json!({ "step": step.id, "policy": "auto_confirm", "decision": decision }));
+                        self.follow(&decision)
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! The instance state machine: `apply(definition, state, command, ctx)` → new state, audit
+//! events and effects. No I/O: the engine persists the result in one transaction and carries
+//! the effects out afterwards, so a command applied twice (a duplicate delivery, a replayed
+//! callback) is recognised here by its step sequence number and changes nothing.
+
+mod effects;
+mod human;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use crate::calendar::{BusinessCalendar, Due};
+use crate::definition::{NotifySpec, Step, StepKind, TimerSpec, WorkflowDefinition};
+use crate::directory::Directory;
+pub use effects::{Effect, Event, TimerKind};
+
+/// Lifecycle of an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state", content = "detail")]
+pub enum Status {
+    Running,
+    /// Reached an end step; the detail is the end step's status (`completed`, `rejected`, …).
+    Finished(String),
+    /// A step failed for good; an operator must look.
+    Failed(String),
+}
+
+impl Status {
+    /// The label stored in the database and shown by the API.
+    pub fn label(&self) -> &str {
+        match self {
+            Status::Running => "running",
+            Status::Finished(s) => s,
+            Status::Failed(_) => "failed",
+        }
+    }
+}
+
+/// A parent waiting for this instance (a child workflow step).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentRef {
+    pub instance_id: Uuid,
+    pub seq: u64,
+}
+
+/// Everything the machine knows about one instance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceState {
+    pub id: Uuid,
+    pub workflow_id: String,
+    pub version: u32,
+    pub business_key: String,
+    pub partner_id: Option<String>,
+    /// Who submitted the item (four-eyes applies to them).
+    pub submitted_by: Option<String>,
+    /// The partner's primary contact, where partner notifications go.
+    pub contact: Option<crate::onboarding::Contact>,
+    pub parent: Option<ParentRef>,
+    pub status: Status,
+    pub step: Option<String>,
+    /// Incremented every time a step is entered; jobs, timers and tasks carry it, so anything
+    /// addressed to an earlier entry of a step is recognised as stale.
+    pub seq: u64,
+    /// The open task of the current human step.
+    pub task: Option<OpenTask>,
+    /// Input and step outputs: `input`, `steps.<step>`, `events.<name>`.
+    pub data: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OpenTask {
+    pub id: Uuid,
+    pub due: Due,
+    pub opened_at: DateTime<Utc>,
+    /// Distinct persons who approved so far (quorum).
+    pub approvals: Vec<String>,
+}
+
+/// Who acts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub id: String,
+}
+
+impl Actor {
+    /// The engine itself (handlers, timers, silence policies).
+    pub fn system() -> Self {
+        Actor { id: "system".to_owned() }
+    }
+}
+
+/// Something that happens to an instance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    Start { input: Value, actor: Actor },
+    StepCompleted { seq: u64, outcome: String, output: Value },
+    StepFailed { seq: u64, error: String },
+    Decide { task_id: Uuid, decision: String, reason: Option<String>, actor: Actor, data: Value },
+    ExternalEvent { name: String, payload: Value, actor: Actor },
+    TimerFired { seq: u64, timer: TimerKind },
+    ChildFinished { seq: u64, child_id: Uuid, status: String },
+}
+
+/// The world as the machine may see it: time, ids, calendar and directory are passed in.
+pub struct Ctx<'a> {
+    pub now: DateTime<Utc>,
+    pub calendar: &'a BusinessCalendar,
+    pub directory: &'a Directory,
+    pub new_id: &'a mut dyn FnMut() -> Uuid,
+}
+
+/// Why a command was refused. Nothing changes when one is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("task {0} is not open")]
+    TaskClosed(Uuid),
+    #[error("`{decision}` is not a decision of step `{step}`; allowed: {allowed}")]
+    UnknownDecision { step: String, decision: String, allowed: String },
+    #[error("a reason is required to {0}")]
+    ReasonRequired(String),
+    #[error("{actor} does not hold role `{role}`")]
+    RoleMissing { actor: String, role: String },
+    #[error("{0} submitted this item and may not decide it")]
+    OwnItem(String),
+    #[error("{0} has already approved this task")]
+    AlreadyApproved(String),
+    #[error("the instance is not waiting for event `{0}`")]
+    EventNotExpected(String),
+    #[error("the instance is {0}, not running")]
+    NotRunning(String),
+    #[error("outcome `{outcome}` of step `{step}` has no transition")]
+    NoTransition { step: String, outcome: String },
+    #[error("the definition has no step `{0}`")]
+    MissingStep(String),
+    #[error("the instance has already started")]
+    AlreadyStarted,
+}
+
+/// The result of applying a command.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub events: Vec<Event>,
+    pub effects: Vec<Effect>,
+    /// False when the command was addressed to an earlier step entry: nothing to persist.
+    pub changed: bool,
+}
+
+/// Applies `cmd` to `state` (mutated in place on success; callers apply to a copy).
+pub fn apply(def: &WorkflowDefinition, state: &mut InstanceState, cmd: Command, ctx: &mut Ctx<'_>) -> Result<Applied, Error> {
+    let mut m = Machine { def, state, ctx, out: Applied { changed: true, ..Applied::default() } };
+    m.command(cmd)?;
+    Ok(m.out)
+}
+
+struct Machine<'a, 'c> {
+    def: &'a WorkflowDefinition,
+    state: &'a mut InstanceState,
+    ctx: &'a mut Ctx<'c>,
+    out: Applied,
+}
+
+impl Machine<'_, '_> {
+    fn command(&mut self, cmd: Command) -> Result<(), Error> {
+        if let Command::Start { input, actor } = cmd {
+            if self.state.step.is_some() {
+                return Err(Error::AlreadyStarted);
+            }
+            self.event("started", &actor, json!({ "workflow": self.def.id, "version": self.def.version }));
+            self.state.data.insert("input".to_owned(), input);
+            return self.enter(&self.def.start.clone());
+        }
+        if self.state.status != Status::Running {
+            return match cmd {
+                Command::Decide { task_id, .. } => Err(Error::TaskClosed(task_id)),
+                Command::ExternalEvent { .. } => Err(Error::NotRunning(self.state.status.label().to_owned())),
+                _ => self.stale(),
+            };
+        }
+        match cmd {
+            Command::Start { .. } => Err(Error::AlreadyStarted),
+            Command::StepCompleted { seq, outcome, output } => {
+                if seq != self.state.seq {
+                    return self.stale();
+                }
+                let step = self.current_id();
+                self.event("step_completed", &Actor::system(), json!({ "step": step, "outcome": outcome, "output": output }));
+                self.put_step_output(&step, output);
+                self.follow(&outcome)
+            }
+            Command::StepFailed { seq, error } => {
+                if seq != self.state.seq {
+                    return self.stale();
+                }
+                let step = self.current_id();
+                if self.current()?.on.contains_key("failed") {
+                    self.event("step_failed", &Actor::system(), json!({ "step": step, "error": error }));
+                    return self.follow("failed");
+                }
+                self.event("failed", &Actor::system(), json!({ "step": step, "error": error }));
+                self.state.status = Status::Failed(error);
+                Ok(())
+            }
+            Command::Decide { task_id, decision, reason, actor, data } => self.decide(task_id, decision, reason, actor, data),
+            Command::ExternalEvent { name, payload, actor } => {
+                let expected = matches!(&self.current()?.kind, StepKind::WaitEvent { event, .. } if *event == name);
+                if !expected {
+                    return Err(Error::EventNotExpected(name));
+                }
+                self.event("event_received", &actor, json!({ "event": name, "payload": payload }));
+                let events = self.state.data.entry("events").or_insert_with(|| json!({}));
+                if let Some(map) = events.as_object_mut() {
+                    map.insert(name, payload);
+                }
+                self.follow("received")
+            }
+            Command::TimerFired { seq, timer } => {
+                if seq != self.state.seq {
+                    return self.stale();
+                }
+                self.timer(timer)
+            }
+            Command::ChildFinished { seq, child_id, status } => {
+                if seq != self.state.seq {
+                    return self.stale();
+                }
+                self.event("child_finished", &Actor::system(), json!({ "child": child_id, "status": status }));
+                self.follow(&status)
+            }
+        }
+    }
+
+    fn stale(&mut self) -> Result<(), Error> {
+        self.out.changed = false;
+        Ok(())
+    }
+
+    fn current_id(&self) -> String {
+        self.state.step.clone().unwrap_or_default()
+    }
+
+    fn current(&self) -> Result<&Step, Error> {
+        let id = self.current_id();
+        self.def.step(&id).ok_or(Error::MissingStep(id))
+    }
+
+    fn put_step_output(&mut self, step: &str, output: Value) {
+        if output.is_null() {
+            return;
+        }
+        let steps = self.state.data.entry("steps").or_insert_with(|| json!({}));
+        if let Some(map) = steps.as_object_mut() {
+            map.insert(step.to_owned(), output);
+        }
+    }
+
+    fn event(&mut self, kind: &str, actor: &Actor, payload: Value) {
+        self.out.events.push(Event { kind: kind.to_owned(), actor: actor.id.clone(), at: self.ctx.now, payload });
+    }
+
+    /// Leaves the current step by `outcome`.
+    fn follow(&mut self, outcome: &str) -> Result<(), Error> {
+        let step = self.current()?;
+        let transition = step
+            .on
+            .get(outcome)
+            .ok_or_else(|| Error::NoTransition { step: step.id.clone(), outcome: outcome.to_owned() })?
+            .clone();
+        if let Some(task) = self.state.task.take() {
+            self.out.effects.push(Effect::CloseTask { task_id: task.id, outcome: outcome.to_owned() });
+        }
+        self.out.effects.push(Effect::CancelTimers { seq: self.state.seq });
+        self.notify_all(&transition.notify, outcome);
+        self.enter(&transition.to)
+    }
+
+    fn notify_all(&mut self, specs: &[NotifySpec], cause: &str) {
+        for (i, spec) in specs.iter().enumerate() {
+            let key = format!("{}:{}:{cause}:{i}:{}", self.state.id, self.state.seq, spec.template);
+            self.out.effects.push(Effect::Notify { spec: spec.clone(), key });
+        }
+    }
+
+    fn due(&mut self, spec: TimerSpec) -> Due {
+        match spec {
+            TimerSpec::After(span) => span.after(self.ctx.now, None, self.ctx.calendar),
+            TimerSpec::Annual { month, day, time } => Due {
+                at: self.ctx.calendar.next_annual(self.ctx.now, month, day, time),
+                beyond_calendar: false,
+            },
+        }
+    }
+
+    fn schedule(&mut self, kind: TimerKind, due: Due) {
+        if due.beyond_calendar {
+            self.event("calendar_exceeded", &Actor::system(), json!({ "timer": kind, "due_at": due.at }));
+        }
+        self.out.effects.push(Effect::ScheduleTimer { seq: self.state.seq, kind, due });
+    }
+
+    fn enter(&mut self, id: &str) -> Result<(), Error> {
+        let step = self.def.step(id).ok_or_else(|| Error::MissingStep(id.to_owned()))?.clone();
+        self.state.seq += 1;
+        self.state.step = Some(id.to_owned());
+        let seq = self.state.seq;
+        self.event("step_entered", &Actor::system(), json!({ "step": id, "seq": seq }));
+        self.notify_all(&step.notify, "enter");
+        match &step.kind {
+            StepKind::Automated { handler, .. } => {
+                self.out.effects.push(Effect::RunStep { seq, step: id.to_owned(), handler: handler.clone() });
+            }
+            StepKind::Human(h) => self.open_task(&step, h),
+            StepKind::Timer { fires } => {
+                let due = self.due(*fires);
+                self.schedule(TimerKind::Elapsed, due);
+            }
+            StepKind::WaitEvent { timeout, .. } => {
+                if let Some(t) = timeout {
+                    let due = self.due(*t);
+                    self.schedule(TimerKind::Timeout, due);
+                }
+            }
+            StepKind::Child { workflow, deadline } => {
+                let child_id = (self.ctx.new_id)();
+                let input = json!({
+                    "parent": self.state.data.get("input").cloned().unwrap_or(Value::Null),
+                    "steps": self.state.data.get("steps").cloned().unwrap_or(Value::Null),
+                });
+                self.out.effects.push(Effect::StartChild {
+                    child_id,
+                    workflow: workflow.clone(),
+                    business_key: format!("{}/{id}/{seq}", self.state.business_key),
+                    input,
+                    parent: ParentRef { instance_id: self.state.id, seq },
+                });
+                self.event("child_started", &Actor::system(), json!({ "child": child_id, "workflow": workflow }));
+                if let Some(t) = deadline {
+                    let due = self.due(*t);
+                    self.schedule(TimerKind::Timeout, due);
+                }
+            }
+            StepKind::End { status } => {
+                self.state.status = Status::Finished(status.clone());
+                self.event("finished", &Actor::system(), json!({ "status": status }));
+                if let Some(parent) = self.state.parent.clone() {
+                    self.out.effects.push(Effect::NotifyParent { parent, status: status.clone() });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1855 @@
+//! Partner onboarding: the application a partner submits, the per-type admission rules, and the
+//! pure checks behind the `partner_onboarding` workflow's first three steps (PRODUCT §1.1).
+//!
+//! - [`validate`] is `submit_application`'s gate. It reads the submitted JSON field by field
+//!   and returns every failing field at once (a 422 must name them all), or the typed
+//!   [`Application`] when nothing fails. Hard rules live here.
+//! - [`screen`] is `auto_screen`: soft rules (documents, deposit, sensitive relationships)
+//!   that decide between automatic approval and `qualification_review`.
+//! - [`micro_deposit_amount`] and [`MicroDepositCheck`] are the deterministic core of the
+//!   simulated `verify_business` provider (¥0.01–0.99, 3 attempts then locked).
+//!
+//! Every threshold comes from [`OnboardingRules`] (the programme's `[onboarding]` table;
+//! defaults in `config/programmes/onboarding.toml`). Nothing here reads a clock or does I/O:
+//! "today" is a parameter. Money is [`Decimal`], never a float.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{Months, NaiveDate};
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// The currency an application is in when it names none (PRODUCT §2: CNY by default).
+const DEFAULT_CURRENCY: &str = "CNY";
+
+fn default_currency() -> String {
+    DEFAULT_CURRENCY.to_owned()
+}
+
+/// The JSON a partner submits as the `input` of a `partner_onboarding` instance.
+///
+/// Unknown fields are ignored so that partner portals can send extra context without breaking
+/// submission. Build it through [`validate`]; the `Deserialize` impl is for reading back input
+/// that was validated when it was stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Application {
+    /// The partner the application is for; scopes which partner-side actors may act on it.
+    pub partner_id: String,
+    /// The legal entity, as on its business licence.
+    pub company: Company,
+    /// Chooses which threshold set in [`OnboardingRules`] applies.
+    pub partner_type: PartnerType,
+    /// At least one; the first is the primary contact that notifications go to.
+    pub contacts: Vec<Contact>,
+    /// Team sizes, compared with the per-type staff thresholds.
+    #[serde(default)]
+    pub headcount: Headcount,
+    /// People holding the vendor's sales-manager certification (integration, development).
+    #[serde(default)]
+    pub certified_staff: u32,
+    /// People who passed the partner sales foundation exam (agents).
+    #[serde(default)]
+    pub exam_passers: u32,
+    /// Registered software copyrights (development partners).
+    #[serde(default)]
+    pub software_copyrights: u32,
+    /// Cooperation deposit already paid, in the company's currency.
+    #[serde(default, with = "rust_decimal::serde::str")]
+    pub deposit_paid: Decimal,
+    /// Uploaded documents by kind; the files themselves live in the document store.
+    #[serde(default)]
+    pub documents: Vec<Document>,
+    /// The partner declared a relationship with vendor employees; never auto-approved.
+    #[serde(default)]
+    pub sensitive_relationship_declared: bool,
+    /// The partner-side person id who submitted; the four-eyes rule excludes them from approving.
+    pub submitted_by: String,
+}
+
+impl Application {
+    /// The contact notifications go to. `None` only for input that skipped [`validate`].
+    #[must_use]
+    pub fn primary_contact(&self) -> Option<&Contact> {
+        self.contacts.first()
+    }
+}
+
+/// The applying company, as on its business licence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Company {
+    /// Must match the real-name verification and the licence (002:190, 002:192).
+    pub name: String,
+    /// 18-character unified social credit code, upper-case, check character verified.
+    pub uscc: String,
+    /// Registered capital in `currency`.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub registered_capital: Decimal,
+    /// ISO 4217 code; must be the programme's currency so thresholds compare like with like.
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    /// Registration date; company age is counted from it.
+    pub established_on: NaiveDate,
+    /// Registered address, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+/// The three cooperation types of the Tencent form (002:134).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartnerType {
+    /// 代理合作: resells cloud products.
+    Agent,
+    /// 集成合作: integrates cloud products into customer projects.
+    Integration,
+    /// 开发合作: builds its own cloud-based solutions.
+    Development,
+}
+
+impl PartnerType {
+    /// The wire name, as accepted in the application JSON.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Agent => "agent",
+            Self::Integration => "integration",
+            Self::Development => "development",
+        }
+    }
+}
+
+impl fmt::Display for PartnerType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for PartnerType {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "agent" => Ok(Self::Agent),
+            "integration" => Ok(Self::Integration),
+            "development" => Ok(Self::Development),
+            _ => Err(()),
+        }
+    }
+}
+
+/// A person at the partner whom partnerflow emails and texts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    /// Used in the salutation of notifications.
+    pub name: String,
+    /// Checked for shape only; deliverability is the notifier's concern.
+    pub email: String,
+    /// Mainland mobile, stored as 11 digits (a `+86` prefix and separators are stripped).
+    pub phone: String,
+}
+
+/// Team sizes as declared by the partner. Missing counts are 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Headcount {
+    /// Whole company.
+    pub total: u32,
+    /// Technical team.
+    pub technical: u32,
+    /// Full-time sales team.
+    pub sales: u32,
+    /// Research and development team.
+    pub rnd: u32,
+    /// Delivery / service team.
+    pub delivery: u32,
+}
+
+/// One uploaded document. `kind` is matched against [`TypeRules::required_documents`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Document {
+    /// Machine name such as `business_licence`; compared case-insensitively.
+    pub kind: String,
+    /// Original file name, kept for the reviewer.
+    pub file_name: String,
+}
+
+/// One failing field of an application; a 422 response carries the whole list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    /// JSON path such as `company.registered_capital` or `contacts[0].email` (`$` = the root).
+    pub field: String,
+    /// Short machine code (`required`, `format`, `min_registered_capital`, …) for clients.
+    pub rule: String,
+    /// A sentence for people, naming the value and the threshold.
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(field: &str, rule: &str, message: String) -> Self {
+        Self {
+            field: field.to_owned(),
+            rule: rule.to_owned(),
+            message,
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): {}", self.field, self.rule, self.message)
+    }
+}
+
+/// The programme's `[onboarding]` table. Unknown keys are tolerated here because the same
+/// table may carry settings other modules read; the per-type tables reject unknown keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OnboardingRules {
+    /// The currency thresholds are written in; applications must use it.
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    /// Whether the agent deposit is refused at submission or sent to manual review.
+    #[serde(default)]
+    pub deposit_check: RuleStrength,
+    /// Wrong micro-deposit entries allowed before business verification locks (004:3102).
+    pub micro_deposit_attempts: u32,
+    /// Thresholds for agents (代理).
+    pub agent: TypeRules,
+    /// Thresholds for integration partners (集成).
+    pub integration: TypeRules,
+    /// Thresholds for development partners (开发).
+    pub development: TypeRules,
+}
+
+impl OnboardingRules {
+    /// The threshold set for one partner type.
+    #[must_use]
+    pub fn for_type(&self, partner_type: PartnerType) -> &TypeRules {
+        match partner_type {
+            PartnerType::Agent => &self.agent,
+            PartnerType::Integration => &self.integration,
+            PartnerType::Development => &self.development,
+        }
+    }
+}
+
+/// Whether a rule refuses the application ([`validate`]) or only routes it to a human ([`screen`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleStrength {
+    /// Refused at submission with the field named.
+    Hard,
+    /// Accepted, but `auto_screen` sends it to `qualification_review`.
+    #[default]
+    Soft,
+}
+
+/// Admission thresholds for one partner type. A 0 (or missing key) means "no requirement";
+/// unknown keys are refused so that a misspelt threshold cannot silently switch a rule off.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TypeRules {
+    /// Minimum registered capital (inclusive), a decimal string in the programme currency.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub min_registered_capital: Decimal,
+    /// Whole years since registration, counted in calendar months (29 Feb → 28 Feb).
+    pub min_company_age_years: u32,
+    /// Minimum `headcount.total`.
+    pub min_staff: u32,
+    /// Minimum `headcount.technical`.
+    pub min_technical: u32,
+    /// Minimum `headcount.sales`.
+    pub min_sales: u32,
+    /// Minimum `headcount.rnd`.
+    pub min_rnd: u32,
+    /// Minimum `headcount.delivery`.
+    pub min_delivery: u32,
+    /// Minimum `certified_staff`.
+    pub min_certified_staff: u32,
+    /// Minimum `exam_passers`.
+    pub min_exam_passers: u32,
+    /// Minimum `software_copyrights`.
+    pub min_software_copyrights: u32,
+    /// Cooperation deposit to be paid in full; checked per [`OnboardingRules::deposit_check`].
+    #[serde(with = "rust_decimal::serde::str")]
+    pub deposit: Decimal,
+    /// Document kinds that must be uploaded for auto-approval (soft rule).
+    pub required_documents: Vec<String>,
+}
+
+/// The outcome of `auto_screen`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Screening {
+    /// True only when every soft check passed and nothing was declared.
+    pub auto_approve: bool,
+    /// Why a human must look at it; empty when `auto_approve`.
+    pub reasons: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// validate
+// ---------------------------------------------------------------------------------------------
+
+/// Checks a submitted application against the format rules and the hard per-type thresholds.
+///
+/// Reads the JSON field by field instead of deserialising in one go, because one serde error
+/// stops at the first problem while the partner must see every failing field in one answer.
+/// On success the application is returned normalised (trimmed strings, upper-case USCC,
+/// 11-digit phones).
+///
+/// # Errors
+/// Every failing field, in reading order, followed by the failed thresholds.
+pub fn validate(
+    app_json: &Value,
+    rules: &OnboardingRules,
+    today: NaiveDate,
+) -> Result<Application, Vec<FieldError>> {
+    let Some(root) = app_json.as_object() else {
+        let msg = "the application must be a JSON object".to_owned();
+        return Err(vec![FieldError::new("$", "type", msg)]);
+    };
+    let mut c = Checker::default();
+    let draft = Draft::read(&mut c, root, rules, today);
+    if let Some(partner_type) = draft.partner_type {
+        check_thresholds(&mut c, &draft, partner_type, rules, today);
+    }
+    if !c.errors.is_empty() {
+        return Err(c.errors);
+    }
+    draft.finish().ok_or_else(|| {
+        let msg = "the application could not be assembled".to_owned();
+        vec![FieldError::new("$", "internal", msg)]
+    })
+}
+
+/// Collects every problem found while reading the submitted JSON.
+#[derive(Default)]
+struct Checker {
+    errors: Vec<FieldError>,
+}
+
+/// `parent.key`, or `key` at the root.
+fn path_of(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+impl Checker {
+    fn fail(&mut self, field: &str, rule: &str, message: String) {
+        self.errors.push(FieldError::new(field, rule, message));
+    }
+
+    /// A required, non-blank string, trimmed.
+    fn text(&mut self, obj: &Map<String, Value>, parent: &str, key: &str) -> Option<String> {
+        let field = path_of(parent, key);
+        match obj.get(key) {
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+            None | Some(Value::Null | Value::String(_)) => {
+                self.fail(&field, "required", format!("{field} is required"));
+                None
+            }
+            Some(_) => {
+                self.fail(&field, "type", format!("{field} must be a string"));
+                None
+            }
+        }
+    }
+
+    /// An optional string; blank counts as absent.
+    fn opt_text(&mut self, obj: &Map<String, Value>, parent: &str, key: &str) -> Option<String> {
+        match obj.get(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.trim().to_owned()).filter(|s| !s.is_empty()),
+            Some(_) => {
+                let field = path_of(parent, key);
+                self.fail(&field, "type", format!("{field} must be a string"));
+                None
+            }
+        }
+    }
+
+    /// A count defaulting to 0; `None` only when present and not a whole number.
+    fn count(&mut self, obj: &Map<String, Value>, parent: &str, key: &str) -> Option<u32> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Some(0),
+            Some(v) => {
+                let n = v.as_u64().and_then(|n| u32::try_from(n).ok());
+                if n.is_none() {
+                    let field = path_of(parent, key);
+                    let msg = format!("{field} must be a non-negative whole number, got {v}");
+                    self.fail(&field, "type", msg);
+                }
+                n
+            }
+        }
+    }
+
+    /// A flag defaulting to false.
+    fn flag(&mut self, obj: &Map<String, Value>, parent: &str, key: &str) -> Option<bool> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Some(false),
+            Some(Value::Bool(b)) => Some(*b),
+            Some(v) => {
+                let field = path_of(parent, key);
+                self.fail(
+                    &field,
+                    "type",
+                    format!("{field} must be true or false, got {v}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A money amount. JSON numbers are refused: they reach `serde_json` as floats, and money
+    /// must never pass through a float (PRODUCT §2).
+    fn amount(
+        &mut self,
+        obj: &Map<String, Value>,
+        parent: &str,
+        key: &str,
+        default: Option<Decimal>,
+    ) -> Option<Decimal> {
+        let field = path_of(parent, key);
+        match (obj.get(key), default) {
+            (None | Some(Value::Null), Some(d)) => Some(d),
+            (None | Some(Value::Null), None) => {
+                self.fail(&field, "required", format!("{field} is required"));
+                None
+            }
+            (Some(Value::String(s)), _) => self.parse_amount(&field, s.trim()),
+            (Some(v), _) => {
+                let msg =
+                    format!("{field} must be a decimal string such as \"1000000.00\", got {v}");
+                self.fail(&field, "type", msg);
+                None
+            }
+        }
+    }
+
+    fn parse_amount(&mut self, field: &str, s: &str) -> Option<Decimal> {
+        let Ok(d) = Decimal::from_str(s) else {
+            let msg =
+                format!("{field} must be a decimal amount such as \"1000000.00\", got \"{s}\"");
+            self.fail(field, "format", msg);
+            return None;
+        };
+        if d.is_sign_negative() && !d.is_zero() {
+            self.fail(
+                field,
+                "negative_amount",
+                format!("{field} must not be negative, got {s}"),
+            );
+            return None;
+        }
+        // Trailing zeros ("1.500") are harmless; only real fractions of a fen are refused.
+        if d.normalize().scale() > 2 {
+            let msg = format!("{field} must have at most 2 decimal places, got {s}");
+            self.fail(field, "too_many_decimals", msg);
+            return None;
+        }
+        Some(d)
+    }
+
+    /// A required `YYYY-MM-DD` date that is not after `today`.
+    fn past_date(
+        &mut self,
+        obj: &Map<String, Value>,
+        parent: &str,
+        key: &str,
+        today: NaiveDate,
+    ) -> Option<NaiveDate> {
+        let s = self.text(obj, parent, key)?;
+        let field = path_of(parent, key);
+        let parsed = (s.len() == 10).then(|| NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok());
+        let Some(date) = parsed.flatten() else {
+            self.fail(
+                &field,
+                "format",
+                format!("{field} must be a date YYYY-MM-DD, got \"{s}\""),
+            );
+            return None;
+        };
+        if date > today {
+            let msg = format!("{field} {date} is in the future (today is {today})");
+            self.fail(&field, "future_date", msg);
+            return None;
+        }
+        Some(date)
+    }
+
+    /// A required JSON object.
+    fn object<'a>(
+        &mut self,
+        obj: &'a Map<String, Value>,
+        parent: &str,
+        key: &str,
+    ) -> Option<&'a Map<String, Value>> {
+        let field = path_of(parent, key);
+        match obj.get(key) {
+            Some(Value::Object(m)) => Some(m),
+            None | Some(Value::Null) => {
+                self.fail(&field, "required", format!("{field} is required"));
+                None
+            }
+            Some(_) => {
+                self.fail(&field, "type", format!("{field} must be an object"));
+                None
+            }
+        }
+    }
+
+    /// A JSON array; a missing optional array is empty.
+    fn array<'a>(
+        &mut self,
+        obj: &'a Map<String, Value>,
+        key: &str,
+        required: bool,
+    ) -> Option<&'a [Value]> {
+        match obj.get(key) {
+            Some(Value::Array(items)) => Some(items),
+            None | Some(Value::Null) if !required => Some(&[]),
+            None | Some(Value::Null) => {
+                self.fail(key, "required", format!("{key} is required"));
+                None
+            }
+            Some(_) => {
+                self.fail(key, "type", format!("{key} must be a list"));
+                None
+            }
+        }
+    }
+
+    /// Normalises and checks a unified social credit code (GB 32100-2015).
+    fn uscc(&mut self, field: &str, raw: &str) -> Option<String> {
+        let code = raw.to_ascii_uppercase();
+        match uscc_problem(&code) {
+            None => Some(code),
+            Some((rule, why)) => {
+                self.fail(field, rule, format!("{field} \"{raw}\" {why}"));
+                None
+            }
+        }
+    }
+}
+
+/// The application with every leaf optional, so that the thresholds can run on whatever was
+/// readable even when other fields failed.
+struct Draft {
+    partner_id: Option<String>,
+    partner_type: Option<PartnerType>,
+    company: Option<CompanyDraft>,
+    contacts: Option<Vec<Contact>>,
+    headcount: Option<HeadcountDraft>,
+    certified_staff: Option<u32>,
+    exam_passers: Option<u32>,
+    software_copyrights: Option<u32>,
+    deposit_paid: Option<Decimal>,
+    documents: Option<Vec<Document>>,
+    sensitive_relationship_declared: Option<bool>,
+    submitted_by: Option<String>,
+}
+
+struct CompanyDraft {
+    name: Option<String>,
+    uscc: Option<String>,
+    registered_capital: Option<Decimal>,
+    /// `None` when it is not the programme currency: amounts are then not comparable.
+    currency: Option<String>,
+    established_on: Option<NaiveDate>,
+    address: Option<String>,
+}
+
+#[derive(Clone, Copy)]
+struct HeadcountDraft {
+    total: Option<u32>,
+    technical: Option<u32>,
+    sales: Option<u32>,
+    rnd: Option<u32>,
+    delivery: Option<u32>,
+}
+
+impl Draft {
+    fn read(
+        c: &mut Checker,
+        root: &Map<String, Value>,
+        rules: &OnboardingRules,
+        today: NaiveDate,
+    ) -> Self {
+        Self {
+            partner_id: c.text(root, "", "partner_id"),
+            partner_type: read_partner_type(c, root),
+            company: c
+                .object(root, "", "company")
+                .map(|obj| read_company(c, obj, rules, today)),
+            contacts: read_contacts(c, root),
+            headcount: read_headcount(c, root),
+            certified_staff: c.count(root, "", "certified_staff"),
+            exam_passers: c.count(root, "", "exam_passers"),
+            software_copyrights: c.count(root, "", "software_copyrights"),
+            deposit_paid: c.amount(root, "", "deposit_paid", Some(Decimal::ZERO)),
+            documents: read_documents(c, root),
+            sensitive_relationship_declared: c.flag(root, "", "sensitive_relationship_declared"),
+            submitted_by: c.text(root, "", "submitted_by"),
+        }
+    }
+
+    /// The typed application; `None` if any required part is missing (then errors exist).
+    fn finish(self) -> Option<Application> {
+        let company = self.company?;
+        let headcount = self.headcount?;
+        Some(Application {
+            partner_id: self.partner_id?,
+            company: Company {
+                name: company.name?,
+                uscc: company.uscc?,
+                registered_capital: company.registered_capital?,
+                currency: company.currency?,
+                established_on: company.established_on?,
+                address: company.address,
+            },
+            partner_type: self.partner_type?,
+            contacts: self.contacts?,
+            headcount: Headcount {
+                total: headcount.total?,
+                technical: headcount.technical?,
+                sales: headcount.sales?,
+                rnd: headcount.rnd?,
+                delivery: headcount.delivery?,
+            },
+            certified_staff: self.certified_staff?,
+            exam_passers: self.exam_passers?,
+            software_copyrights: self.software_copyrights?,
+            deposit_paid: self.deposit_paid?,
+            documents: self.documents?,
+            sensitive_relationship_declared: self.sensitive_relationship_declared?,
+            submitted_by: self.submitted_by?,
+        })
+    }
+}
+
+fn read_partner_type(c: &mut Checker, root: &Map<String, Value>) -> Option<PartnerType> {
+    let raw = c.text(root, "", "partner_type")?;
+    let parsed = raw.parse().ok();
+    if parsed.is_none() {
+        let msg =
+            format!("partner_type must be one of agent, integration, development; got \"{raw}\"");
+        c.fail("partner_type", "one_of", msg);
+    }
+    parsed
+}
+
+fn read_company(
+    c: &mut Checker,
+    obj: &Map<String, Value>,
+    rules: &OnboardingRules,
+    today: NaiveDate,
+) -> CompanyDraft {
+    const P: &str = "company";
+    let name = c.text(obj, P, "name");
+    let uscc = c
+        .text(obj, P, "uscc")
+        .and_then(|raw| c.uscc("company.uscc", &raw));
+    let registered_capital = c.amount(obj, P, "registered_capital", None);
+    let currency = c
+        .opt_text(obj, P, "currency")
+        .unwrap_or_else(default_currency);
+    let currency = if currency == rules.currency {
+        Some(currency)
+    } else {
+        let msg = format!(
+            "company.currency must be {}, the currency of this programme's thresholds; got \"{currency}\"",
+            rules.currency
+        );
+        c.fail("company.currency", "currency", msg);
+        None
+    };
+    CompanyDraft {
+        name,
+        uscc,
+        registered_capital,
+        currency,
+        established_on: c.past_date(obj, P, "established_on", today),
+        address: c.opt_text(obj, P, "address"),
+    }
+}
+
+fn read_contacts(c: &mut Checker, root: &Map<String, Value>) -> Option<Vec<Contact>> {
+    let items = c.array(root, "contacts", true)?;
+    if items.is_empty() {
+        let msg = "contacts needs at least one contact (the first receives notifications)";
+        c.fail("contacts", "min_items", msg.to_owned());
+        return None;
+    }
+    let mut contacts = Vec::with_capacity(items.len());
+    let mut complete = true;
+    for (i, item) in items.iter().enumerate() {
+        match read_contact(c, item, &format!("contacts[{i}]")) {
+            Some(contact) => contacts.push(contact),
+            None => complete = false,
+        }
+    }
+    complete.then_some(contacts)
+}
+
+fn read_contact(c: &mut Checker, item: &Value, path: &str) -> Option<Contact> {
+    let Some(obj) = item.as_object() else {
+        c.fail(
+            path,
+            "type",
+            format!("{path} must be an object with name, email and phone"),
+        );
+        return None;
+    };
+    let name = c.text(obj, path, "name");
+    let email = c.text(obj, path, "email").filter(|email| {
+        let ok = is_email(email);
+        if !ok {
+            let msg = format!("{path}.email \"{email}\" is not an email address");
+            c.fail(&path_of(path, "email"), "format", msg);
+        }
+        ok
+    });
+    let phone = c.text(obj, path, "phone").and_then(|raw| {
+        let phone = mainland_mobile(&raw);
+        if phone.is_none() {
+            let msg = format!(
+                "{path}.phone \"{raw}\" is not a mainland mobile number (11 digits starting with 1, optional +86)"
+            );
+            c.fail(&path_of(path, "phone"), "format", msg);
+        }
+        phone
+    });
+    Some(Contact {
+        name: name?,
+        email: email?,
+        phone: phone?,
+    })
+}
+
+fn read_headcount(c: &mut Checker, root: &Map<String, Value>) -> Option<HeadcountDraft> {
+    const P: &str = "headcount";
+    let empty = Map::new();
+    let obj = match root.get(P) {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(m)) => m,
+        Some(_) => {
+            c.fail(
+                P,
+                "type",
+                "headcount must be an object of counts".to_owned(),
+            );
+            return None;
+        }
+    };
+    let h = HeadcountDraft {
+        total: c.count(obj, P, "total"),
+        technical: c.count(obj, P, "technical"),
+        sales: c.count(obj, P, "sales"),
+        rnd: c.count(obj, P, "rnd"),
+        delivery: c.count(obj, P, "delivery"),
+    };
+    // Each team is part of the company, so none can be larger than the whole.
+    let teams = [
+        ("technical", h.technical),
+        ("sales", h.sales),
+        ("rnd", h.rnd),
+        ("delivery", h.delivery),
+    ];
+    if let Some(total) = h.total {
+        for (key, team) in teams {
+            if let Some(n) = team
+                && n > total
+            {
+                let msg = format!("headcount.{key} {n} exceeds headcount.total {total}");
+                c.fail(&path_of(P, key), "exceeds_total", msg);
+            }
+        }
+    }
+    Some(h)
+}
+
+fn read_documents(c: &mut Checker, root: &Map<String, Value>) -> Option<Vec<Document>> {
+    let items = c.array(root, "documents", false)?;
+    let mut documents = Vec::with_capacity(items.len());
+    let mut complete = true;
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("documents[{i}]");
+        let Some(obj) = item.as_object() else {
+            c.fail(
+                &path,
+                "type",
+                format!("{path} must be an object with kind and file_name"),
+            );
+            complete = false;
+            continue;
+        };
+        match (c.text(obj, &path, "kind"), c.text(obj, &path, "file_name")) {
+            (Some(kind), Some(file_name)) => documents.push(Document { kind, file_name }),
+            _ => complete = false,
+        }
+    }
+    complete.then_some(documents)
+}
+
+/// The count thresholds as (field, rule, what is counted), in the order `check_thresholds`
+/// lists the actual and minimum values.
+const COUNT_RULES: [(&str, &str, &str); 8] = [
+    ("headcount.total", "min_staff", "staff"),
+    ("headcount.technical", "min_technical", "technical staff"),
+    ("headcount.sales", "min_sales", "full-time sales staff"),
+    ("headcount.rnd", "min_rnd", "R&D staff"),
+    ("headcount.delivery", "min_delivery", "delivery staff"),
+    (
+        "certified_staff",
+        "min_certified_staff",
+        "sales-manager-certified staff",
+    ),
+    ("exam_passers", "min_exam_passers", "sales-exam passers"),
+    (
+        "software_copyrights",
+        "min_software_copyrights",
+        "software copyrights",
+    ),
+];
+
+/// The hard per-type thresholds, on whichever values could be read.
+fn check_thresholds(
+    c: &mut Checker,
+    d: &Draft,
+    partner_type: PartnerType,
+    rules: &OnboardingRules,
+    today: NaiveDate,
+) {
+    let t = rules.for_type(partner_type);
+    if let Some(company) = &d.company {
+        check_capital(c, company, t, partner_type);
+        check_age(c, company, t, partner_type, today);
+    }
+    let h = d.headcount;
+    let actual = [
+        h.and_then(|h| h.total),
+        h.and_then(|h| h.technical),
+        h.and_then(|h| h.sales),
+        h.and_then(|h| h.rnd),
+        h.and_then(|h| h.delivery),
+        d.certified_staff,
+        d.exam_passers,
+        d.software_copyrights,
+    ];
+    let min = [
+        t.min_staff,
+        t.min_technical,
+        t.min_sales,
+        t.min_rnd,
+        t.min_delivery,
+        t.min_certified_staff,
+        t.min_exam_passers,
+        t.min_software_copyrights,
+    ];
+    for (((field, rule, what), actual), min) in COUNT_RULES.into_iter().zip(actual).zip(min) {
+        if let Some(n) = actual
+            && n < min
+        {
+            let msg = format!("{n} {what}; {partner_type} partners need at least {min}");
+            c.fail(field, rule, msg);
+        }
+    }
+    let currency_ok = d.company.as_ref().is_some_and(|co| co.currency.is_some());
+    if rules.deposit_check == RuleStrength::Hard
+        && currency_ok
+        && let Some(paid) = d.deposit_paid
+        && paid < t.deposit
+    {
+        let msg = format!(
+            "deposit paid {} is less than the {} cooperation deposit for {partner_type} partners",
+            money(paid, &rules.currency),
+            money(t.deposit, &rules.currency)
+        );
+        c.fail("deposit_paid", "min_deposit", msg);
+    }
+}
+
+fn check_capital(c: &mut Checker, co: &CompanyDraft, t: &TypeRules, partner_type: PartnerType) {
+    if let (Some(capital), Some(currency)) = (co.registered_capital, &co.currency)
+        && capital < t.min_registered_capital
+    {
+        let msg = format!(
+            "registered capital {} is below the {} minimum for {partner_type} partners",
+            money(capital, currency),
+            money(t.min_registered_capital, currency)
+        );
+        c.fail("company.registered_capital", "min_registered_capital", msg);
+    }
+}
+
+fn check_age(c: &mut Checker, co: &CompanyDraft, t: &TypeRules, pt: PartnerType, today: NaiveDate) {
+    let Some(established) = co.established_on else {
+        return;
+    };
+    let years = t.min_company_age_years;
+    // Calendar months, so a company registered on 2024-03-15 is one year old on 2025-03-15.
+    let old_enough_on = established.checked_add_months(Months::new(years.saturating_mul(12)));
+    if old_enough_on.is_none_or(|d| d > today) {
+        let msg = format!(
+            "company established on {established} is under {years} year(s) old on {today}; \
+             {pt} partners need at least {years} year(s)"
+        );
+        c.fail("company.established_on", "min_company_age", msg);
+    }
+}
+
+/// `CNY 1,000,000.00`: amounts in messages are read by people, so group the thousands.
+fn money(amount: Decimal, currency: &str) -> String {
+    // `{:.2}` on a Decimal truncates; round first, the PRODUCT §2 way (banker's).
+    let rounded = amount
+        .abs()
+        .round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven);
+    let fixed = format!("{rounded:.2}");
+    let (int, frac) = fixed.split_once('.').unwrap_or((&fixed, "00"));
+    let mut grouped = String::with_capacity(int.len() + int.len() / 3);
+    for (i, ch) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    let sign = if amount.is_sign_negative() && !amount.is_zero() {
+        "-"
+    } else {
+        ""
+    };
+    format!("{currency} {sign}{grouped}.{frac}")
+}
+
+/// The 31 characters of GB 32100-2015 (digits and capitals without I, O, S, V, Z); a
+/// character's value is its index.
+const USCC_CHARSET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
+
+/// Why a USCC is invalid, as (rule, explanation), or `None` if it is valid.
+fn uscc_problem(code: &str) -> Option<(&'static str, String)> {
+    let chars: Vec<char> = code.chars().collect();
+    if chars.len() != 18 {
+        return Some((
+            "format",
+            format!("must be 18 characters, has {}", chars.len()),
+        ));
+    }
+    let mut values = [0usize; 18];
+    for (i, ch) in chars.iter().enumerate() {
+        let Some(v) = USCC_CHARSET.find(*ch) else {
+            let why = format!(
+                "has '{ch}' at position {}; only 0-9 and A-Y without I, O, S, V are allowed",
+                i + 1
+            );
+            return Some(("format", why));
+        };
+        values[i] = v;
+    }
+    // Positions 3-8 are the administrative-division code, always digits.
+    if !chars[2..8].iter().all(char::is_ascii_digit) {
+        let why = "must have a 6-digit division code in positions 3-8".to_owned();
+        return Some(("format", why));
+    }
+    let expected = uscc_check_char(&values);
+    if chars[17] != expected {
+        let why =
+            format!("fails the GB 32100-2015 check: the 18th character should be '{expected}'");
+        return Some(("check_character", why));
+    }
+    None
+}
+
+/// The check character: weights are 3^i mod 31, and the check value brings the weighted sum
+/// to a multiple of 31.
+fn uscc_check_char(values: &[usize; 18]) -> char {
+    let mut weight = 1;
+    let mut sum = 0;
+    for v in &values[..17] {
+        sum += v * weight;
+        weight = weight * 3 % 31;
+    }
+    let check = (31 - sum % 31) % 31;
+    USCC_CHARSET[check..].chars().next().unwrap_or('0')
+}
+
+/// Shape check only (one `@`, a dotted domain, no spaces): whether the mailbox exists is
+/// learnt when the submission email bounces, not here.
+fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    let labels_ok = domain
+        .split('.')
+        .all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-'));
+    !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && labels_ok
+        && !s.chars().any(|ch| ch.is_whitespace() || ch.is_control())
+}
+
+/// A mainland mobile number as 11 digits starting with 1. Accepts an optional `+86` and
+/// spaces or hyphens between groups, because that is how people copy numbers.
+fn mainland_mobile(raw: &str) -> Option<String> {
+    let compact: String = raw.chars().filter(|ch| *ch != ' ' && *ch != '-').collect();
+    let digits = compact.strip_prefix("+86").unwrap_or(&compact);
+    let ok =
+        digits.len() == 11 && digits.starts_with('1') && digits.bytes().all(|b| b.is_ascii_digit());
+    ok.then(|| digits.to_owned())
+}
+
+// ---------------------------------------------------------------------------------------------
+// screen
+// ---------------------------------------------------------------------------------------------
+
+/// `auto_screen`: approves automatically only when every soft check passes and nothing was
+/// declared; otherwise lists why the application needs `qualification_review`.
+///
+/// Expects an application that passed [`validate`]: hard rules are not repeated here.
+#[must_use]
+pub fn screen(app: &Application, rules: &OnboardingRules) -> Screening {
+    let t = rules.for_type(app.partner_type);
+    let mut reasons = Vec::new();
+    if app.sensitive_relationship_declared {
+        // Tencent's supplier-relationship declaration (002:118) and Huawei's sensitive-
+        // relationship rule (004:660) exist precisely so that a person looks at the case.
+        reasons
+            .push("the partner declared a sensitive relationship with vendor employees".to_owned());
+    }
+    for kind in &t.required_documents {
+        let present = app
+            .documents
+            .iter()
+            .any(|d| d.kind.trim().eq_ignore_ascii_case(kind.trim()));
+        if !present {
+            reasons.push(format!("required document \"{kind}\" is missing"));
+        }
+    }
+    if rules.deposit_check == RuleStrength::Soft && app.deposit_paid < t.deposit {
+        reasons.push(format!(
+            "cooperation deposit not paid in full: {} paid of {}",
+            money(app.deposit_paid, &app.company.currency),
+            money(t.deposit, &app.company.currency)
+        ));
+    }
+    Screening {
+        auto_approve: reasons.is_empty(),
+        reasons,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// business verification (simulated provider core)
+// ---------------------------------------------------------------------------------------------
+
+/// Smallest micro-deposit, ¥0.01 (004:3100).
+pub const MICRO_DEPOSIT_MIN: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
+/// Largest micro-deposit, ¥0.99 (004:3100).
+pub const MICRO_DEPOSIT_MAX: Decimal = Decimal::from_parts(99, 0, 0, false, 2);
+
+/// The amount the simulated provider "transfers" to a company's bank account.
+///
+/// Deterministic so that a retried or replayed step sends the same amount and tests can know
+/// it; `salt` is a per-programme secret so that a partner cannot derive the amount from its
+/// public USCC. The USCC is normalised (trimmed, upper-case) first.
+#[must_use]
+pub fn micro_deposit_amount(uscc: &str, salt: &str) -> Decimal {
+    let mut hasher = Sha256::new();
+    hasher.update(b"partnerflow/micro-deposit/v1\0");
+    hasher.update(salt.as_bytes());
+    hasher.update([0]);
+    hasher.update(uscc.trim().to_ascii_uppercase().as_bytes());
+    let digest = hasher.finalize();
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&digest[..8]);
+    // 99 possible amounts; the modulo bias of 2^64 mod 99 is far below anything observable.
+    let fen = 1 + u64::from_be_bytes(head) % 99;
+    Decimal::from_i128_with_scale(i128::from(fen), 2)
+}
+
+/// Attempts at entering the micro-deposit amount; stored with the instance between attempts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MicroDepositCheck {
+    /// Wrong entries so far.
+    pub attempts_used: u32,
+    /// Set on the last allowed wrong entry; only a support ticket unlocks (004:3134).
+    pub locked: bool,
+    /// Set on a correct entry, so a repeated confirmation cannot use up attempts.
+    pub verified: bool,
+}
+
+/// What one confirmation attempt leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum DepositOutcome {
+    /// The amount matched; business verification can proceed.
+    Verified,
+    /// Wrong amount; the partner may try again.
+    Retry {
+        /// Wrong entries still allowed before the check locks.
+        attempts_left: u32,
+    },
+    /// No more attempts (now or already); a ticket is needed.
+    Locked,
+}
+
+impl MicroDepositCheck {
+    /// Records one entry. Amounts compare by value (`0.5` equals `0.50`). A locked check stays
+    /// locked and consumes nothing; `max_attempts` of 0 is treated as 1.
+    pub fn confirm(
+        &mut self,
+        expected: Decimal,
+        entered: Decimal,
+        max_attempts: u32,
+    ) -> DepositOutcome {
+        if self.verified {
+            return DepositOutcome::Verified;
+        }
+        if self.locked {
+            return DepositOutcome::Locked;
+        }
+        if entered == expected {
+            self.verified = true;
+            return DepositOutcome::Verified;
+        }
+        self.attempts_used = self.attempts_used.saturating_add(1);
+        let max_attempts = max_attempts.max(1);
+        if self.attempts_used >= max_attempts {
+            self.locked = true;
+            DepositOutcome::Locked
+        } else {
+            DepositOutcome::Retry {
+                attempts_left: max_attempts - self.attempts_used,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The shipped defaults, so every test also checks that the config file says what the
+    /// seeds say.
+    const DEFAULTS_TOML: &str = include_str!("../../../config/programmes/onboarding.toml");
+
+    #[derive(Deserialize)]
+    struct ProgrammeFile {
+        onboarding: OnboardingRules,
+    }
+
+    fn rules() -> OnboardingRules {
+        toml::from_str::<ProgrammeFile>(DEFAULTS_TOML)
+            .expect("default onboarding rules parse")
+            .onboarding
+    }
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2025, 6, 30).expect("valid date")
+    }
+
+    fn dec(s: &str) -> Decimal {
+        Decimal::from_str(s).expect("decimal literal")
+    }
+
+    /// An agent exactly at every threshold: inclusive bounds must pass.
+    fn agent() -> Value {
+        json!({
+            "partner_id": "p-agent",
+            "company": {
+                "name": "福州示例科技有限公司",
+                "uscc": "91350100M000100Y43",
+                "registered_capital": "1000000.00",
+                "established_on": "2024-06-30",
+                "address": "福州市鼓楼区"
+            },
+            "partner_type": "agent",
+            "contacts": [{ "name": "王敏", "email": "wang.min@example.cn", "phone": "13800138000" }],
+            "headcount": { "total": 20, "technical": 2 },
+            "exam_passers": 3,
+            "deposit_paid": "10000.00",
+            "documents": [
+                { "kind": "business_licence", "file_name": "licence.pdf" },
+                { "kind": "bank_account_proof", "file_name": "bank.png" }
+            ],
+            "submitted_by": "u-wang"
+        })
+    }
+
+    fn integration() -> Value {
+        json!({
+            "partner_id": "p-int",
+            "company": {
+                "name": "深圳集成服务有限公司",
+                "uscc": "91440300708461136T",
+                "registered_capital": "5000000",
+                "currency": "CNY",
+                "established_on": "2020-01-15"
+            },
+            "partner_type": "integration",
+            "contacts": [{ "name": "李雷", "email": "li@example.com", "phone": "+86 139-1234-5678" }],
+            "headcount": { "total": 20, "technical": 3, "sales": 5 },
+            "certified_staff": 3,
+            "documents": [
+                { "kind": "business_licence", "file_name": "licence.pdf" },
+                { "kind": "bank_account_proof", "file_name": "bank.jpg" }
+            ],
+            "submitted_by": "u-li"
+        })
+    }
+
+    fn development() -> Value {
+        json!({
+            "partner_id": "p-dev",
+            "company": {
+                "name": "北京开发有限公司",
+                "uscc": "91110000600037341L",
+                "registered_capital": "10000000.00",
+                "established_on": "2018-03-01"
+            },
+            "partner_type": "development",
+            "contacts": [{ "name": "韩梅梅", "email": "han@example.org", "phone": "+8615012345678" }],
+            "headcount": { "total": 40, "rnd": 20, "delivery": 10 },
+            "certified_staff": 5,
+            "software_copyrights": 1,
+            "documents": [
+                { "kind": "Business_Licence", "file_name": "licence.pdf" },
+                { "kind": "bank_account_proof", "file_name": "bank.png" }
+            ],
+            "submitted_by": "u-han"
+        })
+    }
+
+    fn set(mut app: Value, pointer: &str, value: Value) -> Value {
+        *app.pointer_mut(pointer)
+            .unwrap_or_else(|| panic!("{pointer} exists")) = value;
+        app
+    }
+
+    fn put(mut app: Value, pointer: &str, key: &str, value: Value) -> Value {
+        let obj = app
+            .pointer_mut(pointer)
+            .and_then(Value::as_object_mut)
+            .expect("object");
+        obj.insert(key.to_owned(), value);
+        app
+    }
+
+    fn remove(mut app: Value, pointer: &str, key: &str) -> Value {
+        let obj = app
+            .pointer_mut(pointer)
+            .and_then(Value::as_object_mut)
+            .expect("object");
+        obj.remove(key);
+        app
+    }
+
+    #[track_caller]
+    fn failures(app: &Value, rules: &OnboardingRules) -> Vec<(String, String)> {
+        match validate(app, rules, today()) {
+            Ok(_) => panic!("expected the application to be refused"),
+            Err(errors) => {
+                for e in &errors {
+                    assert!(!e.message.is_empty(), "{e} has no message");
+                }
+                errors.into_iter().map(|e| (e.field, e.rule)).collect()
+            }
+        }
+    }
+
+    fn pair(field: &str, rule: &str) -> (String, String) {
+        (field.to_owned(), rule.to_owned())
+    }
+
+    #[test]
+    fn default_rules_file_carries_the_seed_thresholds() {
+        let r = rules();
+        assert_eq!(r.currency, "CNY");
+        assert_eq!(r.deposit_check, RuleStrength::Soft);
+        assert_eq!(r.micro_deposit_attempts, 3);
+        let a = &r.agent;
+        assert_eq!(a.min_registered_capital, dec("1000000"));
+        assert_eq!(
+            (
+                a.min_company_age_years,
+                a.min_staff,
+                a.min_technical,
+                a.min_exam_passers
+            ),
+            (1, 20, 2, 3)
+        );
+        assert_eq!(a.deposit, dec("10000"));
+        let i = &r.integration;
+        assert_eq!(i.min_registered_capital, dec("5000000"));
+        assert_eq!(
+            (
+                i.min_company_age_years,
+                i.min_staff,
+                i.min_technical,
+                i.min_sales,
+                i.min_certified_staff
+            ),
+            (1, 20, 3, 5, 3)
+        );
+        assert_eq!(i.deposit, Decimal::ZERO);
+        let d = &r.development;
+        assert_eq!(d.min_registered_capital, dec("10000000"));
+        assert_eq!(
+            (
+                d.min_company_age_years,
+                d.min_staff,
+                d.min_rnd,
+                d.min_delivery,
+                d.min_certified_staff
+            ),
+            (1, 40, 20, 10, 5)
+        );
+        assert_eq!(d.min_software_copyrights, 1);
+        for t in [a, i, d] {
+            assert_eq!(
+                t.required_documents,
+                ["business_licence", "bank_account_proof"]
+            );
+        }
+    }
+
+    #[test]
+    fn misspelt_threshold_key_is_refused_instead_of_disabling_the_rule() {
+        let bad = DEFAULTS_TOML.replace("min_exam_passers = 3", "min_exam_pasers = 3");
+        assert!(toml::from_str::<ProgrammeFile>(&bad).is_err());
+    }
+
+    #[test]
+    fn agent_at_every_threshold_is_accepted_and_normalised() {
+        let app = validate(&agent(), &rules(), today()).expect("valid agent");
+        assert_eq!(app.partner_type, PartnerType::Agent);
+        assert_eq!(app.company.registered_capital, dec("1000000.00"));
+        assert_eq!(app.company.currency, "CNY");
+        assert_eq!(app.deposit_paid, dec("10000"));
+        assert_eq!(
+            app.primary_contact().map(|c| c.email.as_str()),
+            Some("wang.min@example.cn")
+        );
+        assert_eq!(
+            app.headcount,
+            Headcount {
+                total: 20,
+                technical: 2,
+                ..Headcount::default()
+            }
+        );
+    }
+
+    #[test]
+    fn integration_at_every_threshold_is_accepted() {
+        let app = validate(&integration(), &rules(), today()).expect("valid integration partner");
+        assert_eq!(app.contacts[0].phone, "13912345678");
+        assert_eq!(app.deposit_paid, Decimal::ZERO);
+    }
+
+    #[test]
+    fn development_at_every_threshold_is_accepted() {
+        let app = validate(&development(), &rules(), today()).expect("valid development partner");
+        assert_eq!(app.contacts[0].phone, "15012345678");
+        assert_eq!(app.software_copyrights, 1);
+    }
+
+    /// Breaks one threshold per row (JSON pointer, value, expected rule) of an otherwise
+    /// passing application; that threshold alone must be reported, on the pointed-at field.
+    #[track_caller]
+    fn refuse_each(passing: fn() -> Value, rows: &[(&str, Value, &str)]) {
+        let r = rules();
+        for (pointer, value, rule) in rows {
+            let field = pointer.trim_start_matches('/').replace('/', ".");
+            let app = set(passing(), pointer, value.clone());
+            assert_eq!(
+                failures(&app, &r),
+                vec![pair(&field, rule)],
+                "{pointer} = {value}"
+            );
+        }
+    }
+
+    #[test]
+    fn agent_below_each_threshold_is_refused() {
+        refuse_each(
+            agent,
+            &[
+                (
+                    "/company/registered_capital",
+                    json!("999999.99"),
+                    "min_registered_capital",
+                ),
+                (
+                    "/company/established_on",
+                    json!("2024-07-01"),
+                    "min_company_age",
+                ),
+                ("/headcount/total", json!(19), "min_staff"),
+                ("/headcount/technical", json!(1), "min_technical"),
+                ("/exam_passers", json!(2), "min_exam_passers"),
+            ],
+        );
+    }
+
+    #[test]
+    fn integration_partner_below_each_threshold_is_refused() {
+        refuse_each(
+            integration,
+            &[
+                (
+                    "/company/registered_capital",
+                    json!("4999999.99"),
+                    "min_registered_capital",
+                ),
+                (
+                    "/company/established_on",
+                    json!("2024-07-01"),
+                    "min_company_age",
+                ),
+                ("/headcount/total", json!(19), "min_staff"),
+                ("/headcount/technical", json!(2), "min_technical"),
+                ("/headcount/sales", json!(4), "min_sales"),
+                ("/certified_staff", json!(2), "min_certified_staff"),
+            ],
+        );
+    }
+
+    #[test]
+    fn development_partner_below_each_threshold_is_refused() {
+        refuse_each(
+            development,
+            &[
+                (
+                    "/company/registered_capital",
+                    json!("9999999.99"),
+                    "min_registered_capital",
+                ),
+                (
+                    "/company/established_on",
+                    json!("2024-07-01"),
+                    "min_company_age",
+                ),
+                ("/headcount/total", json!(39), "min_staff"),
+                ("/headcount/rnd", json!(19), "min_rnd"),
+                ("/headcount/delivery", json!(9), "min_delivery"),
+                ("/certified_staff", json!(4), "min_certified_staff"),
+                ("/software_copyrights", json!(0), "min_software_copyrights"),
+            ],
+        );
+    }
+
+    #[test]
+    fn threshold_message_names_the_value_and_the_minimum() {
+        let app = set(agent(), "/company/registered_capital", json!("999999.99"));
+        let errors = validate(&app, &rules(), today()).expect_err("below minimum");
+        assert!(
+            errors[0].message.contains("CNY 999,999.99"),
+            "{}",
+            errors[0].message
+        );
+        assert!(
+            errors[0].message.contains("CNY 1,000,000.00"),
+            "{}",
+            errors[0].message
+        );
+    }
+
+    #[test]
+    fn application_failing_several_rules_reports_all_of_them_at_once() {
+        let app = remove(agent(), "", "partner_id");
+        let app = remove(app, "/company", "uscc");
+        let app = set(app, "/company/registered_capital", json!("500000"));
+        let app = set(app, "/exam_passers", json!(1));
+        let app = set(
+            app,
+            "/contacts",
+            json!([
+                { "name": "王敏", "email": "not-an-email", "phone": "13800138000" },
+                { "name": "", "email": "b@example.com", "phone": "12345" }
+            ]),
+        );
+        let got = failures(&app, &rules());
+        let want = [
+            pair("partner_id", "required"),
+            pair("company.uscc", "required"),
+            pair("contacts[0].email", "format"),
+            pair("contacts[1].name", "required"),
+            pair("contacts[1].phone", "format"),
+            pair("company.registered_capital", "min_registered_capital"),
+            pair("exam_passers", "min_exam_passers"),
+        ];
+        for w in &want {
+            assert!(got.contains(w), "missing {w:?} in {got:?}");
+        }
+        assert_eq!(got.len(), want.len(), "{got:?}");
+    }
+
+    #[test]
+    fn empty_object_names_every_required_field() {
+        let got = failures(&json!({}), &rules());
+        for field in [
+            "partner_id",
+            "company",
+            "partner_type",
+            "contacts",
+            "submitted_by",
+        ] {
+            assert!(
+                got.contains(&pair(field, "required")),
+                "{field} not reported in {got:?}"
+            );
+        }
+        assert_eq!(failures(&json!([1]), &rules()), vec![pair("$", "type")]);
+    }
+
+    #[test]
+    fn ill_typed_fields_are_reported_alongside_missing_ones() {
+        let app = set(agent(), "/headcount/total", json!("twenty"));
+        let app = put(app, "", "sensitive_relationship_declared", json!("no"));
+        let app = remove(app, "/company", "established_on");
+        let got = failures(&app, &rules());
+        assert!(got.contains(&pair("headcount.total", "type")), "{got:?}");
+        assert!(
+            got.contains(&pair("sensitive_relationship_declared", "type")),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&pair("company.established_on", "required")),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn contacts_must_not_be_empty() {
+        let got = failures(&set(agent(), "/contacts", json!([])), &rules());
+        assert_eq!(got, vec![pair("contacts", "min_items")]);
+    }
+
+    #[test]
+    fn uscc_check_character_follows_gb_32100() {
+        for valid in [
+            "91350100M000100Y43",
+            "91110000600037341L",
+            "91440300708461136T",
+        ] {
+            assert_eq!(uscc_problem(valid), None, "{valid}");
+        }
+        assert_eq!(
+            uscc_problem("91350100M000100Y44").map(|p| p.0),
+            Some("check_character")
+        );
+        assert_eq!(
+            uscc_problem("911100001000013496").map(|p| p.0),
+            Some("check_character")
+        );
+        assert_eq!(
+            uscc_problem("91350100M000100Y4").map(|p| p.0),
+            Some("format")
+        );
+        assert_eq!(
+            uscc_problem("91350100I000100Y43").map(|p| p.0),
+            Some("format")
+        );
+        assert_eq!(
+            uscc_problem("91AB0100M000100Y43").map(|p| p.0),
+            Some("format")
+        );
+    }
+
+    #[test]
+    fn uscc_is_checked_in_validate_and_stored_upper_case() {
+        let bad = set(agent(), "/company/uscc", json!("91350100M000100Y44"));
+        assert_eq!(
+            failures(&bad, &rules()),
+            vec![pair("company.uscc", "check_character")]
+        );
+        let lower = set(agent(), "/company/uscc", json!(" 91350100m000100y43 "));
+        let app = validate(&lower, &rules(), today()).expect("lower-case USCC accepted");
+        assert_eq!(app.company.uscc, "91350100M000100Y43");
+    }
+
+    #[test]
+    fn email_and_phone_formats() {
+        for good in ["a@b.cn", "first.last+tag@mail.example.com"] {
+            assert!(is_email(good), "{good}");
+        }
+        for bad in ["a@b", "@b.cn", "a b@c.cn", "a@@b.cn", "a@.cn", "a@b..cn"] {
+            assert!(!is_email(bad), "{bad}");
+        }
+        assert_eq!(
+            mainland_mobile("+86 138 0013 8000").as_deref(),
+            Some("13800138000")
+        );
+        assert_eq!(
+            mainland_mobile("138-0013-8000").as_deref(),
+            Some("13800138000")
+        );
+        for bad in [
+            "23800138000",
+            "1380013800",
+            "138001380001",
+            "+8513800138000",
+            "1380013800a",
+        ] {
+            assert_eq!(mainland_mobile(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn amounts_must_be_non_negative_strings_with_at_most_two_decimals() {
+        let r = rules();
+        let cap = "/company/registered_capital";
+        let field = "company.registered_capital";
+        assert_eq!(
+            failures(&set(agent(), cap, json!("-1")), &r),
+            vec![pair(field, "negative_amount")]
+        );
+        assert_eq!(
+            failures(&set(agent(), cap, json!("1000000.001")), &r),
+            vec![pair(field, "too_many_decimals")]
+        );
+        assert_eq!(
+            failures(&set(agent(), cap, json!("1,000,000")), &r),
+            vec![pair(field, "format")]
+        );
+        assert_eq!(
+            failures(&set(agent(), cap, json!(1000000.5)), &r),
+            vec![pair(field, "type")]
+        );
+        assert_eq!(
+            failures(&set(agent(), "/deposit_paid", json!("-0.01")), &r),
+            vec![pair("deposit_paid", "negative_amount")]
+        );
+        let trailing = set(agent(), cap, json!("1000000.500"));
+        assert!(
+            validate(&trailing, &r, today()).is_ok(),
+            "trailing zeros are not extra precision"
+        );
+    }
+
+    #[test]
+    fn established_on_must_be_a_past_iso_date() {
+        let r = rules();
+        let field = "company.established_on";
+        let future = set(agent(), "/company/established_on", json!("2025-07-01"));
+        assert_eq!(failures(&future, &r), vec![pair(field, "future_date")]);
+        let slashed = set(agent(), "/company/established_on", json!("2024/06/30"));
+        assert_eq!(failures(&slashed, &r), vec![pair(field, "format")]);
+        let unpadded = set(agent(), "/company/established_on", json!("2024-6-30"));
+        assert_eq!(failures(&unpadded, &r), vec![pair(field, "format")]);
+    }
+
+    #[test]
+    fn company_registered_on_29_february_is_one_year_old_on_28_february() {
+        let app = set(agent(), "/company/established_on", json!("2024-02-29"));
+        let on = NaiveDate::from_ymd_opt(2025, 2, 28).expect("date");
+        assert!(validate(&app, &rules(), on).is_ok());
+        let day_before = NaiveDate::from_ymd_opt(2025, 2, 27).expect("date");
+        assert!(validate(&app, &rules(), day_before).is_err());
+    }
+
+    #[test]
+    fn foreign_currency_is_refused_without_comparing_amounts() {
+        let app = put(agent(), "/company", "currency", json!("USD"));
+        let app = set(app, "/company/registered_capital", json!("1"));
+        assert_eq!(
+            failures(&app, &rules()),
+            vec![pair("company.currency", "currency")]
+        );
+    }
+
+    #[test]
+    fn unknown_partner_type_is_refused_and_thresholds_are_skipped() {
+        let app = set(agent(), "/partner_type", json!("reseller"));
+        let app = set(app, "/exam_passers", json!(0));
+        assert_eq!(
+            failures(&app, &rules()),
+            vec![pair("partner_type", "one_of")]
+        );
+    }
+
+    #[test]
+    fn a_team_larger_than_the_company_is_refused() {
+        let app = set(integration(), "/headcount/sales", json!(21));
+        assert_eq!(
+            failures(&app, &rules()),
+            vec![pair("headcount.sales", "exceeds_total")]
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_tolerated() {
+        let app = put(agent(), "", "portal_version", json!("3.2"));
+        let app = put(app, "/company", "website", json!("https://example.cn"));
+        assert!(validate(&app, &rules(), today()).is_ok());
+    }
+
+    #[test]
+    fn unpaid_deposit_is_refused_only_when_the_programme_makes_it_hard() {
+        let app = set(agent(), "/deposit_paid", json!("9999.99"));
+        assert!(validate(&app, &rules(), today()).is_ok(), "soft by default");
+        let hard = OnboardingRules {
+            deposit_check: RuleStrength::Hard,
+            ..rules()
+        };
+        assert_eq!(
+            failures(&app, &hard),
+            vec![pair("deposit_paid", "min_deposit")]
+        );
+        let missing = remove(agent(), "", "deposit_paid");
+        assert_eq!(
+            failures(&missing, &hard),
+            vec![pair("deposit_paid", "min_deposit")]
+        );
+    }
+
+    #[test]
+    fn complete_application_is_approved_automatically() {
+        let r = rules();
+        for json in [agent(), integration(), development()] {
+            let app = validate(&json, &r, today()).expect("valid");
+            assert_eq!(
+                screen(&app, &r),
+                Screening {
+                    auto_approve: true,
+                    reasons: vec![]
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn sensitive_relationship_declaration_goes_to_manual_review() {
+        let r = rules();
+        let json = put(
+            integration(),
+            "",
+            "sensitive_relationship_declared",
+            json!(true),
+        );
+        let app = validate(&json, &r, today()).expect("declaring is not a refusal");
+        let s = screen(&app, &r);
+        assert!(!s.auto_approve);
+        assert_eq!(s.reasons.len(), 1);
+        assert!(
+            s.reasons[0].contains("sensitive relationship"),
+            "{:?}",
+            s.reasons
+        );
+    }
+
+    #[test]
+    fn missing_document_and_unpaid_deposit_are_listed_as_reasons() {
+        let r = rules();
+        let json = set(
+            agent(),
+            "/documents",
+            json!([{ "kind": "business_licence", "file_name": "l.pdf" }]),
+        );
+        let json = set(json, "/deposit_paid", json!("5000"));
+        let app = validate(&json, &r, today()).expect("soft rules do not refuse");
+        let s = screen(&app, &r);
+        assert!(!s.auto_approve);
+        assert_eq!(s.reasons.len(), 2, "{:?}", s.reasons);
+        assert!(
+            s.reasons[0].contains("bank_account_proof"),
+            "{:?}",
+            s.reasons
+        );
+        assert!(
+            s.reasons[1].contains("CNY 5,000.00 paid of CNY 10,000.00"),
+            "{:?}",
+            s.reasons
+        );
+    }
+
+    #[test]
+    fn micro_deposit_amount_is_deterministic_and_within_range() {
+        let a = micro_deposit_amount("91350100M000100Y43", "salt-1");
+        assert_eq!(a, micro_deposit_amount(" 91350100m000100y43 ", "salt-1"));
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..2000 {
+            let amount = micro_deposit_amount(&format!("9135010{i:011}"), "salt-1");
+            assert!(
+                (MICRO_DEPOSIT_MIN..=MICRO_DEPOSIT_MAX).contains(&amount),
+                "{amount}"
+            );
+            assert!(amount.scale() == 2, "{amount} is a whole number of fen");
+            seen.insert(amount);
+        }
+        assert_eq!(seen.len(), 99, "every amount from 0.01 to 0.99 occurs");
+        let salted =
+            (0..20).any(|i| micro_deposit_amount("91350100M000100Y43", &format!("s{i}")) != a);
+        assert!(salted, "the salt changes the amount");
+    }
+
+    #[test]
+    fn micro_deposit_locks_after_the_third_wrong_attempt() {
+        let expected = dec("0.37");
+        let mut check = MicroDepositCheck::default();
+        assert_eq!(
+            check.confirm(expected, dec("0.73"), 3),
+            DepositOutcome::Retry { attempts_left: 2 }
+        );
+        assert_eq!(
+            check.confirm(expected, dec("0.36"), 3),
+            DepositOutcome::Retry { attempts_left: 1 }
+        );
+        assert_eq!(
+            check.confirm(expected, dec("0.38"), 3),
+            DepositOutcome::Locked
+        );
+        assert!(check.locked);
+        assert_eq!(
+            check.confirm(expected, expected, 3),
+            DepositOutcome::Locked,
+            "locked stays locked"
+        );
+        assert_eq!(check.attempts_used, 3);
+    }
+
+    #[test]
+    fn micro_deposit_verifies_on_the_right_amount_by_value() {
+        let mut check = MicroDepositCheck::default();
+        assert_eq!(
+            check.confirm(dec("0.50"), dec("0.4"), 3),
+            DepositOutcome::Retry { attempts_left: 2 }
+        );
+        assert_eq!(
+            check.confirm(dec("0.50"), dec("0.5"), 3),
+            DepositOutcome::Verified
+        );
+        assert_eq!(
+            check.confirm(dec("0.50"), dec("0.1"), 3),
+            DepositOutcome::Verified
+        );
+        assert_eq!(check.attempts_used, 1);
+    }
+
+    #[test]
+    fn application_round_trips_with_amounts_as_strings() {
+        let app = validate(&development(), &rules(), today()).expect("valid");
+        let json = serde_json::to_value(&app).expect("serialise");
+        assert_eq!(json["company"]["registered_capital"], json!("10000000.00"));
+        assert_eq!(json["deposit_paid"], json!("0"));
+        assert_eq!(json["partner_type"], json!("development"));
+        let back: Application = serde_json::from_value(json).expect("deserialise");
+        assert_eq!(back, app);
+    }
+
+    #[test]
+    fn money_groups_thousands() {
+        assert_eq!(money(dec("1000000"), "CNY"), "CNY 1,000,000.00");
+        assert_eq!(money(dec("999.5"), "CNY"), "CNY 999.50");
+        assert_eq!(money(dec("12345.678"), "CNY"), "CNY 12,345.68");
+    }
+}

@@ -1,0 +1,348 @@
+//! The [`Engine`] handle and the commands the API and the CLI call.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use partnerflow_core::BusinessCalendar;
+use partnerflow_core::definition::{DefinitionError, WorkflowDefinition};
+use partnerflow_core::directory::Directory;
+use partnerflow_core::handler::HandlerRegistry;
+use partnerflow_core::machine::{self, Actor, Command, InstanceState, Status};
+use partnerflow_core::onboarding::{Contact, FieldError};
+use partnerflow_core::programme::Programme;
+use partnerflow_notify::Notifier;
+use partnerflow_store::{Store, definitions, idempotency, instances};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::queue::Queue;
+
+/// Errors of the engine, in the categories the API maps to status codes.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Input failed validation; every failing field is listed. Nothing was stored.
+    #[error("invalid input: {} problem(s)", .0.len())]
+    Invalid(Vec<FieldError>),
+    /// The state machine refused the command. Nothing changed.
+    #[error(transparent)]
+    Refused(#[from] machine::Error),
+    /// The Idempotency-Key was used before with a different request.
+    #[error("idempotency key `{0}` was already used with a different request")]
+    KeyReused(String),
+    /// A concurrent write won (after retries).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Definitions failed to load.
+    #[error("definitions: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Definitions(Vec<DefinitionError>),
+    #[error(transparent)]
+    Store(#[from] partnerflow_store::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Tunables of the engine, all with defaults that suit the embedded mode.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a dispatched outbox row or claimed timer is leased before it is handed out again.
+    pub lease: Duration,
+    /// Rows claimed per dispatcher or sweeper round.
+    pub batch: i64,
+    /// Idle poll interval of the dispatcher and sweeper (they are also woken on commit).
+    pub poll: Duration,
+    /// Delivery attempts of a notification before the row is buried.
+    pub notify_attempts: i64,
+    /// First retry delay; doubled per failure.
+    pub retry_base: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            lease: Duration::from_secs(30),
+            batch: 256,
+            poll: Duration::from_millis(200),
+            notify_attempts: 8,
+            retry_base: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Everything an engine is built from.
+pub struct EngineParts {
+    pub store: Store,
+    pub queue: Arc<dyn Queue>,
+    pub notifier: Arc<dyn Notifier>,
+    pub clock: Arc<dyn Clock>,
+    pub registry: HandlerRegistry,
+    pub calendar: Arc<BusinessCalendar>,
+    pub directory: Arc<Directory>,
+    pub programme: Arc<Programme>,
+    pub settings: Settings,
+}
+
+/// A request's Idempotency-Key and a hash of its body.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub key: String,
+    pub request_hash: String,
+}
+
+/// The answer to a start.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Started {
+    pub id: Uuid,
+    pub workflow_id: String,
+    pub version: u32,
+    pub status: String,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) queue: Arc<dyn Queue>,
+    pub(crate) notifier: Arc<dyn Notifier>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) registry: HandlerRegistry,
+    pub(crate) calendar: Arc<BusinessCalendar>,
+    pub(crate) directory: Arc<Directory>,
+    pub(crate) programme: Arc<Programme>,
+    pub(crate) settings: Settings,
+    /// Every known (workflow, version), and the version new instances start on.
+    pub(crate) definitions: RwLock<HashMap<(String, u32), Arc<WorkflowDefinition>>>,
+    pub(crate) latest: RwLock<HashMap<String, u32>>,
+    /// Woken after every commit that wrote outbox rows or timers.
+    pub(crate) wake: Notify,
+}
+
+/// A cheap, cloneable handle to the engine.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("backend", &self.inner.store.backend).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    pub fn new(parts: EngineParts) -> Self {
+        Engine {
+            inner: Arc::new(Inner {
+                store: parts.store,
+                queue: parts.queue,
+                notifier: parts.notifier,
+                clock: parts.clock,
+                registry: parts.registry,
+                calendar: parts.calendar,
+                directory: parts.directory,
+                programme: parts.programme,
+                settings: parts.settings,
+                definitions: RwLock::new(HashMap::new()),
+                latest: RwLock::new(HashMap::new()),
+                wake: Notify::new(),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn calendar(&self) -> &BusinessCalendar {
+        &self.inner.calendar
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.inner.clock.now()
+    }
+
+    /// Loads the current definitions (as `(file name, text)`), registers their versions in the
+    /// record, and loads every older version running instances may still be on.
+    pub async fn load_definitions(&self, files: &[(String, String)]) -> Result<()> {
+        let mut errors = Vec::new();
+        let mut current = Vec::new();
+        for (file, text) in files {
+            let id_hint = toml::from_str::<toml::Table>(text).ok().and_then(|t| t.get("id").and_then(|v| v.as_str().map(str::to_owned)));
+            let overrides = id_hint.as_deref().and_then(|id| self.inner.programme.overrides(id));
+            match WorkflowDefinition::parse(file, text, overrides, &self.inner.registry) {
+                Ok(def) => current.push(def),
+                Err(e) => errors.extend(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::Definitions(errors));
+        }
+        let known: Vec<&str> = current.iter().map(|d| d.id.as_str()).collect();
+        for def in &current {
+            for child in def.child_workflows() {
+                if !known.contains(&child) {
+                    return Err(Error::Definitions(vec![DefinitionError {
+                        file: def.id.clone(),
+                        step: None,
+                        rule: "unknown-workflow",
+                        message: format!("child workflow `{child}` is not defined"),
+                    }]));
+                }
+            }
+        }
+        let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
+        let now = self.now();
+        for def in &current {
+            let stored = definitions::Stored {
+                workflow_id: def.id.clone(),
+                version: def.version,
+                fingerprint: def.fingerprint.clone(),
+                source: def.source.clone(),
+            };
+            definitions::register(&mut conn, &stored, now).await?;
+        }
+        let mut all = HashMap::new();
+        for stored in definitions::all(&mut conn).await? {
+            let def = WorkflowDefinition::parse(&format!("{}@v{}", stored.workflow_id, stored.version), &stored.source, None, &self.inner.registry)
+                .map_err(Error::Definitions)?;
+            all.insert((def.id.clone(), def.version), Arc::new(def));
+        }
+        let mut latest = HashMap::new();
+        for def in current {
+            latest.insert(def.id.clone(), def.version);
+        }
+        *self.inner.definitions.write().unwrap_or_else(std::sync::PoisonError::into_inner) = all;
+        *self.inner.latest.write().unwrap_or_else(std::sync::PoisonError::into_inner) = latest;
+        Ok(())
+    }
+
+    pub(crate) fn definition(&self, workflow_id: &str, version: u32) -> Result<Arc<WorkflowDefinition>> {
+        self.inner
+            .definitions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&(workflow_id.to_owned(), version))
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("workflow {workflow_id} version {version}")))
+    }
+
+    pub(crate) fn latest(&self, workflow_id: &str) -> Result<Arc<WorkflowDefinition>> {
+        let version = self
+            .inner
+            .latest
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(workflow_id)
+            .copied()
+            .ok_or_else(|| Error::NotFound(format!("workflow {workflow_id}")))?;
+        self.definition(workflow_id, version)
+    }
+
+    /// A fresh instance of the latest version of `workflow_id`, from validated input.
+    pub(crate) fn new_instance(&self, workflow_id: &str, business_key: &str, input: &Value) -> Result<(Arc<WorkflowDefinition>, InstanceState)> {
+        let def = self.latest(workflow_id)?;
+        let contact = input.pointer("/contacts/0").and_then(|c| serde_json::from_value::<Contact>(c.clone()).ok());
+        let state = InstanceState {
+            id: Uuid::now_v7(),
+            workflow_id: def.id.clone(),
+            version: def.version,
+            business_key: business_key.to_owned(),
+            partner_id: input.get("partner_id").and_then(Value::as_str).map(str::to_owned),
+            submitted_by: input.get("submitted_by").and_then(Value::as_str).map(str::to_owned),
+            contact,
+            parent: None,
+            status: Status::Running,
+            step: None,
+            seq: 0,
+            task: None,
+            data: serde_json::Map::new(),
+        };
+        Ok((def, state))
+    }
+
+    /// Runs a named validator over input; unknown validators are a definition error caught at load.
+    pub(crate) fn validate(&self, validator: Option<&str>, input: &Value) -> Result<Value> {
+        let Some(name) = validator else {
+            return Ok(input.clone());
+        };
+        let v = self.inner.registry.get_validator(name).ok_or_else(|| Error::NotFound(format!("validator {name}")))?;
+        let today = self.now().with_timezone(&self.inner.calendar.timezone()).date_naive();
+        v(input, &self.inner.programme, today).map_err(Error::Invalid)
+    }
+
+    /// Starts an instance. The same Idempotency-Key returns the first answer; the same business
+    /// key returns the existing instance.
+    pub async fn start(&self, workflow_id: &str, business_key: &str, input: Value, actor: Actor, idem: Option<Idempotency>) -> Result<(Started, bool)> {
+        let scope = format!("start:{workflow_id}");
+        if let Some(answer) = self.replayed(&scope, idem.as_ref()).await? {
+            return Ok((serde_json::from_value(answer).map_err(|e| Error::Conflict(e.to_string()))?, false));
+        }
+        let def = self.latest(workflow_id)?;
+        let input = self.validate(def.input_validator.as_deref(), &input)?;
+        {
+            let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
+            if let Some(existing) = instances::find_by_key(&mut conn, workflow_id, business_key).await? {
+                return Ok((started(&existing.state), false));
+            }
+        }
+        let (_, state) = self.new_instance(workflow_id, business_key, &input)?;
+        let reply = self.create(state, Command::Start { input, actor }, idem.map(|i| (scope, i))).await?;
+        Ok((reply, true))
+    }
+
+    /// Decides a human task.
+    pub async fn decide(&self, task_id: Uuid, decision: &str, reason: Option<String>, actor: Actor, data: Value, idem: Option<Idempotency>) -> Result<Value> {
+        let scope = "decision".to_owned();
+        if let Some(answer) = self.replayed(&scope, idem.as_ref()).await? {
+            return Ok(answer);
+        }
+        let task = {
+            let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
+            partnerflow_store::tasks::get(&mut conn, task_id).await?.ok_or_else(|| Error::NotFound(format!("task {task_id}")))?
+        };
+        let instance_id = Uuid::parse_str(&task.instance_id).map_err(|e| Error::Conflict(e.to_string()))?;
+        let cmd = Command::Decide { task_id, decision: decision.to_owned(), reason, actor, data };
+        let state = self.apply(instance_id, cmd, crate::transition::Also::default().idem(idem.map(|i| (scope, i)))).await?;
+        Ok(json!({ "task_id": task_id, "decision": decision, "instance_id": instance_id, "instance_status": state.status.label(), "current_step": state.step }))
+    }
+
+    /// Delivers an external event (with its payload) to an instance waiting for it.
+    pub async fn post_event(&self, instance_id: Uuid, name: &str, payload: Value, actor: Actor, idem: Option<Idempotency>) -> Result<Value> {
+        let scope = format!("event:{instance_id}");
+        if let Some(answer) = self.replayed(&scope, idem.as_ref()).await? {
+            return Ok(answer);
+        }
+        let stored = {
+            let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
+            instances::load(&mut conn, instance_id).await?.ok_or_else(|| Error::NotFound(format!("instance {instance_id}")))?
+        };
+        let def = self.definition(&stored.state.workflow_id, stored.state.version)?;
+        let validator = stored.state.step.as_deref().and_then(|s| def.step(s)).and_then(|s| match &s.kind {
+            partnerflow_core::definition::StepKind::WaitEvent { event, validator, .. } if event == name => validator.clone(),
+            _ => None,
+        });
+        let payload = self.validate(validator.as_deref(), &payload)?;
+        let cmd = Command::ExternalEvent { name: name.to_owned(), payload, actor };
+        let state = self.apply(instance_id, cmd, crate::transition::Also::default().idem(idem.map(|i| (scope, i)))).await?;
+        Ok(json!({ "instance_id": instance_id, "event": name, "instance_status": state.status.label(), "current_step": state.step }))
+    }
+
+    /// The stored first answer for a replayed key, or a refusal when the body differs.
+    async fn replayed(&self, scope: &str, idem: Option<&Idempotency>) -> Result<Option<Value>> {
+        let Some(idem) = idem else {
+            return Ok(None);
+        };
+        let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
+        match idempotency::get(&mut conn, scope, &idem.key).await? {
+            Some(a) if a.request_hash == idem.request_hash => Ok(Some(serde_json::from_str(&a.body).unwrap_or(Value::Null))),
+            Some(_) => Err(Error::KeyReused(idem.key.clone())),
+            None => Ok(None),
+        }
+    }
+}
+
+pub(crate) fn started(s: &InstanceState) -> Started {
+    Started { id: s.id, workflow_id: s.workflow_id.clone(), version: s.version, status: s.status.label().to_owned() }
+}

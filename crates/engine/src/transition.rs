@@ -1,0 +1,193 @@
+//! One command → one transaction: version check, audit events, tasks, timers and outbox rows,
+//! and — in the same transaction — the starts of child workflows and the resumption of a
+//! waiting parent, so a parent/child hand-over can never be half done.
+
+use std::collections::VecDeque;
+
+use chrono::{DateTime, Utc};
+use partnerflow_core::machine::{self, Actor, Command, Ctx, Effect, InstanceState, ParentRef, Status};
+use partnerflow_store::{Conn, idempotency, instances, outbox, tasks, timers};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::engine::{Engine, Error, Idempotency, Result, Started, started};
+
+/// What else commits with the transition.
+#[derive(Debug, Default)]
+pub(crate) struct Also {
+    /// The outbox row whose work this transition completes.
+    pub(crate) outbox_done: Option<i64>,
+    /// The timer this transition fires.
+    pub(crate) timer_fired: Option<i64>,
+    /// The answer to store under the request's Idempotency-Key.
+    pub(crate) idem: Option<(String, Idempotency)>,
+}
+
+impl Also {
+    pub(crate) fn idem(mut self, idem: Option<(String, Idempotency)>) -> Self {
+        self.idem = idem;
+        self
+    }
+}
+
+enum Target {
+    Existing(Uuid),
+    New(Box<InstanceState>),
+}
+
+/// Version conflicts are retried this many times before the caller sees one.
+const MAX_ATTEMPTS: u32 = 8;
+
+impl Engine {
+    /// Applies `cmd` to an existing instance; returns its state after the transition.
+    pub(crate) async fn apply(&self, id: Uuid, cmd: Command, also: Also) -> Result<InstanceState> {
+        self.transact(|| Target::Existing(id), cmd, &also, |s| serde_json::json!({ "instance_id": s.id, "instance_status": s.status.label(), "current_step": s.step }))
+            .await
+    }
+
+    /// Creates an instance and applies its first command.
+    pub(crate) async fn create(&self, state: InstanceState, cmd: Command, idem: Option<(String, Idempotency)>) -> Result<Started> {
+        let also = Also::default().idem(idem);
+        let state = self
+            .transact(|| Target::New(Box::new(state.clone())), cmd, &also, |s| serde_json::to_value(started(s)).unwrap_or(Value::Null))
+            .await?;
+        Ok(started(&state))
+    }
+
+    async fn transact(&self, target: impl Fn() -> Target, cmd: Command, also: &Also, reply: impl Fn(&InstanceState) -> Value) -> Result<InstanceState> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let now = self.now();
+            let mut tx = self.inner.store.begin().await?;
+            match self.run(&mut tx, target(), cmd.clone(), also, &reply, now).await {
+                Ok((state, woke)) => {
+                    tx.commit().await.map_err(partnerflow_store::Error::from)?;
+                    metrics::counter!("partnerflow_transitions_total").increment(1);
+                    if woke {
+                        self.inner.wake.notify_waiters();
+                    }
+                    return Ok(state);
+                }
+                Err(Error::Store(partnerflow_store::Error::Conflict(msg))) if attempt < MAX_ATTEMPTS => {
+                    drop(tx);
+                    tracing::debug!(attempt, %msg, "version conflict, retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt) * 3)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn run(
+        &self,
+        tx: &mut Conn,
+        first: Target,
+        cmd: Command,
+        also: &Also,
+        reply: &impl Fn(&InstanceState) -> Value,
+        now: DateTime<Utc>,
+    ) -> Result<(InstanceState, bool)> {
+        let mut work = VecDeque::from([(first, cmd)]);
+        let mut first_state = None;
+        let mut woke = false;
+        while let Some((target, cmd)) = work.pop_front() {
+            let stored = match target {
+                Target::Existing(id) => instances::load(tx, id).await?.ok_or_else(|| Error::NotFound(format!("instance {id}")))?,
+                Target::New(state) => {
+                    instances::insert(tx, &state, now).await?;
+                    instances::Stored {
+                        state: *state,
+                        version: 0,
+                        event_count: 0,
+                        last_hash: partnerflow_core::audit::GENESIS.to_owned(),
+                        created_at: now,
+                        updated_at: now,
+                    }
+                }
+            };
+            let def = self.definition(&stored.state.workflow_id, stored.state.version)?;
+            let mut state = stored.state.clone();
+            let applied = {
+                let mut new_id = Uuid::now_v7;
+                let mut ctx = Ctx { now, calendar: &self.inner.calendar, directory: &self.inner.directory, new_id: &mut new_id };
+                machine::apply(&def, &mut state, cmd, &mut ctx)?
+            };
+            if applied.changed {
+                for e in applied.events.iter().filter(|e| e.kind == "calendar_exceeded") {
+                    tracing::warn!(instance = %state.id, payload = %e.payload, "due time beyond the loaded business calendar; computed on weekdays only");
+                    metrics::counter!("partnerflow_calendar_exceeded_total").increment(1);
+                }
+                instances::save(tx, &state, &stored, &applied.events, now).await?;
+                woke |= self.effects(tx, &state, applied.effects, &mut work, now).await?;
+            }
+            if first_state.is_none() {
+                first_state = Some(state);
+            }
+        }
+        if let Some(id) = also.outbox_done {
+            outbox::complete(tx, id, now).await?;
+        }
+        if let Some(id) = also.timer_fired {
+            timers::mark_fired(tx, id).await?;
+        }
+        let state = first_state.ok_or_else(|| Error::Conflict("empty transition".to_owned()))?;
+        if let Some((scope, idem)) = &also.idem {
+            let answer = idempotency::Answer { request_hash: idem.request_hash.clone(), status: 200, body: reply(&state).to_string() };
+            idempotency::put(tx, scope, &idem.key, &answer, now).await?;
+        }
+        Ok((state, woke))
+    }
+
+    /// Writes the effects; returns whether anything was written that the loops should pick up.
+    async fn effects(&self, tx: &mut Conn, state: &InstanceState, effects: Vec<Effect>, work: &mut VecDeque<(Target, Command)>, now: DateTime<Utc>) -> Result<bool> {
+        let mut woke = false;
+        for effect in effects {
+            match effect {
+                Effect::RunStep { seq, step, handler } => {
+                    outbox::insert(tx, state.id, &outbox::Work::RunStep { seq, step, handler }, now).await?;
+                    woke = true;
+                }
+                Effect::Notify { spec, key } => {
+                    outbox::insert(tx, state.id, &outbox::Work::Notify { key, spec }, now).await?;
+                    woke = true;
+                }
+                Effect::OpenTask { task_id, seq, step, role, due } => tasks::insert(tx, task_id, state.id, &step, seq, &role, due, now).await?,
+                Effect::CloseTask { task_id, outcome } => tasks::close(tx, task_id, &outcome, now).await?,
+                Effect::EscalateTask { task_id, level } => tasks::escalate(tx, task_id, i64::try_from(level).unwrap_or(i64::MAX)).await?,
+                Effect::ScheduleTimer { seq, kind, due } => {
+                    timers::insert(tx, state.id, seq, &kind, due.at).await?;
+                    woke = true;
+                }
+                Effect::CancelTimers { seq } => timers::cancel(tx, state.id, seq).await?,
+                Effect::StartChild { child_id, workflow, business_key, input, parent } => {
+                    let child = self.child_instance(state, child_id, &workflow, business_key, parent)?;
+                    work.push_back((Target::New(Box::new(child)), Command::Start { input, actor: Actor::system() }));
+                }
+                Effect::NotifyParent { parent, status } => {
+                    work.push_back((Target::Existing(parent.instance_id), Command::ChildFinished { seq: parent.seq, child_id: state.id, status }));
+                }
+            }
+        }
+        Ok(woke)
+    }
+
+    fn child_instance(&self, parent: &InstanceState, id: Uuid, workflow: &str, business_key: String, parent_ref: ParentRef) -> Result<InstanceState> {
+        let def = self.latest(workflow)?;
+        Ok(InstanceState {
+            id,
+            workflow_id: def.id.clone(),
+            version: def.version,
+            business_key,
+            partner_id: parent.partner_id.clone(),
+            submitted_by: parent.submitted_by.clone(),
+            contact: parent.contact.clone(),
+            parent: Some(parent_ref),
+            status: Status::Running,
+            step: None,
+            seq: 0,
+            task: None,
+            data: serde_json::Map::new(),
+        })
+    }
+}

@@ -1,0 +1,228 @@
+//! Carrying out one outbox row: running a step handler or delivering a notification.
+//!
+//! Whatever the queue delivers, the row decides: a row that is no longer pending, or a step
+//! entry the instance has left, is acknowledged and nothing happens. Handlers run outside any
+//! transaction; their result commits through a transition that also completes the row.
+
+use chrono::{DateTime, Utc};
+use partnerflow_core::definition::{Channel, NotifySpec, Recipient};
+use partnerflow_core::handler::{HandlerError, StepContext};
+use partnerflow_core::machine::{Command, InstanceState, Status};
+use partnerflow_notify::Message;
+use partnerflow_store::{instances, notifications, outbox};
+use serde_json::json;
+
+use crate::engine::{Engine, Error, Result};
+use crate::transition::Also;
+
+/// One resolved address of a notification.
+struct Address {
+    recipient: String,
+    name: String,
+    locale: String,
+    channel: Channel,
+    address: String,
+}
+
+impl Engine {
+    /// Runs the outbox row `id` if it is still pending. Safe to call any number of times.
+    pub async fn run_job(&self, id: i64) -> Result<()> {
+        let row = {
+            let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
+            outbox::get_pending(&mut conn, id).await?
+        };
+        let Some(row) = row else {
+            return Ok(());
+        };
+        let result = match &row.work {
+            outbox::Work::RunStep { seq, step, handler } => self.run_step(&row, *seq, step, handler).await,
+            outbox::Work::Notify { key, spec } => self.deliver(&row, key, spec).await,
+        };
+        metrics::counter!("partnerflow_jobs_total", "kind" => kind_label(&row.work)).increment(1);
+        result
+    }
+
+    async fn run_step(&self, row: &outbox::OutboxRow, seq: u64, step: &str, handler: &str) -> Result<()> {
+        let now = self.now();
+        let stored = {
+            let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
+            instances::load(&mut conn, row.instance_id).await?
+        };
+        let Some(stored) = stored.filter(|s| s.state.status == Status::Running && s.state.seq == seq) else {
+            return self.finish_row(row.id, now).await;
+        };
+        let Some(h) = self.inner.registry.get_handler(handler) else {
+            return self.step_failed(row, seq, format!("handler `{handler}` is not registered")).await;
+        };
+        let ctx = StepContext {
+            instance: stored.state,
+            step: step.to_owned(),
+            now,
+            calendar: self.inner.calendar.clone(),
+            programme: self.inner.programme.clone(),
+        };
+        match h.run(ctx).await {
+            Ok(out) => {
+                let cmd = Command::StepCompleted { seq, outcome: out.outcome, output: out.output };
+                match self.apply(row.instance_id, cmd, Also { outbox_done: Some(row.id), ..Also::default() }).await {
+                    Err(Error::Refused(e)) => self.step_failed(row, seq, e.to_string()).await,
+                    other => other.map(drop),
+                }
+            }
+            Err(HandlerError::Fatal(msg)) => self.step_failed(row, seq, msg).await,
+            Err(HandlerError::Retryable(msg)) => {
+                let attempts = self.max_attempts(&row.instance_id, step).await;
+                if row.failures + 1 >= attempts {
+                    self.step_failed(row, seq, format!("gave up after {attempts} attempts: {msg}")).await
+                } else {
+                    self.retry_later(row, &msg, now).await
+                }
+            }
+        }
+    }
+
+    async fn max_attempts(&self, instance_id: &uuid::Uuid, step: &str) -> i64 {
+        let mut conn = match self.inner.store.pool.acquire().await {
+            Ok(c) => c,
+            Err(_) => return 1,
+        };
+        let Ok(Some(stored)) = instances::load(&mut conn, *instance_id).await else {
+            return 1;
+        };
+        self.definition(&stored.state.workflow_id, stored.state.version)
+            .ok()
+            .and_then(|d| match d.step(step).map(|s| &s.kind) {
+                Some(partnerflow_core::definition::StepKind::Automated { max_attempts, .. }) => Some(i64::from(*max_attempts)),
+                _ => None,
+            })
+            .unwrap_or(1)
+    }
+
+    async fn step_failed(&self, row: &outbox::OutboxRow, seq: u64, error: String) -> Result<()> {
+        tracing::warn!(instance = %row.instance_id, %error, "step failed");
+        self.apply(row.instance_id, Command::StepFailed { seq, error }, Also { outbox_done: Some(row.id), ..Also::default() })
+            .await
+            .map(drop)
+    }
+
+    async fn retry_later(&self, row: &outbox::OutboxRow, error: &str, now: DateTime<Utc>) -> Result<()> {
+        let backoff = self.inner.settings.retry_base * 2u32.saturating_pow(u32::try_from(row.failures).unwrap_or(16).min(16));
+        let at = now + chrono::Duration::from_std(backoff).unwrap_or(chrono::Duration::hours(1));
+        let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
+        outbox::retry(&mut conn, row.id, at, error).await?;
+        Ok(())
+    }
+
+    async fn finish_row(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
+        outbox::complete(&mut conn, id, now).await?;
+        Ok(())
+    }
+
+    /// Records then delivers each address of a notification; the record's key makes a second
+    /// delivery of the same row a no-op.
+    async fn deliver(&self, row: &outbox::OutboxRow, key: &str, spec: &NotifySpec) -> Result<()> {
+        let now = self.now();
+        let state = {
+            let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
+            instances::load(&mut conn, row.instance_id).await?.map(|s| s.state)
+        };
+        let Some(state) = state else {
+            return self.finish_row(row.id, now).await;
+        };
+        let addresses = self.resolve(&state, spec);
+        if addresses.is_empty() {
+            tracing::warn!(instance = %state.id, template = %spec.template, to = ?spec.to, "notification has no address; recorded as undeliverable");
+        }
+        let mut tx = self.inner.store.begin().await?;
+        for a in &addresses {
+            let sent = notifications::Sent {
+                key: format!("{key}:{}:{:?}", a.recipient, a.channel).to_lowercase(),
+                instance_id: state.id.to_string(),
+                channel: format!("{:?}", a.channel).to_lowercase(),
+                recipient: a.recipient.clone(),
+                address: a.address.clone(),
+                template: spec.template.clone(),
+                payload: json!({ "workflow": state.workflow_id, "business_key": state.business_key, "step": state.step, "status": state.status.label() }),
+                sent_at: now,
+            };
+            if !notifications::record(&mut tx, &sent).await? {
+                continue;
+            }
+            let message = Message {
+                key: sent.key.clone(),
+                channel: a.channel,
+                address: a.address.clone(),
+                recipient_name: a.name.clone(),
+                locale: a.locale.clone(),
+                template: spec.template.clone(),
+                vars: sent.payload.clone(),
+            };
+            if let Err(e) = self.inner.notifier.send(&message).await {
+                drop(tx);
+                return self.notify_failed(row, &e, now).await;
+            }
+        }
+        outbox::complete(&mut tx, row.id, now).await?;
+        tx.commit().await.map_err(partnerflow_store::Error::from)?;
+        Ok(())
+    }
+
+    async fn notify_failed(&self, row: &outbox::OutboxRow, e: &partnerflow_notify::Error, now: DateTime<Utc>) -> Result<()> {
+        let retryable = matches!(e, partnerflow_notify::Error::Retryable(_));
+        if retryable && row.failures + 1 < self.inner.settings.notify_attempts {
+            return self.retry_later(row, &e.to_string(), now).await;
+        }
+        tracing::error!(outbox = row.id, error = %e, "notification undeliverable");
+        let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
+        outbox::bury(&mut conn, row.id, &e.to_string(), now).await?;
+        Ok(())
+    }
+
+    fn resolve(&self, state: &InstanceState, spec: &NotifySpec) -> Vec<Address> {
+        let dir = &self.inner.directory;
+        let people: Vec<&partnerflow_core::directory::Person> = match &spec.to {
+            Recipient::Partner => {
+                return state
+                    .contact
+                    .iter()
+                    .flat_map(|c| {
+                        spec.channels.iter().map(|ch| Address {
+                            recipient: format!("partner:{}", state.partner_id.as_deref().unwrap_or("?")),
+                            name: c.name.clone(),
+                            locale: "zh-CN".to_owned(),
+                            channel: *ch,
+                            address: match ch {
+                                Channel::Email => c.email.clone(),
+                                Channel::Sms => c.phone.clone(),
+                            },
+                        })
+                    })
+                    .collect();
+            }
+            Recipient::Role(r) => dir.holders(r).collect(),
+            Recipient::EscalationTarget => Vec::new(),
+            Recipient::ProgrammeDirector => dir.person(&dir.programme_director).into_iter().collect(),
+            Recipient::Person(id) => dir.person(id).into_iter().collect(),
+        };
+        people
+            .into_iter()
+            .flat_map(|p| {
+                spec.channels.iter().filter_map(|ch| {
+                    let address = match ch {
+                        Channel::Email => p.email.clone(),
+                        Channel::Sms => p.phone.clone(),
+                    }?;
+                    Some(Address { recipient: p.id.clone(), name: p.name.clone(), locale: p.locale.clone(), channel: *ch, address })
+                })
+            })
+            .collect()
+    }
+}
+
+fn kind_label(w: &outbox::Work) -> &'static str {
+    match w {
+        outbox::Work::RunStep { .. } => "run_step",
+        outbox::Work::Notify { .. } => "notify",
+    }
+}

@@ -1,0 +1,200 @@
+//! Instances, their optimistic version, and their append-only, hash-chained events.
+
+use partnerflow_core::audit::chain_hash;
+use partnerflow_core::machine::{Event, InstanceState};
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::{Conn, Error, Result, from_micros, json, to_json, to_micros};
+
+/// An instance as stored: its state plus what the next write must check against.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub state: InstanceState,
+    pub version: i64,
+    pub event_count: i64,
+    pub last_hash: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+const COLUMNS: &str = "state, version, event_count, last_hash, created_at, updated_at";
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<Stored> {
+    Ok(Stored {
+        state: json("instance state", &row.try_get::<String, _>(0)?)?,
+        version: row.try_get(1)?,
+        event_count: row.try_get(2)?,
+        last_hash: row.try_get(3)?,
+        created_at: from_micros(row.try_get(4)?),
+        updated_at: from_micros(row.try_get(5)?),
+    })
+}
+
+pub async fn load(conn: &mut Conn, id: Uuid) -> Result<Option<Stored>> {
+    let row = sqlx::query(crate::sql(format!("select {COLUMNS} from instances where id = $1")))
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn find_by_key(conn: &mut Conn, workflow_id: &str, business_key: &str) -> Result<Option<Stored>> {
+    let row = sqlx::query(crate::sql(format!("select {COLUMNS} from instances where workflow_id = $1 and business_key = $2")))
+        .bind(workflow_id)
+        .bind(business_key)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Inserts a new instance at version 1. A second instance with the same business key is a
+/// conflict.
+pub async fn insert(conn: &mut Conn, s: &InstanceState, now: chrono::DateTime<chrono::Utc>) -> Result<()> {
+    let res = sqlx::query(
+        r#"insert into instances (id, workflow_id, def_version, business_key, partner_id, parent_id, status,
+               current_step, seq, state, version, event_count, last_hash, created_at, updated_at)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, $11, $12, $12)"#,
+    )
+    .bind(s.id.to_string())
+    .bind(&s.workflow_id)
+    .bind(i64::from(s.version))
+    .bind(&s.business_key)
+    .bind(s.partner_id.clone())
+    .bind(s.parent.as_ref().map(|p| p.instance_id.to_string()))
+    .bind(s.status.label().to_owned())
+    .bind(s.step.clone())
+    .bind(seq_i64(s.seq))
+    .bind(to_json(s))
+    .bind(partnerflow_core::audit::GENESIS)
+    .bind(to_micros(now))
+    .execute(&mut *conn)
+    .await;
+    match res {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(Error::Conflict(format!("an instance of {} with business key {} exists", s.workflow_id, s.business_key)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn seq_i64(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+/// Writes the new state and appends `events` to the chain, if nobody wrote since `expected`.
+/// Returns the new version.
+pub async fn save(
+    conn: &mut Conn,
+    s: &InstanceState,
+    expected: &Stored,
+    events: &[Event],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<i64> {
+    let id = s.id.to_string();
+    let mut hash = expected.last_hash.clone();
+    let mut seq = expected.event_count;
+    for e in events {
+        seq += 1;
+        hash = chain_hash(&hash, &id, u64::try_from(seq).unwrap_or_default(), e);
+        sqlx::query("insert into events (instance_id, seq, kind, actor, at, payload, hash) values ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(&id)
+            .bind(seq)
+            .bind(&e.kind)
+            .bind(&e.actor)
+            .bind(to_micros(e.at))
+            .bind(e.payload.to_string())
+            .bind(&hash)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let updated = sqlx::query(
+        r#"update instances set status = $1, current_step = $2, seq = $3, state = $4, version = version + 1,
+               event_count = $5, last_hash = $6, updated_at = $7
+           where id = $8 and version = $9"#,
+    )
+    .bind(s.status.label().to_owned())
+    .bind(s.step.clone())
+    .bind(seq_i64(s.seq))
+    .bind(to_json(s))
+    .bind(seq)
+    .bind(&hash)
+    .bind(to_micros(now))
+    .bind(&id)
+    .bind(expected.version)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Err(Error::Conflict(format!("instance {id} changed concurrently")));
+    }
+    Ok(expected.version + 1)
+}
+
+/// One stored audit event.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoredEvent {
+    pub seq: i64,
+    #[serde(flatten)]
+    pub event: Event,
+    pub hash: String,
+}
+
+pub async fn events(conn: &mut Conn, id: Uuid) -> Result<Vec<StoredEvent>> {
+    let rows = sqlx::query("select seq, kind, actor, at, payload, hash from events where instance_id = $1 order by seq")
+        .bind(id.to_string())
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(StoredEvent {
+                seq: r.try_get(0)?,
+                event: Event {
+                    kind: r.try_get(1)?,
+                    actor: r.try_get(2)?,
+                    at: from_micros(r.try_get(3)?),
+                    payload: json("event payload", &r.try_get::<String, _>(4)?)?,
+                },
+                hash: r.try_get(5)?,
+            })
+        })
+        .collect()
+}
+
+/// A summary line for listings.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    pub id: String,
+    pub workflow_id: String,
+    pub business_key: String,
+    pub status: String,
+    pub current_step: Option<String>,
+}
+
+/// Instances by status (all when `status` is None), newest first.
+pub async fn list(conn: &mut Conn, status: Option<&str>, limit: i64) -> Result<Vec<Summary>> {
+    let rows = sqlx::query(
+        "select id, workflow_id, business_key, status, current_step from instances where ($1 is null or status = $1) order by created_at desc limit $2",
+    )
+    .bind(status.map(str::to_owned))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Summary {
+                id: r.try_get(0)?,
+                workflow_id: r.try_get(1)?,
+                business_key: r.try_get(2)?,
+                status: r.try_get(3)?,
+                current_step: r.try_get(4)?,
+            })
+        })
+        .collect()
+}
+
+/// How many instances are in each status.
+pub async fn count_by_status(conn: &mut Conn) -> Result<Vec<(String, i64)>> {
+    let rows = sqlx::query("select status, count(*) from instances group by status order by status").fetch_all(&mut *conn).await?;
+    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+}

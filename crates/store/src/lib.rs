@@ -1,0 +1,158 @@
+//! partnerflow's record, in PostgreSQL (production) or SQLite (embedded default).
+//!
+//! One code path serves both backends through sqlx's `Any` driver: the schema keeps to types
+//! both understand (text, bigint), times are microseconds since the epoch, JSON is text, and
+//! the few statements that differ (row locking) branch on [`Backend`]. Repository functions take
+//! a connection or transaction, so the engine decides where a transaction begins and ends.
+//!
+//! # Layout
+//! - [`instances`]: instances with their optimistic version, and the audit events.
+//! - [`tasks`]: human tasks and their SLA clocks.
+//! - [`timers`]: durable timers, claimed by the sweeper.
+//! - [`outbox`]: side effects waiting to be carried out, leased to workers.
+//! - [`idempotency`]: stored answers to requests carrying an `Idempotency-Key`.
+//! - [`notifications`]: the record of every notification sent, keyed for deduplication.
+//! - [`definitions`]: every definition version an instance may still run on.
+
+pub mod definitions;
+pub mod idempotency;
+pub mod instances;
+pub mod notifications;
+pub mod outbox;
+pub mod tasks;
+pub mod timers;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+pub use sqlx::{AnyConnection as Conn, AnyPool, Transaction};
+
+/// Errors of the record, in categories the engine acts on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The row asked for does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A concurrent writer got there first (version check or unique key).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A stored document could not be read back.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    /// The database could not be reached or refused the statement.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// The connection pool and what it talks to.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+impl Store {
+    /// Connects to `url` (`postgres://…` or `sqlite:…`).
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        install_default_drivers();
+        let backend = if url.starts_with("postgres") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite") {
+            Backend::Sqlite
+        } else {
+            return Err(Error::Database(sqlx::Error::Configuration(
+                format!("database url must start with postgres:// or sqlite:, got `{url}`").into(),
+            )));
+        };
+        let url = match backend {
+            // WAL lets readers proceed while the single writer commits; busy_timeout queues writers.
+            Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+            _ => url.to_owned(),
+        };
+        let max = if backend == Backend::Sqlite { max_connections.min(8) } else { max_connections };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        sqlx::raw_sql("pragma journal_mode = wal; pragma busy_timeout = 10000; pragma synchronous = normal; pragma foreign_keys = on;")
+                            .execute(conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        Ok(Store { pool, backend })
+    }
+
+    /// Applies the backend's migrations.
+    pub async fn migrate(&self) -> Result<()> {
+        match self.backend {
+            Backend::Postgres => PG_MIGRATIONS.run(&self.pool).await?,
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Begins a transaction.
+    pub async fn begin(&self) -> Result<Transaction<'static, sqlx::Any>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// `for update skip locked` where the backend has it (SQLite has a single writer anyway).
+    pub(crate) fn skip_locked(backend: Backend) -> &'static str {
+        match backend {
+            Backend::Postgres => "for update skip locked",
+            Backend::Sqlite => "",
+        }
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("select 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// Microseconds since the epoch, the stored form of every time.
+pub fn to_micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// The inverse of [`to_micros`].
+pub fn from_micros(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+pub(crate) fn json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
+    // Serializing our own types to a String cannot fail (no non-string map keys, no I/O).
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// Marks a statement assembled from this crate's own constants (never from input) as safe.
+pub(crate) fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(text)
+}

@@ -1,0 +1,115 @@
+//! Human tasks: who must decide what by when, and how far the task has been escalated.
+
+use chrono::{DateTime, Utc};
+use partnerflow_core::calendar::Due;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::{Conn, Result, from_micros, to_micros};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Task {
+    pub id: String,
+    pub instance_id: String,
+    pub step: String,
+    pub seq: i64,
+    pub role: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub beyond_calendar: bool,
+    pub escalation_level: i64,
+    pub outcome: Option<String>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+pub const OPEN: &str = "open";
+pub const CLOSED: &str = "closed";
+
+const COLUMNS: &str = "id, instance_id, step, seq, role, status, created_at, due_at, beyond_calendar, escalation_level, outcome, closed_at";
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<Task> {
+    Ok(Task {
+        id: r.try_get(0)?,
+        instance_id: r.try_get(1)?,
+        step: r.try_get(2)?,
+        seq: r.try_get(3)?,
+        role: r.try_get(4)?,
+        status: r.try_get(5)?,
+        created_at: from_micros(r.try_get(6)?),
+        due_at: from_micros(r.try_get(7)?),
+        beyond_calendar: r.try_get::<i64, _>(8)? != 0,
+        escalation_level: r.try_get(9)?,
+        outcome: r.try_get(10)?,
+        closed_at: r.try_get::<Option<i64>, _>(11)?.map(from_micros),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn insert(conn: &mut Conn, id: Uuid, instance_id: Uuid, step: &str, seq: u64, role: &str, due: Due, now: DateTime<Utc>) -> Result<()> {
+    sqlx::query(
+        r#"insert into tasks (id, instance_id, step, seq, role, status, created_at, due_at, beyond_calendar, escalation_level)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0)"#,
+    )
+    .bind(id.to_string())
+    .bind(instance_id.to_string())
+    .bind(step)
+    .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+    .bind(role)
+    .bind(OPEN)
+    .bind(to_micros(now))
+    .bind(to_micros(due.at))
+    .bind(i64::from(due.beyond_calendar))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn close(conn: &mut Conn, id: Uuid, outcome: &str, now: DateTime<Utc>) -> Result<()> {
+    sqlx::query("update tasks set status = $1, outcome = $2, closed_at = $3 where id = $4")
+        .bind(CLOSED)
+        .bind(outcome)
+        .bind(to_micros(now))
+        .bind(id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn escalate(conn: &mut Conn, id: Uuid, level: i64) -> Result<()> {
+    sqlx::query("update tasks set escalation_level = $1 where id = $2 and escalation_level < $1")
+        .bind(level)
+        .bind(id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn get(conn: &mut Conn, id: Uuid) -> Result<Option<Task>> {
+    let row = sqlx::query(crate::sql(format!("select {COLUMNS} from tasks where id = $1")))
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Tasks filtered by role and status, soonest due first.
+pub async fn list(conn: &mut Conn, role: Option<&str>, status: Option<&str>, limit: i64) -> Result<Vec<Task>> {
+    let rows = sqlx::query(crate::sql(format!(
+        "select {COLUMNS} from tasks where ($1 is null or role = $1) and ($2 is null or status = $2) order by due_at limit $3"
+    )))
+    .bind(role.map(str::to_owned))
+    .bind(status.map(str::to_owned))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+pub async fn for_instance(conn: &mut Conn, instance_id: Uuid) -> Result<Vec<Task>> {
+    let rows = sqlx::query(crate::sql(format!("select {COLUMNS} from tasks where instance_id = $1 order by created_at")))
+        .bind(instance_id.to_string())
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(from_row).collect()
+}

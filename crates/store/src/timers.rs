@@ -1,0 +1,105 @@
+//! Durable timers: reminders, escalations, silence policies, waits. The sweeper claims due
+//! timers with a lease, so a sweeper that dies mid-batch only delays them.
+
+use chrono::{DateTime, Utc};
+use partnerflow_core::machine::TimerKind;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::{Conn, Result, Store, from_micros, json, to_json, to_micros};
+
+#[derive(Debug, Clone)]
+pub struct Timer {
+    pub id: i64,
+    pub instance_id: Uuid,
+    pub seq: u64,
+    pub kind: TimerKind,
+    pub due_at: DateTime<Utc>,
+}
+
+pub async fn insert(conn: &mut Conn, instance_id: Uuid, seq: u64, kind: &TimerKind, due_at: DateTime<Utc>) -> Result<()> {
+    sqlx::query("insert into timers (instance_id, seq, kind, due_at, status) values ($1, $2, $3, $4, 'pending')")
+        .bind(instance_id.to_string())
+        .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+        .bind(to_json(kind))
+        .bind(to_micros(due_at))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Cancels the pending timers of one step entry.
+pub async fn cancel(conn: &mut Conn, instance_id: Uuid, seq: u64) -> Result<()> {
+    sqlx::query("update timers set status = 'cancelled' where instance_id = $1 and seq = $2 and status = 'pending'")
+        .bind(instance_id.to_string())
+        .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn mark_fired(conn: &mut Conn, id: i64) -> Result<()> {
+    sqlx::query("update timers set status = 'fired' where id = $1").bind(id).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Claims up to `limit` due timers for `lease_until`, oldest due first.
+pub async fn claim_due(store: &Store, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: i64) -> Result<Vec<Timer>> {
+    let sql = format!(
+        r#"update timers set claimed_until = $1
+           where id in (select id from timers
+                        where status = 'pending' and due_at <= $2 and (claimed_until is null or claimed_until <= $2)
+                        order by due_at limit $3 {})
+           returning id, instance_id, seq, kind, due_at"#,
+        Store::skip_locked(store.backend)
+    );
+    let rows = sqlx::query(crate::sql(sql))
+        .bind(to_micros(lease_until))
+        .bind(to_micros(now))
+        .bind(limit)
+        .fetch_all(&store.pool)
+        .await?;
+    let mut timers = rows
+        .iter()
+        .map(|r| {
+            Ok(Timer {
+                id: r.try_get(0)?,
+                instance_id: parse_uuid(&r.try_get::<String, _>(1)?)?,
+                seq: u64::try_from(r.try_get::<i64, _>(2)?).unwrap_or_default(),
+                kind: json("timer kind", &r.try_get::<String, _>(3)?)?,
+                due_at: from_micros(r.try_get(4)?),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    timers.sort_by_key(|t| (t.due_at, t.id));
+    Ok(timers)
+}
+
+/// The earliest pending due time, so a sweeper on a virtual clock knows where to jump.
+pub async fn next_due(conn: &mut Conn) -> Result<Option<DateTime<Utc>>> {
+    let row = sqlx::query("select min(due_at) from timers where status = 'pending'").fetch_one(&mut *conn).await?;
+    Ok(row.try_get::<Option<i64>, _>(0)?.map(from_micros))
+}
+
+/// Pending timers of an instance (for SLA clocks).
+pub async fn pending_for(conn: &mut Conn, instance_id: Uuid) -> Result<Vec<Timer>> {
+    let rows = sqlx::query("select id, instance_id, seq, kind, due_at from timers where instance_id = $1 and status = 'pending' order by due_at")
+        .bind(instance_id.to_string())
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Timer {
+                id: r.try_get(0)?,
+                instance_id,
+                seq: u64::try_from(r.try_get::<i64, _>(2)?).unwrap_or_default(),
+                kind: json("timer kind", &r.try_get::<String, _>(3)?)?,
+                due_at: from_micros(r.try_get(4)?),
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn parse_uuid(s: &str) -> Result<Uuid> {
+    Uuid::parse_str(s).map_err(|e| crate::Error::Corrupt(format!("uuid `{s}`: {e}")))
+}
