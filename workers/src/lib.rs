@@ -1,1 +1,42 @@
-//! placeholder
+//! Step handlers and input validators, registered by the names definitions use.
+//!
+//! Handlers are plain async code over a [`StepContext`] snapshot: they compute, they may call
+//! a provider, and they return an outcome. They never touch the database; the engine commits
+//! their result.
+//!
+//! # Layout
+//! - [`onboarding`]: business verification, automatic screening, activation, certificates,
+//!   suspension and termination of partners.
+//! - [`contract`]: agreement generation and archiving.
+//! - [`registry`]: the names, in one place.
+
+pub mod contract;
+pub mod onboarding;
+
+use partnerflow_core::handler::{HandlerError, HandlerRegistry, StepContext};
+use serde::de::DeserializeOwned;
+
+pub use onboarding::{BusinessVerifier, SimulatedVerifier};
+
+/// Every handler and validator, with the given verification provider.
+pub fn registry(verifier: impl BusinessVerifier) -> HandlerRegistry {
+    HandlerRegistry::default()
+        .validator("onboarding_application", onboarding::validate_application)
+        .handler("verify_business", onboarding::VerifyBusiness::new(verifier))
+        .handler("auto_screen", onboarding::AutoScreen)
+        .handler("activate_partner", onboarding::Activate)
+        .handler("issue_certificate", onboarding::IssueCertificate { renewal: false })
+        .handler("renew_certificate", onboarding::IssueCertificate { renewal: true })
+        .handler("suspend_partner", onboarding::Suspend)
+        .handler("terminate_partner", onboarding::Terminate)
+        .handler("generate_agreement", contract::GenerateAgreement)
+        .handler("archive_agreement", contract::ArchiveAgreement)
+}
+
+/// Reads a part of the instance's data, failing fatally (never retried) when it is missing:
+/// validation at the edge makes that a defect, not a transient condition.
+pub(crate) fn read<T: DeserializeOwned>(ctx: &StepContext, pointer: &str) -> Result<T, HandlerError> {
+    let value = serde_json::Value::Object(ctx.instance.data.clone());
+    let part = value.pointer(pointer).cloned().ok_or_else(|| HandlerError::Fatal(format!("instance data has no `{pointer}`")))?;
+    serde_json::from_value(part).map_err(|e| HandlerError::Fatal(format!("`{pointer}`: {e}")))
+}

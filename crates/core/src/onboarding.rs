@@ -10,7 +10,7 @@
 //!   simulated `verify_business` provider (¥0.01–0.99, 3 attempts then locked).
 //!
 //! Every threshold comes from [`OnboardingRules`] (the programme's `[onboarding]` table;
-//! defaults in `config/programmes/onboarding.toml`). Nothing here reads a clock or does I/O:
+//! defaults in `config/programme.toml`). Nothing here reads a clock or does I/O:
 //! "today" is a parameter. Money is [`Decimal`], never a float.
 
 use std::fmt;
@@ -1139,7 +1139,7 @@ mod tests {
 
     /// The shipped defaults, so every test also checks that the config file says what the
     /// seeds say.
-    const DEFAULTS_TOML: &str = include_str!("../../../config/programmes/onboarding.toml");
+    const DEFAULTS_TOML: &str = include_str!("../../../config/programme.toml");
 
     #[derive(Deserialize)]
     struct ProgrammeFile {

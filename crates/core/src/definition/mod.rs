@@ -64,7 +64,9 @@ pub enum StepKind {
     Automated { handler: String, max_attempts: u32 },
     Human(HumanStep),
     Timer { fires: TimerSpec },
-    WaitEvent { event: String, validator: Option<String>, timeout: Option<TimerSpec> },
+    /// Waits for an external event; with `replaces_input` the (validated) payload becomes the
+    /// instance's input, as when a returned application is resubmitted.
+    WaitEvent { event: String, validator: Option<String>, timeout: Option<TimerSpec>, replaces_input: bool },
     Child { workflow: String, deadline: Option<TimerSpec> },
     End { status: String },
 }
@@ -439,7 +441,12 @@ fn build_step(rs: &RawStep, registry: &dyn Registry) -> Result<Step, StepProblem
                 problems.push(("unknown-validator", format!("validator `{v}` is not registered")));
             }
             match &rs.event {
-                Some(event) => Some(StepKind::WaitEvent { event: event.clone(), validator: rs.validator.clone(), timeout }),
+                Some(event) => Some(StepKind::WaitEvent {
+                    event: event.clone(),
+                    validator: rs.validator.clone(),
+                    timeout,
+                    replaces_input: rs.replaces_input.unwrap_or(false),
+                }),
                 None => {
                     problems.push(("missing-event", "a wait_event step needs `event`".to_owned()));
                     None

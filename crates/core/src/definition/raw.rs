@@ -48,6 +48,7 @@ pub(crate) struct RawStep {
     pub(crate) until: Option<String>,
     pub(crate) event: Option<String>,
     pub(crate) validator: Option<String>,
+    pub(crate) replaces_input: Option<bool>,
     pub(crate) timeout: Option<String>,
     pub(crate) timeout_until: Option<String>,
     pub(crate) workflow: Option<String>,

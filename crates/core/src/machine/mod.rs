@@ -205,11 +205,14 @@ impl Machine<'_, '_> {
             }
             Command::Decide { task_id, decision, reason, actor, data } => self.decide(task_id, decision, reason, actor, data),
             Command::ExternalEvent { name, payload, actor } => {
-                let expected = matches!(&self.current()?.kind, StepKind::WaitEvent { event, .. } if *event == name);
-                if !expected {
-                    return Err(Error::EventNotExpected(name));
-                }
+                let replaces_input = match &self.current()?.kind {
+                    StepKind::WaitEvent { event, replaces_input, .. } if *event == name => *replaces_input,
+                    _ => return Err(Error::EventNotExpected(name)),
+                };
                 self.event("event_received", &actor, json!({ "event": name, "payload": payload }));
+                if replaces_input {
+                    self.state.data.insert("input".to_owned(), payload.clone());
+                }
                 let events = self.state.data.entry("events").or_insert_with(|| json!({}));
                 if let Some(map) = events.as_object_mut() {
                     map.insert(name, payload);
@@ -227,6 +230,14 @@ impl Machine<'_, '_> {
                     return self.stale();
                 }
                 self.event("child_finished", &Actor::system(), json!({ "child": child_id, "status": status }));
+                if !self.current()?.on.contains_key(&status) {
+                    // The child ended in a way this definition does not handle: stop for an
+                    // operator rather than refuse, which would undo the child's own ending.
+                    let error = format!("child ended `{status}`, which step `{}` has no transition for", self.current_id());
+                    self.event("failed", &Actor::system(), json!({ "error": error }));
+                    self.state.status = Status::Failed(error);
+                    return Ok(());
+                }
                 self.follow(&status)
             }
         }
