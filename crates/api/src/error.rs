@@ -195,12 +195,15 @@ pub(crate) async fn json_errors(req: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return res;
     }
+    if status.is_server_error() {
+        tracing::error!(status = status.as_u16(), "request failed");
+    }
     let message = status.canonical_reason().unwrap_or("error").to_lowercase();
     let mut rewritten = ApiError::new(status, fallback_code(status), message).into_response();
     // Keep headers such as `Allow` on a 405.
     for (name, value) in res.headers() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            rewritten.headers_mut().insert(name.clone(), value.clone());
+            rewritten.headers_mut().append(name.clone(), value.clone());
         }
     }
     rewritten

@@ -1,1 +1,222 @@
-fn main() {}
+//! `partnerflow`: parses the command line, sets up tracing and metrics, and runs a command.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use partnerflow::app::{self, ConfigData};
+use partnerflow::settings::Settings;
+use partnerflow_engine::{Clock, Engine, SystemClock};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "partnerflow", version, about = "Durable workflow and approval orchestrator for partner programmes")]
+struct Cli {
+    /// Directory of the configuration files.
+    #[arg(long, env = "PARTNERFLOW_CONFIG_DIR", default_value = "config", global = true)]
+    config_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// API, workers, dispatcher and timer sweeper in one process.
+    Serve,
+    /// Workers only (add --dispatch to also run a dispatcher and timer sweeper).
+    Worker {
+        #[arg(long)]
+        dispatch: bool,
+    },
+    /// Applies the database migrations.
+    Migrate,
+    /// Validates workflow definitions (a file or a directory; default: the configured one).
+    Validate { path: Option<PathBuf> },
+    /// Runs several partners through onboarding and contract signing on a virtual clock.
+    Demo,
+    /// Runs the reference workload (3-step approval by signed callback) and reports throughput and latency.
+    Bench {
+        /// Workflows to complete.
+        #[arg(long, default_value_t = 2000)]
+        workflows: usize,
+        /// Workflows in flight at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        let quiet = matches!(cli.command, Command::Demo | Command::Bench { .. } | Command::Validate { .. });
+        tracing_subscriber::EnvFilter::new(if quiet { "error" } else { "info" })
+    });
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    match cli.command {
+        Command::Demo => partnerflow::demo::run().await,
+        Command::Validate { path } => validate(&cli.config_dir, path).await,
+        command => {
+            let settings = Settings::load(&cli.config_dir)?;
+            match command {
+                Command::Serve => serve(settings).await,
+                Command::Worker { dispatch } => worker(settings, dispatch).await,
+                Command::Migrate => migrate(settings).await,
+                Command::Bench { workflows, concurrency } => partnerflow::bench::run(&settings, workflows, concurrency).await,
+                Command::Demo | Command::Validate { .. } => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+async fn validate(config_dir: &std::path::Path, path: Option<PathBuf>) -> Result<()> {
+    let settings = Settings::load(config_dir)?;
+    let data = ConfigData::load(&settings)?;
+    let registry = partnerflow_workers::registry(partnerflow_workers::SimulatedVerifier);
+    let files = app::read_definitions(path.as_deref().unwrap_or(&settings.paths.workflows))?;
+    let mut failed = 0;
+    for (file, text) in &files {
+        let id = toml::from_str::<toml::Table>(text).ok().and_then(|t| t.get("id").and_then(|v| v.as_str().map(str::to_owned)));
+        let overrides = id.as_deref().and_then(|id| data.programme.overrides(id));
+        match partnerflow_core::WorkflowDefinition::parse(file, text, overrides, &registry) {
+            Ok(def) => println!("ok      {file}: {} v{} ({} steps)", def.id, def.version, def.steps.len()),
+            Err(errors) => {
+                failed += 1;
+                for e in errors {
+                    println!("error   {e}");
+                }
+            }
+        }
+    }
+    if let Some(w) = app::warn_if_calendar_ends_soon(&data.calendar, SystemClock.now()) {
+        println!("warning {w}");
+    }
+    if failed > 0 {
+        bail!("{failed} definition(s) failed validation");
+    }
+    Ok(())
+}
+
+async fn migrate(settings: Settings) -> Result<()> {
+    let store = partnerflow_store::Store::connect(&settings.database.url, 2).await?;
+    store.migrate().await?;
+    println!("migrated {}", app::redact(&settings.database.url));
+    Ok(())
+}
+
+fn install_metrics() -> Result<Arc<dyn Fn() -> String + Send + Sync>> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().context("installing the metrics recorder")?;
+    Ok(Arc::new(move || handle.render()))
+}
+
+/// Background loops every process runs: the dispatcher and the timer sweeper.
+fn spawn_loops(engine: &Engine, shutdown: &CancellationToken, tracker: &tokio_util::task::TaskTracker) {
+    let (e, s) = (engine.clone(), shutdown.clone());
+    tracker.spawn(async move { e.run_dispatcher(s).await });
+    let (e, s) = (engine.clone(), shutdown.clone());
+    tracker.spawn(async move { e.run_sweeper(s).await });
+}
+
+fn spawn_workers(engine: &Engine, concurrency: usize, shutdown: &CancellationToken, tracker: &tokio_util::task::TaskTracker) {
+    let (e, s) = (engine.clone(), shutdown.clone());
+    tracker.spawn(async move {
+        if let Err(err) = e.run_workers(concurrency, s.clone()).await {
+            tracing::error!(error = %err, "workers stopped; shutting down");
+            s.cancel();
+        }
+    });
+}
+
+async fn serve(settings: Settings) -> Result<()> {
+    let addr: SocketAddr = settings.http.listen.parse().with_context(|| format!("http.listen `{}`", settings.http.listen))?;
+    if settings.auth.development_secrets && !addr.ip().is_loopback() {
+        bail!("refusing to listen on {addr} with the development secrets: set auth.development_secrets = false and real secrets (config/production.toml, config/local.toml or PARTNERFLOW__AUTH__*)");
+    }
+    let metrics = install_metrics()?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let engine = app::build(&settings, clock.clone()).await?;
+    let shutdown = CancellationToken::new();
+    let tracker = tokio_util::task::TaskTracker::new();
+    spawn_loops(&engine, &shutdown, &tracker);
+    spawn_workers(&engine, settings.engine.worker_concurrency, &shutdown, &tracker);
+    let state = partnerflow_api::AppState {
+        engine: engine.clone(),
+        auth: Arc::new(auth_config(&settings)),
+        metrics: Some(metrics),
+        clock,
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    tracing::info!(%addr, database = %app::redact(&settings.database.url), queue = %settings.queue.kind, "serving");
+    let s = shutdown.clone();
+    axum::serve(listener, partnerflow_api::router(state))
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            s.cancel();
+        })
+        .await?;
+    drain(tracker).await;
+    Ok(())
+}
+
+async fn worker(settings: Settings, dispatch: bool) -> Result<()> {
+    let engine = app::build(&settings, Arc::new(SystemClock)).await?;
+    let shutdown = CancellationToken::new();
+    let tracker = tokio_util::task::TaskTracker::new();
+    if dispatch {
+        spawn_loops(&engine, &shutdown, &tracker);
+    }
+    spawn_workers(&engine, settings.engine.worker_concurrency, &shutdown, &tracker);
+    tracing::info!(dispatch, queue = %settings.queue.kind, "worker running");
+    let s = shutdown.clone();
+    tokio::select! {
+        () = shutdown_signal() => s.cancel(),
+        () = shutdown.cancelled() => {}
+    }
+    drain(tracker).await;
+    Ok(())
+}
+
+async fn drain(tracker: tokio_util::task::TaskTracker) {
+    tracker.close();
+    if tokio::time::timeout(std::time::Duration::from_secs(30), tracker.wait()).await.is_err() {
+        tracing::warn!("shutdown timed out with work in flight; the outbox hands it out again after its lease");
+    }
+}
+
+pub(crate) fn auth_config(settings: &Settings) -> partnerflow_api::AuthConfig {
+    partnerflow_api::AuthConfig {
+        integrations: settings
+            .auth
+            .integrations
+            .iter()
+            .map(|i| partnerflow_api::Integration { id: i.id.clone(), secrets: i.secrets.clone(), roles: i.roles.clone() })
+            .collect(),
+        operator_tokens: settings.auth.operator_tokens.clone(),
+        tolerance_secs: settings.http.signature_tolerance_secs,
+    }
+}
+
+/// SIGINT or SIGTERM starts a graceful drain; a second signal exits at once.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tokio::spawn(async {
+        let _ = tokio::signal::ctrl_c().await;
+        std::process::exit(130);
+    });
+}

@@ -1,0 +1,144 @@
+use super::*;
+
+const NOW: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+const BODY: &[u8] = br#"{"decision":"approve","reason":null,"actor":{"id":"cm"}}"#;
+
+fn secrets(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn check(header: &str, body: &[u8], keys: &[&str], now: i64) -> Result<(), SignatureError> {
+    verify(header, body, &secrets(keys), now, DEFAULT_TOLERANCE_SECS)
+}
+
+#[test]
+fn a_good_signature_is_accepted() {
+    let header = sign("s3cret", NOW, BODY);
+    assert!(header.starts_with(&format!("t={NOW},v1=")), "{header}");
+    assert_eq!(check(&header, BODY, &["s3cret"], NOW), Ok(()));
+}
+
+#[test]
+fn signing_matches_the_documented_construction() {
+    // HMAC-SHA256(secret, "<t>.<body>"), hex: what a sender in any language computes.
+    let mut mac = HmacSha256::new_from_slice(b"s3cret").expect("key");
+    mac.update(format!("{NOW}.").as_bytes());
+    mac.update(BODY);
+    let expected = format!("t={NOW},v1={}", hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(sign("s3cret", NOW, BODY), expected);
+}
+
+#[test]
+fn a_tampered_body_is_refused() {
+    let header = sign("s3cret", NOW, BODY);
+    let tampered = br#"{"decision":"reject","reason":null,"actor":{"id":"cm"}}"#;
+    assert_eq!(check(&header, tampered, &["s3cret"], NOW), Err(SignatureError::Mismatch));
+}
+
+#[test]
+fn a_wrong_secret_is_refused() {
+    let header = sign("not-the-secret", NOW, BODY);
+    assert_eq!(check(&header, BODY, &["s3cret"], NOW), Err(SignatureError::Mismatch));
+}
+
+#[test]
+fn a_changed_timestamp_is_refused() {
+    let header = sign("s3cret", NOW, BODY).replace(&format!("t={NOW}"), &format!("t={}", NOW + 1));
+    assert_eq!(check(&header, BODY, &["s3cret"], NOW), Err(SignatureError::Mismatch));
+}
+
+#[test]
+fn timestamps_within_tolerance_are_accepted_either_way() {
+    for t in [NOW - DEFAULT_TOLERANCE_SECS, NOW + DEFAULT_TOLERANCE_SECS] {
+        assert_eq!(check(&sign("s3cret", t, BODY), BODY, &["s3cret"], NOW), Ok(()), "t = now{:+}", t - NOW);
+    }
+}
+
+#[test]
+fn an_old_timestamp_is_refused() {
+    let header = sign("s3cret", NOW - DEFAULT_TOLERANCE_SECS - 1, BODY);
+    assert_eq!(check(&header, BODY, &["s3cret"], NOW), Err(SignatureError::OutsideTolerance));
+}
+
+#[test]
+fn a_future_timestamp_beyond_tolerance_is_refused() {
+    let header = sign("s3cret", NOW + DEFAULT_TOLERANCE_SECS + 1, BODY);
+    assert_eq!(check(&header, BODY, &["s3cret"], NOW), Err(SignatureError::OutsideTolerance));
+}
+
+#[test]
+fn the_tolerance_is_configurable() {
+    let header = sign("s3cret", NOW - 60, BODY);
+    assert_eq!(verify(&header, BODY, &secrets(&["s3cret"]), NOW, 30), Err(SignatureError::OutsideTolerance));
+    assert_eq!(verify(&header, BODY, &secrets(&["s3cret"]), NOW, 60), Ok(()));
+}
+
+#[test]
+fn extreme_timestamps_do_not_overflow() {
+    let header = sign("s3cret", i64::MIN, BODY);
+    assert_eq!(check(&header, BODY, &["s3cret"], i64::MAX), Err(SignatureError::OutsideTolerance));
+}
+
+#[test]
+fn malformed_headers_are_refused() {
+    let good = sign("s3cret", NOW, BODY);
+    let tag = good.split_once("v1=").map(|(_, t)| t.to_owned()).expect("v1");
+    for header in [
+        String::new(),
+        "garbage".to_owned(),
+        format!("v1={tag}"),
+        format!("t={NOW}"),
+        format!("t=yesterday,v1={tag}"),
+        format!("t={NOW},v1=not-hex"),
+        format!("t={NOW},t={NOW},v1={tag}"),
+        format!("t={NOW};v1={tag}"),
+    ] {
+        assert_eq!(check(&header, BODY, &["s3cret"], NOW), Err(SignatureError::Malformed), "{header:?}");
+    }
+}
+
+#[test]
+fn the_second_secret_of_a_rotation_is_accepted() {
+    let old = sign("old-secret", NOW, BODY);
+    let new = sign("new-secret", NOW, BODY);
+    assert_eq!(check(&old, BODY, &["old-secret", "new-secret"], NOW), Ok(()));
+    assert_eq!(check(&new, BODY, &["old-secret", "new-secret"], NOW), Ok(()));
+    assert_eq!(check(&new, BODY, &["old-secret"], NOW), Err(SignatureError::Mismatch));
+}
+
+#[test]
+fn a_sender_mid_rotation_may_send_both_signatures() {
+    let old = sign("old-secret", NOW, BODY);
+    let new_tag = sign("new-secret", NOW, BODY).split_once("v1=").map(|(_, t)| t.to_owned()).expect("v1");
+    let both = format!("{old}, v1={new_tag}");
+    assert_eq!(check(&both, BODY, &["new-secret"], NOW), Ok(()));
+}
+
+#[test]
+fn no_secret_or_an_empty_secret_matches_nothing() {
+    let header = sign("", NOW, BODY);
+    assert_eq!(check(&header, BODY, &[""], NOW), Err(SignatureError::Mismatch));
+    assert_eq!(check(&header, BODY, &[], NOW), Err(SignatureError::Mismatch));
+}
+
+#[test]
+fn operator_tokens_match_exactly() {
+    let tokens = secrets(&["alpha-token", "beta-token"]);
+    assert!(token_matches("alpha-token", &tokens));
+    assert!(token_matches("beta-token", &tokens));
+    assert!(!token_matches("alpha-toke", &tokens));
+    assert!(!token_matches("alpha-token2", &tokens));
+    assert!(!token_matches("", &secrets(&[""])));
+}
+
+#[test]
+fn debug_output_hides_secrets_and_tokens() {
+    let config = AuthConfig {
+        integrations: vec![Integration { id: "portal".to_owned(), secrets: secrets(&["hunter2"]), roles: secrets(&["channel_manager"]) }],
+        operator_tokens: secrets(&["op-token"]),
+        tolerance_secs: 300,
+    };
+    let shown = format!("{config:?}");
+    assert!(shown.contains("portal") && shown.contains("channel_manager"), "{shown}");
+    assert!(!shown.contains("hunter2") && !shown.contains("op-token"), "{shown}");
+}

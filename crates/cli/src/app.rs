@@ -1,0 +1,152 @@
+//! Wiring: settings → store, queue, notifier, calendar, directory, programme, definitions →
+//! engine. The only place that chooses backends.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use partnerflow_core::BusinessCalendar;
+use partnerflow_core::directory::Directory;
+use partnerflow_core::programme::Programme;
+use partnerflow_engine::queue::{MemoryQueue, Queue};
+use partnerflow_engine::{Clock, Engine, EngineParts};
+use partnerflow_store::Store;
+
+use crate::settings::Settings;
+
+/// Files shipped in the binary, used when the configured path does not exist, so the
+/// embedded default runs from any directory.
+const EMBEDDED_WORKFLOWS: &[(&str, &str)] = &[
+    ("partner_onboarding.toml", include_str!("../../../workflows/partner_onboarding.toml")),
+    ("contract_signing.toml", include_str!("../../../workflows/contract_signing.toml")),
+];
+const EMBEDDED_PROGRAMME: &str = include_str!("../../../config/programme.toml");
+const EMBEDDED_DIRECTORY: &str = include_str!("../../../config/directory.toml");
+const EMBEDDED_CALENDARS: &[(&str, &str)] = &[
+    ("cn-2025.toml", include_str!("../../../config/calendars/cn-2025.toml")),
+    ("cn-2026.toml", include_str!("../../../config/calendars/cn-2026.toml")),
+];
+
+/// Programme, directory and calendar, read and checked.
+#[derive(Debug, Clone)]
+pub struct ConfigData {
+    pub programme: Arc<Programme>,
+    pub directory: Arc<Directory>,
+    pub calendar: Arc<BusinessCalendar>,
+}
+
+fn read_or(path: &Path, embedded: &str) -> Result<String> {
+    if path.exists() {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    } else {
+        Ok(embedded.to_owned())
+    }
+}
+
+impl ConfigData {
+    pub fn load(settings: &Settings) -> Result<Self> {
+        let programme = Programme::parse(&read_or(&settings.paths.programme, EMBEDDED_PROGRAMME)?)
+            .with_context(|| format!("programme file {}", settings.paths.programme.display()))?;
+        let directory: Directory = toml::from_str(&read_or(&settings.paths.directory, EMBEDDED_DIRECTORY)?)
+            .with_context(|| format!("directory file {}", settings.paths.directory.display()))?;
+        if let Err(problems) = directory.validate() {
+            bail!("directory {}: {}", settings.paths.directory.display(), problems.join("; "));
+        }
+        let mut files = Vec::new();
+        for name in &programme.calendars {
+            let path = settings.paths.calendars.join(name);
+            let embedded = EMBEDDED_CALENDARS.iter().find(|(n, _)| n == name).map(|(_, t)| *t);
+            let text = match (path.exists(), embedded) {
+                (true, _) => std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
+                (false, Some(t)) => t.to_owned(),
+                (false, None) => bail!("calendar file {} does not exist", path.display()),
+            };
+            files.push((name.clone(), text));
+        }
+        let calendar = BusinessCalendar::from_files(&files)?;
+        Ok(ConfigData { programme: Arc::new(programme), directory: Arc::new(directory), calendar: Arc::new(calendar) })
+    }
+}
+
+/// `(file name, text)` of every `*.toml` in `dir` (or the embedded definitions when absent).
+pub fn read_definitions(dir: &Path) -> Result<Vec<(String, String)>> {
+    if !dir.exists() {
+        return Ok(EMBEDDED_WORKFLOWS.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())).collect());
+    }
+    let mut files = Vec::new();
+    if dir.is_file() {
+        files.push((dir.display().to_string(), std::fs::read_to_string(dir)?));
+        return Ok(files);
+    }
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    entries.sort();
+    for p in entries {
+        files.push((p.display().to_string(), std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?));
+    }
+    Ok(files)
+}
+
+/// Warns (log and metric) when the loaded calendar ends within 60 days of `now`.
+pub fn warn_if_calendar_ends_soon(calendar: &BusinessCalendar, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+    let today = now.with_timezone(&calendar.timezone()).date_naive();
+    if !calendar.ends_within(today, 60) {
+        return None;
+    }
+    let last = calendar.last_covered_day().map_or_else(|| "no year".to_owned(), |d| d.to_string());
+    let msg = format!("the business calendar ends on {last}, within 60 days: add next year's file to config/calendars/ and list it in the programme");
+    tracing::warn!("{msg}");
+    metrics::gauge!("partnerflow_calendar_ends_within_60_days").set(1.0);
+    Some(msg)
+}
+
+/// Builds and starts an engine from settings on the given clock.
+pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Engine> {
+    let data = ConfigData::load(settings)?;
+    let store = Store::connect(&settings.database.url, settings.database.max_connections)
+        .await
+        .with_context(|| format!("connecting to {}", redact(&settings.database.url)))?;
+    store.migrate().await.context("migrating")?;
+    let queue: Arc<dyn Queue> = match settings.queue.kind.as_str() {
+        "memory" => Arc::new(MemoryQueue::default()),
+        "redis" => bail!("REDIS-PENDING"),
+        other => bail!("queue.kind must be `memory` or `redis`, got `{other}`"),
+    };
+    warn_if_calendar_ends_soon(&data.calendar, clock.now());
+    let engine = Engine::new(EngineParts {
+        store,
+        queue,
+        notifier: Arc::new(partnerflow_notify::LogNotifier),
+        clock,
+        registry: partnerflow_workers::registry(partnerflow_workers::SimulatedVerifier),
+        calendar: data.calendar,
+        directory: data.directory,
+        programme: data.programme,
+        settings: partnerflow_engine::Settings {
+            lease: Duration::from_secs(settings.engine.lease_secs),
+            batch: settings.engine.batch,
+            poll: Duration::from_millis(settings.engine.poll_ms),
+            ..partnerflow_engine::Settings::default()
+        },
+    });
+    engine.load_definitions(&read_definitions(&settings.paths.workflows)?).await?;
+    Ok(engine)
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

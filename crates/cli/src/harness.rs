@@ -1,0 +1,143 @@
+//! An embedded engine on a virtual clock, driven step by step: used by the demo and the tests.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use chrono::{DateTime, TimeZone, Utc};
+use partnerflow_core::machine::Actor;
+use partnerflow_engine::view::InstanceView;
+use partnerflow_engine::{Engine, VirtualClock};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::settings::Settings;
+
+/// An engine whose clock moves only when told to.
+#[derive(Debug, Clone)]
+pub struct Harness {
+    pub engine: Engine,
+    pub clock: Arc<VirtualClock>,
+}
+
+/// A moment in Asia/Shanghai local time.
+pub fn shanghai(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+    chrono_tz::Asia::Shanghai.with_ymd_and_hms(y, m, d, h, min, 0).single().map(|t| t.with_timezone(&Utc)).unwrap_or_default()
+}
+
+impl Harness {
+    /// An engine on `database_url` (and the in-process queue) starting at `start`.
+    pub async fn new(database_url: &str, start: DateTime<Utc>) -> Result<Self> {
+        let mut settings = Settings::load(std::path::Path::new("config"))?;
+        settings.database.url = database_url.to_owned();
+        settings.queue.kind = "memory".to_owned();
+        let clock = Arc::new(VirtualClock::new(start));
+        let engine = crate::app::build(&settings, clock.clone()).await?;
+        Ok(Harness { engine, clock })
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        use partnerflow_engine::Clock;
+        self.clock.now()
+    }
+
+    /// Does all work due now.
+    pub async fn settle(&self) -> Result<()> {
+        self.engine.drain().await?;
+        Ok(())
+    }
+
+    /// Moves the clock to `until`, stopping at every due timer on the way and doing its work.
+    pub async fn advance_to(&self, until: DateTime<Utc>) -> Result<()> {
+        self.settle().await?;
+        while let Some(next) = self.engine.next_due().await? {
+            if next > until {
+                break;
+            }
+            if next > self.now() {
+                self.clock.set(next);
+            }
+            self.settle().await?;
+        }
+        if until > self.now() {
+            self.clock.set(until);
+        }
+        self.settle().await
+    }
+
+    /// Starts onboarding for `application`, keyed by its partner id.
+    pub async fn apply(&self, application: Value) -> Result<Uuid, partnerflow_engine::Error> {
+        let key = application.get("partner_id").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let (started, _) = self.engine.start("partner_onboarding", &key, application, Actor { id: "partner-portal".to_owned() }, None).await?;
+        Ok(started.id)
+    }
+
+    pub async fn view(&self, id: Uuid) -> Result<InstanceView> {
+        Ok(self.engine.instance(id).await?)
+    }
+
+    /// The open task of an instance (or of its running child), if any.
+    pub async fn open_task(&self, id: Uuid) -> Result<Option<(Uuid, String)>> {
+        let v = self.view(id).await?;
+        if let Some(t) = v.tasks.iter().find(|t| t.status == "open") {
+            return Ok(Some((Uuid::parse_str(&t.id)?, t.step.clone())));
+        }
+        for child in self.children(id).await? {
+            if let Some(found) = Box::pin(self.open_task(child)).await? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Child instances started by `id`, oldest first.
+    pub async fn children(&self, id: Uuid) -> Result<Vec<Uuid>> {
+        let v = self.view(id).await?;
+        Ok(v.timeline
+            .iter()
+            .filter(|e| e.event.kind == "child_started")
+            .filter_map(|e| e.event.payload.get("child").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok()))
+            .collect())
+    }
+
+    /// Decides the open task of `id` (or its child) and does the work that follows.
+    pub async fn decide(&self, id: Uuid, actor: &str, decision: &str, reason: Option<&str>, data: Value) -> Result<Value, anyhow::Error> {
+        let (task, _) = self.open_task(id).await?.ok_or_else(|| anyhow::anyhow!("no open task on {id}"))?;
+        let answer = self.engine.decide(task, decision, reason.map(str::to_owned), Actor { id: actor.to_owned() }, data, None).await?;
+        self.settle().await?;
+        Ok(answer)
+    }
+
+    /// The partner signs electronically, then legal countersigns.
+    pub async fn sign_contract(&self, id: Uuid, partner_user: &str) -> Result<()> {
+        let sig = json!({ "method": "electronic", "signer": partner_user });
+        self.decide(id, partner_user, "sign", None, sig).await?;
+        self.decide(id, "legal.sun", "approve", None, Value::Null).await?;
+        Ok(())
+    }
+}
+
+/// A complete application of the given type that passes every rule.
+pub fn application(partner_id: &str, partner_type: &str, submitted_by: &str) -> Value {
+    let (capital, headcount, extra) = match partner_type {
+        "integration" => ("5000000.00", json!({ "total": 25, "technical": 5, "sales": 6 }), json!({ "certified_staff": 3 })),
+        "development" => (
+            "12000000.00",
+            json!({ "total": 60, "technical": 30, "rnd": 25, "delivery": 12 }),
+            json!({ "certified_staff": 6, "software_copyrights": 2 }),
+        ),
+        _ => ("1500000.00", json!({ "total": 22, "technical": 3 }), json!({ "exam_passers": 3, "deposit_paid": "10000.00" })),
+    };
+    let mut app = json!({
+        "partner_id": partner_id,
+        "company": { "name": format!("{partner_id} Technology Co., Ltd."), "uscc": "91350100M000100Y43", "registered_capital": capital, "established_on": "2019-03-01" },
+        "partner_type": partner_type,
+        "contacts": [{ "name": "Contact", "email": format!("{}@partner.example", partner_id.to_lowercase()), "phone": "13900009999" }],
+        "headcount": headcount,
+        "documents": [{ "kind": "business_licence", "file_name": "licence.pdf" }, { "kind": "bank_account_proof", "file_name": "bank.pdf" }],
+        "submitted_by": submitted_by
+    });
+    if let (Some(a), Some(e)) = (app.as_object_mut(), extra.as_object()) {
+        a.extend(e.clone());
+    }
+    app
+}

@@ -1,0 +1,13 @@
+//! The composition root of partnerflow: settings, wiring, and the commands of the binary.
+//!
+//! # Layout
+//! - [`settings`]: layered configuration (files, environment).
+//! - [`app`]: builds an engine from settings; the one place that picks backends.
+//! - [`demo`]: a simulated programme on a virtual clock.
+//! - [`bench`]: the reference workload of PRODUCT §6.
+
+pub mod app;
+pub mod bench;
+pub mod demo;
+pub mod harness;
+pub mod settings;

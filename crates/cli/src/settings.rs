@@ -1,0 +1,164 @@
+//! Typed settings, loaded in layers: `config/default.toml` → `config/$PARTNERFLOW_ENV.toml` →
+//! untracked `config/local.toml` → `PARTNERFLOW__SECTION__KEY` environment variables.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub database: Database,
+    pub queue: Queue,
+    pub engine: Engine,
+    pub http: Http,
+    pub paths: Paths,
+    pub auth: Auth,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Database {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Queue {
+    /// `memory` or `redis`.
+    pub kind: String,
+    pub redis_url: String,
+    pub namespace: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Engine {
+    pub lease_secs: u64,
+    pub batch: i64,
+    pub poll_ms: u64,
+    pub worker_concurrency: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Http {
+    pub listen: String,
+    pub signature_tolerance_secs: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Paths {
+    pub workflows: PathBuf,
+    pub programme: PathBuf,
+    pub directory: PathBuf,
+    pub calendars: PathBuf,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct Auth {
+    /// True while the shipped development secrets are in use.
+    pub development_secrets: bool,
+    pub operator_tokens: Vec<String>,
+    #[serde(default)]
+    pub integrations: Vec<Integration>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("development_secrets", &self.development_secrets)
+            .field("operator_tokens", &self.operator_tokens.len())
+            .field("integrations", &self.integrations.iter().map(|i| &i.id).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+#[derive(Clone, Deserialize)]
+pub struct Integration {
+    pub id: String,
+    pub secrets: Vec<String>,
+    pub roles: Vec<String>,
+}
+
+/// The settings shipped in the binary, so `partnerflow demo` works from any directory.
+const DEFAULTS: &str = include_str!("../../../config/default.toml");
+
+impl Settings {
+    /// Loads the layers from `config_dir` (missing files are skipped, except a named
+    /// `PARTNERFLOW_ENV` file) and the process environment.
+    pub fn load(config_dir: &Path) -> Result<Self> {
+        let mut merged: toml::Table = toml::from_str(DEFAULTS).context("built-in config/default.toml")?;
+        let default_file = config_dir.join("default.toml");
+        if default_file.exists() {
+            merge(&mut merged, read_table(&default_file)?);
+        }
+        if let Ok(env) = std::env::var("PARTNERFLOW_ENV") {
+            merge(&mut merged, read_table(&config_dir.join(format!("{env}.toml")))?);
+        }
+        let local = config_dir.join("local.toml");
+        if local.exists() {
+            merge(&mut merged, read_table(&local)?);
+        }
+        for (key, value) in std::env::vars() {
+            if let Some(path) = key.strip_prefix("PARTNERFLOW__") {
+                set_path(&mut merged, &path.to_lowercase(), &value);
+            }
+        }
+        merged.try_into().context("settings")
+    }
+}
+
+fn read_table(path: &Path) -> Result<toml::Table> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// `database__url=…` sets `[database] url`. Values parse as TOML when they can (numbers,
+/// booleans, arrays) and are strings otherwise.
+fn set_path(table: &mut toml::Table, path: &str, raw: &str) {
+    let mut parts: Vec<&str> = path.split("__").collect();
+    let Some(last) = parts.pop() else { return };
+    let mut t = table;
+    for p in parts {
+        let entry = t.entry(p.to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(next) = entry else { return };
+        t = next;
+    }
+    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut v| v.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
+    t.insert(last.to_owned(), value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_select_the_embedded_backend() {
+        let s: Settings = toml::from_str::<toml::Table>(DEFAULTS).expect("defaults parse").try_into().expect("defaults are complete");
+        assert!(s.database.url.starts_with("sqlite:"));
+        assert_eq!(s.queue.kind, "memory");
+        assert!(s.auth.development_secrets);
+    }
+
+    #[test]
+    fn environment_paths_override_nested_keys_with_typed_values() {
+        let mut t: toml::Table = toml::from_str(DEFAULTS).expect("defaults parse");
+        set_path(&mut t, "database__url", "postgres://x@y/z");
+        set_path(&mut t, "engine__lease_secs", "5");
+        let s: Settings = t.try_into().expect("still valid");
+        assert_eq!(s.database.url, "postgres://x@y/z");
+        assert_eq!(s.engine.lease_secs, 5);
+    }
+}
