@@ -18,7 +18,10 @@ impl StepHandler for GenerateAgreement {
             .render_str(&ctx.programme.contract.agreement_template, json!({ "application": application, "programme": ctx.programme.name, "date": ctx.now.date_naive() }))
             .map_err(|e| HandlerError::Fatal(format!("agreement template: {e}")))?;
         let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
-        Ok(StepOutput::new("generated", json!({ "document_sha256": sha256, "length": text.len() })))
+        Ok(StepOutput::new(
+            "generated",
+            json!({ "document_sha256": sha256, "length": text.len() }),
+        ))
     }
 }
 

@@ -25,8 +25,14 @@ pub fn registry(verifier: impl BusinessVerifier) -> HandlerRegistry {
         .handler("verify_business", onboarding::VerifyBusiness::new(verifier))
         .handler("auto_screen", onboarding::AutoScreen)
         .handler("activate_partner", onboarding::Activate)
-        .handler("issue_certificate", onboarding::IssueCertificate { renewal: false })
-        .handler("renew_certificate", onboarding::IssueCertificate { renewal: true })
+        .handler(
+            "issue_certificate",
+            onboarding::IssueCertificate { renewal: false },
+        )
+        .handler(
+            "renew_certificate",
+            onboarding::IssueCertificate { renewal: true },
+        )
         .handler("suspend_partner", onboarding::Suspend)
         .handler("terminate_partner", onboarding::Terminate)
         .handler("generate_agreement", contract::GenerateAgreement)
@@ -35,8 +41,14 @@ pub fn registry(verifier: impl BusinessVerifier) -> HandlerRegistry {
 
 /// Reads a part of the instance's data, failing fatally (never retried) when it is missing:
 /// validation at the edge makes that a defect, not a transient condition.
-pub(crate) fn read<T: DeserializeOwned>(ctx: &StepContext, pointer: &str) -> Result<T, HandlerError> {
+pub(crate) fn read<T: DeserializeOwned>(
+    ctx: &StepContext,
+    pointer: &str,
+) -> Result<T, HandlerError> {
     let value = serde_json::Value::Object(ctx.instance.data.clone());
-    let part = value.pointer(pointer).cloned().ok_or_else(|| HandlerError::Fatal(format!("instance data has no `{pointer}`")))?;
+    let part = value
+        .pointer(pointer)
+        .cloned()
+        .ok_or_else(|| HandlerError::Fatal(format!("instance data has no `{pointer}`")))?;
     serde_json::from_value(part).map_err(|e| HandlerError::Fatal(format!("`{pointer}`: {e}")))
 }

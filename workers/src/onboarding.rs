@@ -2,7 +2,9 @@
 
 use chrono::{Datelike, NaiveTime};
 use partnerflow_core::handler::{HandlerError, StepContext, StepHandler, StepOutput};
-use partnerflow_core::onboarding::{self, Application, DepositOutcome, FieldError, MicroDepositCheck};
+use partnerflow_core::onboarding::{
+    self, Application, DepositOutcome, FieldError, MicroDepositCheck,
+};
 use partnerflow_core::programme::Programme;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -12,7 +14,11 @@ use crate::read;
 /// Validator `onboarding_application`: the application with every failing field named. The
 /// optional `micro_deposit_entries` (amounts the partner typed in, for the simulated provider)
 /// are kept when they are all decimal strings.
-pub fn validate_application(input: &Value, programme: &Programme, today: chrono::NaiveDate) -> Result<Value, Vec<FieldError>> {
+pub fn validate_application(
+    input: &Value,
+    programme: &Programme,
+    today: chrono::NaiveDate,
+) -> Result<Value, Vec<FieldError>> {
     let entries = match input.get(ENTRIES) {
         None | Some(Value::Null) => None,
         Some(v) => Some(
@@ -23,9 +29,18 @@ pub fn validate_application(input: &Value, programme: &Programme, today: chrono:
         ),
     };
     let app = onboarding::validate(input, &programme.onboarding, today)?;
-    let mut value = serde_json::to_value(app).map_err(|e| vec![FieldError { field: String::new(), rule: "encode".to_owned(), message: e.to_string() }])?;
+    let mut value = serde_json::to_value(app).map_err(|e| {
+        vec![FieldError {
+            field: String::new(),
+            rule: "encode".to_owned(),
+            message: e.to_string(),
+        }]
+    })?;
     if let (Some(entries), Some(map)) = (entries, value.as_object_mut()) {
-        map.insert(ENTRIES.to_owned(), json!(entries.iter().map(ToString::to_string).collect::<Vec<_>>()));
+        map.insert(
+            ENTRIES.to_owned(),
+            json!(entries.iter().map(ToString::to_string).collect::<Vec<_>>()),
+        );
     }
     Ok(value)
 }
@@ -35,9 +50,13 @@ const ENTRIES: &str = "micro_deposit_entries";
 /// Result of business / real-name verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verification {
-    Verified { reference: String },
+    Verified {
+        reference: String,
+    },
     /// The micro-deposit was confirmed wrongly too many times.
-    Locked { reason: String },
+    Locked {
+        reason: String,
+    },
 }
 
 /// A business-verification provider (micro-deposit to the company's account, confirmed by
@@ -45,7 +64,12 @@ pub enum Verification {
 #[async_trait::async_trait]
 pub trait BusinessVerifier: Send + Sync + 'static {
     /// `input` is the whole validated input, for provider-specific fields.
-    async fn verify(&self, app: &Application, input: &Value, programme: &Programme) -> Result<Verification, HandlerError>;
+    async fn verify(
+        &self,
+        app: &Application,
+        input: &Value,
+        programme: &Programme,
+    ) -> Result<Verification, HandlerError>;
 }
 
 /// Deterministic provider: the deposit amount derives from the USCC; the partner's entries are
@@ -55,25 +79,46 @@ pub struct SimulatedVerifier;
 
 #[async_trait::async_trait]
 impl BusinessVerifier for SimulatedVerifier {
-    async fn verify(&self, app: &Application, input: &Value, programme: &Programme) -> Result<Verification, HandlerError> {
-        let expected = onboarding::micro_deposit_amount(&app.company.uscc, &programme.contract.verification_salt);
+    async fn verify(
+        &self,
+        app: &Application,
+        input: &Value,
+        programme: &Programme,
+    ) -> Result<Verification, HandlerError> {
+        let expected = onboarding::micro_deposit_amount(
+            &app.company.uscc,
+            &programme.contract.verification_salt,
+        );
         let entries: Vec<Decimal> = input
             .get(ENTRIES)
             .and_then(|v| serde_json::from_value(v.clone()).ok())
             .unwrap_or_else(|| vec![expected]);
         let mut check = MicroDepositCheck::default();
         for entered in entries {
-            match check.confirm(expected, entered, programme.onboarding.micro_deposit_attempts) {
-                DepositOutcome::Verified => return Ok(Verification::Verified { reference: format!("SIM-{}", app.company.uscc) }),
+            match check.confirm(
+                expected,
+                entered,
+                programme.onboarding.micro_deposit_attempts,
+            ) {
+                DepositOutcome::Verified => {
+                    return Ok(Verification::Verified {
+                        reference: format!("SIM-{}", app.company.uscc),
+                    });
+                }
                 DepositOutcome::Locked => {
                     return Ok(Verification::Locked {
-                        reason: format!("micro-deposit confirmed wrongly {} times", programme.onboarding.micro_deposit_attempts),
+                        reason: format!(
+                            "micro-deposit confirmed wrongly {} times",
+                            programme.onboarding.micro_deposit_attempts
+                        ),
                     });
                 }
                 DepositOutcome::Retry { .. } => {}
             }
         }
-        Err(HandlerError::Retryable("the partner has not confirmed the micro-deposit yet".to_owned()))
+        Err(HandlerError::Retryable(
+            "the partner has not confirmed the micro-deposit yet".to_owned(),
+        ))
     }
 }
 
@@ -83,7 +128,9 @@ pub struct VerifyBusiness {
 
 impl VerifyBusiness {
     pub fn new(verifier: impl BusinessVerifier) -> Self {
-        VerifyBusiness { verifier: Box::new(verifier) }
+        VerifyBusiness {
+            verifier: Box::new(verifier),
+        }
     }
 }
 
@@ -92,10 +139,16 @@ impl StepHandler for VerifyBusiness {
     async fn run(&self, ctx: StepContext) -> Result<StepOutput, HandlerError> {
         let app: Application = read(&ctx, "/input")?;
         let input: Value = read(&ctx, "/input")?;
-        Ok(match self.verifier.verify(&app, &input, &ctx.programme).await? {
-            Verification::Verified { reference } => StepOutput::new("verified", json!({ "reference": reference })),
-            Verification::Locked { reason } => StepOutput::new("locked", json!({ "reason": reason })),
-        })
+        Ok(
+            match self.verifier.verify(&app, &input, &ctx.programme).await? {
+                Verification::Verified { reference } => {
+                    StepOutput::new("verified", json!({ "reference": reference }))
+                }
+                Verification::Locked { reason } => {
+                    StepOutput::new("locked", json!({ "reason": reason }))
+                }
+            },
+        )
     }
 }
 
@@ -108,7 +161,10 @@ impl StepHandler for AutoScreen {
         let app: Application = read(&ctx, "/input")?;
         let s = onboarding::screen(&app, &ctx.programme.onboarding);
         let outcome = if s.auto_approve { "approve" } else { "review" };
-        Ok(StepOutput::new(outcome, json!({ "auto_approve": s.auto_approve, "reasons": s.reasons })))
+        Ok(StepOutput::new(
+            outcome,
+            json!({ "auto_approve": s.auto_approve, "reasons": s.reasons }),
+        ))
     }
 }
 
@@ -118,7 +174,10 @@ pub struct Activate;
 #[async_trait::async_trait]
 impl StepHandler for Activate {
     async fn run(&self, ctx: StepContext) -> Result<StepOutput, HandlerError> {
-        Ok(StepOutput::new("activated", json!({ "active_since": ctx.now })))
+        Ok(StepOutput::new(
+            "activated",
+            json!({ "active_since": ctx.now }),
+        ))
     }
 }
 
@@ -132,12 +191,19 @@ pub struct IssueCertificate {
 impl StepHandler for IssueCertificate {
     async fn run(&self, ctx: StepContext) -> Result<StepOutput, HandlerError> {
         let cal = &ctx.calendar;
-        let from = if self.renewal { cal.next_annual(ctx.now, 1, 1, NaiveTime::MIN) } else { ctx.now };
+        let from = if self.renewal {
+            cal.next_annual(ctx.now, 1, 1, NaiveTime::MIN)
+        } else {
+            ctx.now
+        };
         let valid_to = cal.year_end(from);
         let year = valid_to.with_timezone(&cal.timezone()).year();
         let partner = ctx.instance.partner_id.clone().unwrap_or_default();
         let certificate_id = format!("{}-{year}-{partner}", ctx.programme.certificate.prefix);
-        Ok(StepOutput::new("issued", json!({ "certificate_id": certificate_id, "valid_from": from, "valid_to": valid_to })))
+        Ok(StepOutput::new(
+            "issued",
+            json!({ "certificate_id": certificate_id, "valid_from": from, "valid_to": valid_to }),
+        ))
     }
 }
 
@@ -146,7 +212,10 @@ pub struct Suspend;
 #[async_trait::async_trait]
 impl StepHandler for Suspend {
     async fn run(&self, ctx: StepContext) -> Result<StepOutput, HandlerError> {
-        Ok(StepOutput::new("suspended", json!({ "suspended_at": ctx.now, "reason": "agreement not renewed by 31 Dec" })))
+        Ok(StepOutput::new(
+            "suspended",
+            json!({ "suspended_at": ctx.now, "reason": "agreement not renewed by 31 Dec" }),
+        ))
     }
 }
 
@@ -155,6 +224,9 @@ pub struct Terminate;
 #[async_trait::async_trait]
 impl StepHandler for Terminate {
     async fn run(&self, ctx: StepContext) -> Result<StepOutput, HandlerError> {
-        Ok(StepOutput::new("terminated", json!({ "terminated_at": ctx.now, "reason": "assessment failed" })))
+        Ok(StepOutput::new(
+            "terminated",
+            json!({ "terminated_at": ctx.now, "reason": "assessment failed" }),
+        ))
     }
 }

@@ -43,7 +43,11 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        AuthConfig { integrations: Vec::new(), operator_tokens: Vec::new(), tolerance_secs: DEFAULT_TOLERANCE_SECS }
+        AuthConfig {
+            integrations: Vec::new(),
+            operator_tokens: Vec::new(),
+            tolerance_secs: DEFAULT_TOLERANCE_SECS,
+        }
     }
 }
 
@@ -51,7 +55,10 @@ impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthConfig")
             .field("integrations", &self.integrations)
-            .field("operator_tokens", &format_args!("[{} redacted]", self.operator_tokens.len()))
+            .field(
+                "operator_tokens",
+                &format_args!("[{} redacted]", self.operator_tokens.len()),
+            )
             .field("tolerance_secs", &self.tolerance_secs)
             .finish()
     }
@@ -71,7 +78,10 @@ impl std::fmt::Debug for Integration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Integration")
             .field("id", &self.id)
-            .field("secrets", &format_args!("[{} redacted]", self.secrets.len()))
+            .field(
+                "secrets",
+                &format_args!("[{} redacted]", self.secrets.len()),
+            )
             .field("roles", &self.roles)
             .finish()
     }
@@ -85,7 +95,8 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
 }
 
 fn mac(secret: &str, timestamp: i64, body: &[u8]) -> HmacSha256 {
-    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
+    let mut mac =
+        HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -114,13 +125,28 @@ impl SignatureError {
 }
 
 /// Checks a `t=…,v1=…` header over `body` against any of `secrets`, at `now` (unix seconds).
-pub(crate) fn verify(header: &str, body: &[u8], secrets: &[String], now: i64, tolerance_secs: i64) -> Result<(), SignatureError> {
+pub(crate) fn verify(
+    header: &str,
+    body: &[u8],
+    secrets: &[String],
+    now: i64,
+    tolerance_secs: i64,
+) -> Result<(), SignatureError> {
     let mut timestamp = None;
     let mut tags = Vec::new();
     for part in header.split(',') {
-        let (key, value) = part.trim().split_once('=').ok_or(SignatureError::Malformed)?;
+        let (key, value) = part
+            .trim()
+            .split_once('=')
+            .ok_or(SignatureError::Malformed)?;
         match key {
-            "t" if timestamp.is_none() => timestamp = Some(value.parse::<i64>().map_err(|_| SignatureError::Malformed)?),
+            "t" if timestamp.is_none() => {
+                timestamp = Some(
+                    value
+                        .parse::<i64>()
+                        .map_err(|_| SignatureError::Malformed)?,
+                )
+            }
             "t" => return Err(SignatureError::Malformed),
             "v1" => tags.push(hex::decode(value).map_err(|_| SignatureError::Malformed)?),
             // Other schemes (a future v2) are ignored, as long as a v1 is present.
@@ -134,20 +160,30 @@ pub(crate) fn verify(header: &str, body: &[u8], secrets: &[String], now: i64, to
     if now.abs_diff(timestamp) > tolerance_secs.max(0).unsigned_abs() {
         return Err(SignatureError::OutsideTolerance);
     }
-    let matched = secrets
-        .iter()
-        .filter(|s| !s.is_empty())
-        .any(|secret| tags.iter().any(|tag| mac(secret, timestamp, body).verify_slice(tag).is_ok()));
-    if matched { Ok(()) } else { Err(SignatureError::Mismatch) }
+    let matched = secrets.iter().filter(|s| !s.is_empty()).any(|secret| {
+        tags.iter()
+            .any(|tag| mac(secret, timestamp, body).verify_slice(tag).is_ok())
+    });
+    if matched {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
 }
 
 /// Constant-time token check: both sides are hashed first, so neither content nor length leaks.
 fn token_matches(given: &str, tokens: &[String]) -> bool {
     let given = Sha256::digest(given.as_bytes());
-    tokens.iter().filter(|t| !t.is_empty()).fold(false, |found, token| {
-        let diff = Sha256::digest(token.as_bytes()).iter().zip(given.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        found | (diff == 0)
-    })
+    tokens
+        .iter()
+        .filter(|t| !t.is_empty())
+        .fold(false, |found, token| {
+            let diff = Sha256::digest(token.as_bytes())
+                .iter()
+                .zip(given.iter())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            found | (diff == 0)
+        })
 }
 
 fn refuse(reason: &'static str, message: impl Into<String>) -> ApiError {
@@ -165,7 +201,9 @@ pub(crate) struct IntegrationId {
 impl IntegrationId {
     /// How the integration appears as an actor in the audit trail.
     pub(crate) fn actor(&self) -> Actor {
-        Actor { id: format!("integration:{}", self.id) }
+        Actor {
+            id: format!("integration:{}", self.id),
+        }
     }
 }
 
@@ -179,7 +217,9 @@ pub(crate) enum Who {
 impl Who {
     pub(crate) fn actor(&self) -> Actor {
         match self {
-            Who::Operator => Actor { id: "operator".to_owned() },
+            Who::Operator => Actor {
+                id: "operator".to_owned(),
+            },
             Who::Integration(i) => i.actor(),
         }
     }
@@ -207,13 +247,23 @@ impl FromRequest<AppState> for Caller {
         if parts.headers.contains_key(AUTHORIZATION) {
             operator(&parts, state)?;
             let payload = Payload::read(parts, body, state).await?;
-            return Ok(Caller { who: Who::Operator, payload });
+            return Ok(Caller {
+                who: Who::Operator,
+                payload,
+            });
         }
         if !parts.headers.contains_key(INTEGRATION_HEADER) {
-            return Err(refuse("missing_credentials", "send a bearer token or a signed request"));
+            return Err(refuse(
+                "missing_credentials",
+                "send a bearer token or a signed request",
+            ));
         }
-        let signed = SignedIntegration::from_request(Request::from_parts(parts, body), state).await?;
-        Ok(Caller { who: Who::Integration(signed.integration), payload: signed.payload })
+        let signed =
+            SignedIntegration::from_request(Request::from_parts(parts, body), state).await?;
+        Ok(Caller {
+            who: Who::Integration(signed.integration),
+            payload: signed.payload,
+        })
     }
 }
 
@@ -222,8 +272,15 @@ impl FromRequest<AppState> for SignedIntegration {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let (parts, body) = req.into_parts();
-        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let (Some(id), Some(signature)) = (header(INTEGRATION_HEADER), header(SIGNATURE_HEADER)) else {
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (Some(id), Some(signature)) = (header(INTEGRATION_HEADER), header(SIGNATURE_HEADER))
+        else {
             return Err(refuse(
                 "signature_required",
                 "this endpoint needs a signed request (X-Partnerflow-Integration and X-Partnerflow-Signature)",
@@ -235,23 +292,52 @@ impl FromRequest<AppState> for SignedIntegration {
         let payload = Payload::read(parts, body, state).await?;
         let now = state.clock.now().timestamp();
         let secrets = integration.map_or(&[][..], |i| &i.secrets[..]);
-        if let Err(e) = verify(&signature, &payload.body, secrets, now, state.auth.tolerance_secs) {
-            let message = if integration.is_none() { "unknown integration or bad signature".to_owned() } else { e.to_string() };
+        if let Err(e) = verify(
+            &signature,
+            &payload.body,
+            secrets,
+            now,
+            state.auth.tolerance_secs,
+        ) {
+            let message = if integration.is_none() {
+                "unknown integration or bad signature".to_owned()
+            } else {
+                e.to_string()
+            };
             return Err(refuse(e.label(), message));
         }
         let Some(integration) = integration else {
-            return Err(refuse("bad_signature", "unknown integration or bad signature"));
+            return Err(refuse(
+                "bad_signature",
+                "unknown integration or bad signature",
+            ));
         };
-        let integration = IntegrationId { id: integration.id.clone(), roles: integration.roles.clone() };
-        Ok(SignedIntegration { integration, payload })
+        let integration = IntegrationId {
+            id: integration.id.clone(),
+            roles: integration.roles.clone(),
+        };
+        Ok(SignedIntegration {
+            integration,
+            payload,
+        })
     }
 }
 
 /// Checks `Authorization: Bearer <token>` against the operator tokens.
 fn operator(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
-    let value = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let Some(token) = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")) else {
-        return Err(refuse("bad_token", "the Authorization header must be `Bearer <token>`"));
+    let value = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let Some(token) = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+    else {
+        return Err(refuse(
+            "bad_token",
+            "the Authorization header must be `Bearer <token>`",
+        ));
     };
     if token_matches(token.trim(), &state.auth.operator_tokens) {
         Ok(())

@@ -30,7 +30,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), details: Value::Null, internal: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: Value::Null,
+            internal: None,
+        }
     }
 
     pub(crate) fn with_details(mut self, details: Value) -> Self {
@@ -41,10 +47,15 @@ impl ApiError {
     /// A 5xx whose cause is logged and whose client-facing message is generic.
     fn hidden(status: StatusCode, code: &'static str, internal: String) -> Self {
         let message = match status {
-            StatusCode::SERVICE_UNAVAILABLE => "the service is temporarily unavailable; retry later",
+            StatusCode::SERVICE_UNAVAILABLE => {
+                "the service is temporarily unavailable; retry later"
+            }
             _ => "internal error",
         };
-        ApiError { internal: Some(internal), ..ApiError::new(status, code, message) }
+        ApiError {
+            internal: Some(internal),
+            ..ApiError::new(status, code, message)
+        }
     }
 
     pub(crate) fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -66,8 +77,12 @@ impl ApiError {
     /// 422 with one field error, in the shape the engine's validators use.
     pub(crate) fn invalid_field(field: &str, rule: &str, message: impl Into<String>) -> Self {
         let message = message.into();
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "the request is invalid")
-            .with_details(json!([{ "field": field, "rule": rule, "message": message }]))
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "the request is invalid",
+        )
+        .with_details(json!([{ "field": field, "rule": rule, "message": message }]))
     }
 
     /// The status this error answers with.
@@ -83,7 +98,13 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -105,7 +126,12 @@ impl From<EngineError> for ApiError {
             EngineError::NotFound(what) => ApiError::not_found(format!("not found: {what}")),
             EngineError::Invalid(fields) => {
                 let message = format!("the input is invalid ({} problem(s))", fields.len());
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message).with_details(json!(fields))
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                    message,
+                )
+                .with_details(json!(fields))
             }
             EngineError::Refused(refusal) => refusal.into(),
             EngineError::KeyReused(key) => ApiError::new(
@@ -113,12 +139,22 @@ impl From<EngineError> for ApiError {
                 "idempotency_key_reused",
                 format!("Idempotency-Key `{key}` was already used with a different request"),
             ),
-            EngineError::Conflict(msg) => ApiError::new(StatusCode::CONFLICT, "conflict", format!("conflict: {msg}")),
+            EngineError::Conflict(msg) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", format!("conflict: {msg}"))
+            }
             EngineError::Definitions(errors) => {
                 let causes: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                ApiError::hidden(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("definitions: {}", causes.join("; ")))
+                ApiError::hidden(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    format!("definitions: {}", causes.join("; ")),
+                )
             }
-            EngineError::Store(store) => ApiError::hidden(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("store: {store}")),
+            EngineError::Store(store) => ApiError::hidden(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("store: {store}"),
+            ),
         }
     }
 }
@@ -138,7 +174,13 @@ impl From<machine::Error> for ApiError {
             M::NoTransition { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "no_transition"),
             M::AlreadyStarted => (StatusCode::CONFLICT, "already_started"),
             // A definition names a step it does not have: our fault, not the caller's.
-            M::MissingStep(_) => return ApiError::hidden(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+            M::MissingStep(_) => {
+                return ApiError::hidden(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    e.to_string(),
+                );
+            }
         };
         ApiError::new(status, code, e.to_string())
     }
@@ -216,7 +258,12 @@ pub(crate) fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> 
         .map(String::as_str)
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("(non-string panic payload)");
-    ApiError::hidden(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("handler panicked: {detail}")).into_response()
+    ApiError::hidden(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        format!("handler panicked: {detail}"),
+    )
+    .into_response()
 }
 
 /// The answer for a route that does not exist.

@@ -24,8 +24,15 @@ async fn post_event(
     key: IdempotencyKey,
     signed: SignedIntegration,
 ) -> Result<Json<Value>, ApiError> {
-    let payload: Value = if signed.payload.body.is_empty() { json!({}) } else { signed.payload.json()? };
+    let payload: Value = if signed.payload.body.is_empty() {
+        json!({})
+    } else {
+        signed.payload.json()?
+    };
     let idem = signed.payload.idempotency(key);
-    let answer = state.engine.post_event(id, &name, payload, signed.integration.actor(), idem).await?;
+    let answer = state
+        .engine
+        .post_event(id, &name, payload, signed.integration.actor(), idem)
+        .await?;
     Ok(Json(answer))
 }

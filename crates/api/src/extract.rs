@@ -33,7 +33,11 @@ pub(crate) fn limit(asked: Option<i64>) -> Result<i64, ApiError> {
     match asked {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(n) => Err(ApiError::invalid_field("limit", "range", format!("limit must be between 1 and {MAX_LIMIT}, not {n}"))),
+        Some(n) => Err(ApiError::invalid_field(
+            "limit",
+            "range",
+            format!("limit must be between 1 and {MAX_LIMIT}, not {n}"),
+        )),
     }
 }
 
@@ -50,7 +54,9 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
         let Some(value) = parts.headers.get("idempotency-key") else {
             return Ok(IdempotencyKey(None));
         };
-        let key = value.to_str().ok().filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic()));
+        let key = value.to_str().ok().filter(|k| {
+            !k.is_empty() && k.len() <= MAX_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic())
+        });
         match key {
             Some(k) => Ok(IdempotencyKey(Some(k.to_owned()))),
             None => Err(ApiError::bad_request(
@@ -72,7 +78,10 @@ pub(crate) struct Payload {
 impl Payload {
     pub(crate) async fn read(parts: Parts, body: Body, state: &AppState) -> Result<Self, ApiError> {
         let method = parts.method.clone();
-        let path = parts.extensions.get::<OriginalUri>().map_or_else(|| parts.uri.path().to_owned(), |u| u.path().to_owned());
+        let path = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or_else(|| parts.uri.path().to_owned(), |u| u.path().to_owned());
         let body = Bytes::from_request(Request::from_parts(parts, body), state).await?;
         Ok(Payload { body, method, path })
     }
@@ -92,16 +101,25 @@ impl Payload {
         hash.update(self.path.as_bytes());
         hash.update(b"\n");
         hash.update(&self.body);
-        Some(Idempotency { key, request_hash: hex::encode(hash.finalize()) })
+        Some(Idempotency {
+            key,
+            request_hash: hex::encode(hash.finalize()),
+        })
     }
 }
 
 fn json_error(e: serde_json::Error) -> ApiError {
     use serde_json::error::Category;
     match e.classify() {
-        Category::Io | Category::Syntax | Category::Eof => ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")),
-        Category::Data => ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "the body does not have the expected shape")
-            .with_details(json!([{ "field": "$", "rule": "schema", "message": e.to_string() }])),
+        Category::Io | Category::Syntax | Category::Eof => {
+            ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
+        }
+        Category::Data => ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "the body does not have the expected shape",
+        )
+        .with_details(json!([{ "field": "$", "rule": "schema", "message": e.to_string() }])),
     }
 }
 
@@ -129,19 +147,42 @@ mod tests {
         assert_eq!(limit(None).ok(), Some(DEFAULT_LIMIT));
         assert_eq!(limit(Some(5)).ok(), Some(5));
         assert_eq!(limit(Some(0)).map_err(|e| e.status().as_u16()), Err(422));
-        assert_eq!(limit(Some(MAX_LIMIT + 1)).map_err(|e| e.status().as_u16()), Err(422));
+        assert_eq!(
+            limit(Some(MAX_LIMIT + 1)).map_err(|e| e.status().as_u16()),
+            Err(422)
+        );
     }
 
     #[test]
     fn the_request_hash_covers_method_path_and_body() {
-        let payload = |method: Method, path: &str, body: &'static [u8]| Payload { body: Bytes::from_static(body), method, path: path.to_owned() };
+        let payload = |method: Method, path: &str, body: &'static [u8]| Payload {
+            body: Bytes::from_static(body),
+            method,
+            path: path.to_owned(),
+        };
         let key = || IdempotencyKey(Some("k".to_owned()));
         let hash = |p: Payload| p.idempotency(key()).map(|i| i.request_hash);
         let base = hash(payload(Method::POST, "/v1/tasks/a/decision", b"{}"));
-        assert_eq!(base, hash(payload(Method::POST, "/v1/tasks/a/decision", b"{}")));
-        assert_ne!(base, hash(payload(Method::POST, "/v1/tasks/b/decision", b"{}")));
-        assert_ne!(base, hash(payload(Method::POST, "/v1/tasks/a/decision", b"{ }")));
-        assert_ne!(base, hash(payload(Method::PUT, "/v1/tasks/a/decision", b"{}")));
-        assert!(payload(Method::POST, "/", b"").idempotency(IdempotencyKey(None)).is_none());
+        assert_eq!(
+            base,
+            hash(payload(Method::POST, "/v1/tasks/a/decision", b"{}"))
+        );
+        assert_ne!(
+            base,
+            hash(payload(Method::POST, "/v1/tasks/b/decision", b"{}"))
+        );
+        assert_ne!(
+            base,
+            hash(payload(Method::POST, "/v1/tasks/a/decision", b"{ }"))
+        );
+        assert_ne!(
+            base,
+            hash(payload(Method::PUT, "/v1/tasks/a/decision", b"{}"))
+        );
+        assert!(
+            payload(Method::POST, "/", b"")
+                .idempotency(IdempotencyKey(None))
+                .is_none()
+        );
     }
 }

@@ -39,10 +39,23 @@ async fn start(
 ) -> Result<Response, ApiError> {
     let body: StartBody = caller.payload.json()?;
     if body.business_key.trim().is_empty() {
-        return Err(ApiError::invalid_field("business_key", "required", "business_key must not be empty"));
+        return Err(ApiError::invalid_field(
+            "business_key",
+            "required",
+            "business_key must not be empty",
+        ));
     }
     let idem = caller.payload.idempotency(key);
-    let (started, created) = state.engine.start(&workflow_id, &body.business_key, body.input, caller.who.actor(), idem).await?;
+    let (started, created) = state
+        .engine
+        .start(
+            &workflow_id,
+            &body.business_key,
+            body.input,
+            caller.who.actor(),
+            idem,
+        )
+        .await?;
     if !created {
         return Ok((StatusCode::OK, Json(started)).into_response());
     }
@@ -54,7 +67,11 @@ async fn start(
     Ok(response)
 }
 
-async fn show(State(state): State<AppState>, AppPath(id): AppPath<Uuid>, _caller: Caller) -> Result<impl IntoResponse, ApiError> {
+async fn show(
+    State(state): State<AppState>,
+    AppPath(id): AppPath<Uuid>,
+    _caller: Caller,
+) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(state.engine.instance(id).await?))
 }
 
@@ -64,7 +81,13 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
-async fn list(State(state): State<AppState>, AppQuery(q): AppQuery<ListQuery>, _caller: Caller) -> Result<impl IntoResponse, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    AppQuery(q): AppQuery<ListQuery>,
+    _caller: Caller,
+) -> Result<impl IntoResponse, ApiError> {
     let limit = limit(q.limit)?;
-    Ok(Json(state.engine.instances(q.status.as_deref(), limit).await?))
+    Ok(Json(
+        state.engine.instances(q.status.as_deref(), limit).await?,
+    ))
 }

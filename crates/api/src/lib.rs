@@ -38,7 +38,9 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultMakeSpan, TraceLayer};
 
-pub use auth::{AuthConfig, DEFAULT_TOLERANCE_SECS, INTEGRATION_HEADER, Integration, SIGNATURE_HEADER, sign};
+pub use auth::{
+    AuthConfig, DEFAULT_TOLERANCE_SECS, INTEGRATION_HEADER, Integration, SIGNATURE_HEADER, sign,
+};
 pub use error::ApiError;
 
 /// A request that takes longer is answered 503.
@@ -69,7 +71,10 @@ impl std::fmt::Debug for AppState {
 /// The whole API, with its layers: sensitive headers kept out of traces, a trace span per
 /// request, JSON for every error answer, a 10 s timeout and panics answered as JSON 500s.
 pub fn router(state: AppState) -> Router {
-    let sensitive = [header::AUTHORIZATION, header::HeaderName::from_static(SIGNATURE_HEADER)];
+    let sensitive = [
+        header::AUTHORIZATION,
+        header::HeaderName::from_static(SIGNATURE_HEADER),
+    ];
     Router::new()
         .merge(instances::router())
         .merge(tasks::router())
@@ -79,7 +84,9 @@ pub fn router(state: AppState) -> Router {
         .layer((
             SetSensitiveRequestHeadersLayer::new(sensitive),
             // 5xx answers are logged once, with their cause, by `error`; not again here.
-            TraceLayer::new_for_http().make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO)).on_failure(()),
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .on_failure(()),
             axum::middleware::from_fn(error::json_errors),
             TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT),
             CatchPanicLayer::custom(error::panic_response),

@@ -21,7 +21,9 @@ use crate::error::ApiError;
 use crate::extract::{AppPath, AppQuery, IdempotencyKey, limit};
 
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/v1/tasks", get(list)).route("/v1/tasks/{task_id}/decision", post(decide))
+    Router::new()
+        .route("/v1/tasks", get(list))
+        .route("/v1/tasks/{task_id}/decision", post(decide))
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,9 +44,16 @@ struct TaskItem {
     escalation_level: i64,
 }
 
-async fn list(State(state): State<AppState>, AppQuery(q): AppQuery<ListQuery>, _caller: Caller) -> Result<Json<Vec<TaskItem>>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    AppQuery(q): AppQuery<ListQuery>,
+    _caller: Caller,
+) -> Result<Json<Vec<TaskItem>>, ApiError> {
     let limit = limit(q.limit)?;
-    let tasks = state.engine.tasks(q.role.as_deref(), q.status.as_deref(), limit).await?;
+    let tasks = state
+        .engine
+        .tasks(q.role.as_deref(), q.status.as_deref(), limit)
+        .await?;
     let items = tasks
         .into_iter()
         .map(|t| TaskItem {
@@ -85,12 +94,19 @@ async fn decide(
 ) -> Result<Json<Value>, ApiError> {
     let body: DecisionBody = signed.payload.json()?;
     if body.actor.id.trim().is_empty() {
-        return Err(ApiError::invalid_field("actor.id", "required", "actor.id must name a person"));
+        return Err(ApiError::invalid_field(
+            "actor.id",
+            "required",
+            "actor.id must name a person",
+        ));
     }
     ensure_in_scope(&state.engine, task_id, &signed.integration).await?;
     let idem = signed.payload.idempotency(key);
     let actor = Actor { id: body.actor.id };
-    let answer = state.engine.decide(task_id, &body.decision, body.reason, actor, body.data, idem).await?;
+    let answer = state
+        .engine
+        .decide(task_id, &body.decision, body.reason, actor, body.data, idem)
+        .await?;
     Ok(Json(answer))
 }
 
@@ -104,17 +120,34 @@ const ALL: i64 = i64::MAX;
 /// tasks first (the usual case), then all of its tasks (a late or replayed decision on a closed
 /// task, which the engine answers with 409 or the first answer), and only on the way to an
 /// error every task, to tell 403 from 404. `engine.task(task_id)` would replace all of it.
-async fn ensure_in_scope(engine: &Engine, task_id: Uuid, integration: &IntegrationId) -> Result<(), ApiError> {
+async fn ensure_in_scope(
+    engine: &Engine,
+    task_id: Uuid,
+    integration: &IntegrationId,
+) -> Result<(), ApiError> {
     let is_it = |id: &str| Uuid::parse_str(id).ok() == Some(task_id);
     for status in [Some("open"), None] {
         for role in &integration.roles {
-            if engine.tasks(Some(role), status, ALL).await?.iter().any(|t| is_it(&t.id)) {
+            if engine
+                .tasks(Some(role), status, ALL)
+                .await?
+                .iter()
+                .any(|t| is_it(&t.id))
+            {
                 return Ok(());
             }
         }
     }
-    if engine.tasks(None, None, ALL).await?.iter().any(|t| is_it(&t.id)) {
-        let message = format!("integration `{}` may not act for the role of task {task_id}", integration.id);
+    if engine
+        .tasks(None, None, ALL)
+        .await?
+        .iter()
+        .any(|t| is_it(&t.id))
+    {
+        let message = format!(
+            "integration `{}` may not act for the role of task {task_id}",
+            integration.id
+        );
         return Err(ApiError::forbidden("out_of_scope", message));
     }
     Err(ApiError::not_found(format!("not found: task {task_id}")))

@@ -18,14 +18,26 @@ use crate::settings::Settings;
 /// Files shipped in the binary, used when the configured path does not exist, so the
 /// embedded default runs from any directory.
 const EMBEDDED_WORKFLOWS: &[(&str, &str)] = &[
-    ("partner_onboarding.toml", include_str!("../../../workflows/partner_onboarding.toml")),
-    ("contract_signing.toml", include_str!("../../../workflows/contract_signing.toml")),
+    (
+        "partner_onboarding.toml",
+        include_str!("../../../workflows/partner_onboarding.toml"),
+    ),
+    (
+        "contract_signing.toml",
+        include_str!("../../../workflows/contract_signing.toml"),
+    ),
 ];
 const EMBEDDED_PROGRAMME: &str = include_str!("../../../config/programme.toml");
 const EMBEDDED_DIRECTORY: &str = include_str!("../../../config/directory.toml");
 const EMBEDDED_CALENDARS: &[(&str, &str)] = &[
-    ("cn-2025.toml", include_str!("../../../config/calendars/cn-2025.toml")),
-    ("cn-2026.toml", include_str!("../../../config/calendars/cn-2026.toml")),
+    (
+        "cn-2025.toml",
+        include_str!("../../../config/calendars/cn-2025.toml"),
+    ),
+    (
+        "cn-2026.toml",
+        include_str!("../../../config/calendars/cn-2026.toml"),
+    ),
 ];
 
 /// Programme, directory and calendar, read and checked.
@@ -48,31 +60,48 @@ impl ConfigData {
     pub fn load(settings: &Settings) -> Result<Self> {
         let programme = Programme::parse(&read_or(&settings.paths.programme, EMBEDDED_PROGRAMME)?)
             .with_context(|| format!("programme file {}", settings.paths.programme.display()))?;
-        let directory: Directory = toml::from_str(&read_or(&settings.paths.directory, EMBEDDED_DIRECTORY)?)
-            .with_context(|| format!("directory file {}", settings.paths.directory.display()))?;
+        let directory: Directory =
+            toml::from_str(&read_or(&settings.paths.directory, EMBEDDED_DIRECTORY)?).with_context(
+                || format!("directory file {}", settings.paths.directory.display()),
+            )?;
         if let Err(problems) = directory.validate() {
-            bail!("directory {}: {}", settings.paths.directory.display(), problems.join("; "));
+            bail!(
+                "directory {}: {}",
+                settings.paths.directory.display(),
+                problems.join("; ")
+            );
         }
         let mut files = Vec::new();
         for name in &programme.calendars {
             let path = settings.paths.calendars.join(name);
-            let embedded = EMBEDDED_CALENDARS.iter().find(|(n, _)| n == name).map(|(_, t)| *t);
+            let embedded = EMBEDDED_CALENDARS
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| *t);
             let text = match (path.exists(), embedded) {
-                (true, _) => std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
+                (true, _) => std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?,
                 (false, Some(t)) => t.to_owned(),
                 (false, None) => bail!("calendar file {} does not exist", path.display()),
             };
             files.push((name.clone(), text));
         }
         let calendar = BusinessCalendar::from_files(&files)?;
-        Ok(ConfigData { programme: Arc::new(programme), directory: Arc::new(directory), calendar: Arc::new(calendar) })
+        Ok(ConfigData {
+            programme: Arc::new(programme),
+            directory: Arc::new(directory),
+            calendar: Arc::new(calendar),
+        })
     }
 }
 
 /// `(file name, text)` of every `*.toml` in `dir` (or the embedded definitions when absent).
 pub fn read_definitions(dir: &Path) -> Result<Vec<(String, String)>> {
     if !dir.exists() {
-        return Ok(EMBEDDED_WORKFLOWS.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())).collect());
+        return Ok(EMBEDDED_WORKFLOWS
+            .iter()
+            .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+            .collect());
     }
     let mut files = Vec::new();
     if dir.is_file() {
@@ -86,19 +115,29 @@ pub fn read_definitions(dir: &Path) -> Result<Vec<(String, String)>> {
         .collect();
     entries.sort();
     for p in entries {
-        files.push((p.display().to_string(), std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?));
+        files.push((
+            p.display().to_string(),
+            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?,
+        ));
     }
     Ok(files)
 }
 
 /// Warns (log and metric) when the loaded calendar ends within 60 days of `now`.
-pub fn warn_if_calendar_ends_soon(calendar: &BusinessCalendar, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+pub fn warn_if_calendar_ends_soon(
+    calendar: &BusinessCalendar,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<String> {
     let today = now.with_timezone(&calendar.timezone()).date_naive();
     if !calendar.ends_within(today, 60) {
         return None;
     }
-    let last = calendar.last_covered_day().map_or_else(|| "no year".to_owned(), |d| d.to_string());
-    let msg = format!("the business calendar ends on {last}, within 60 days: add next year's file to config/calendars/ and list it in the programme");
+    let last = calendar
+        .last_covered_day()
+        .map_or_else(|| "no year".to_owned(), |d| d.to_string());
+    let msg = format!(
+        "the business calendar ends on {last}, within 60 days: add next year's file to config/calendars/ and list it in the programme"
+    );
     tracing::warn!("{msg}");
     metrics::gauge!("partnerflow_calendar_ends_within_60_days").set(1.0);
     Some(msg)
@@ -133,7 +172,9 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Engine>
             ..partnerflow_engine::Settings::default()
         },
     });
-    engine.load_definitions(&read_definitions(&settings.paths.workflows)?).await?;
+    engine
+        .load_definitions(&read_definitions(&settings.paths.workflows)?)
+        .await?;
     Ok(engine)
 }
 

@@ -10,7 +10,11 @@ use crate::harness::{Harness, application, shanghai};
 
 pub async fn run() -> Result<()> {
     let db = std::env::temp_dir().join(format!("partnerflow-demo-{}.db", Uuid::now_v7()));
-    let h = Harness::new(&format!("sqlite:{}", db.display()), shanghai(2025, 8, 4, 9, 0)).await?;
+    let h = Harness::new(
+        &format!("sqlite:{}", db.display()),
+        shanghai(2025, 8, 4, 9, 0),
+    )
+    .await?;
     let result = scenario(&h).await;
     h.engine.store().pool.close().await;
     for suffix in ["", "-wal", "-shm"] {
@@ -20,10 +24,15 @@ pub async fn run() -> Result<()> {
 }
 
 async fn scenario(h: &Harness) -> Result<()> {
-    println!("partnerflow demo — programme calendar Asia/Shanghai, clock starts {}\n", local(h.now()));
+    println!(
+        "partnerflow demo — programme calendar Asia/Shanghai, clock starts {}\n",
+        local(h.now())
+    );
 
     // P-1001: meets every rule, nothing declared → approved automatically; signs; countersigned.
-    let auto = h.apply(application("P-1001", "agent", "P-1001/zhang")).await?;
+    let auto = h
+        .apply(application("P-1001", "agent", "P-1001/zhang"))
+        .await?;
     h.settle().await?;
     h.sign_contract(auto, "P-1001/zhang").await?;
 
@@ -33,10 +42,27 @@ async fn scenario(h: &Harness) -> Result<()> {
     let returned = h.apply(returned_app).await?;
     h.settle().await?;
     h.advance_to(shanghai(2025, 8, 5, 15, 0)).await?;
-    h.decide(returned, "cm.li", "return", Some("please upload the bank account proof"), Value::Null).await?;
+    h.decide(
+        returned,
+        "cm.li",
+        "return",
+        Some("please upload the bank account proof"),
+        Value::Null,
+    )
+    .await?;
     h.advance_to(shanghai(2025, 8, 8, 10, 0)).await?;
     let fixed = application("P-1004", "agent", "P-1004/qian");
-    h.engine.post_event(returned, "application_resubmitted", fixed, partnerflow_core::machine::Actor { id: "P-1004/qian".to_owned() }, None).await?;
+    h.engine
+        .post_event(
+            returned,
+            "application_resubmitted",
+            fixed,
+            partnerflow_core::machine::Actor {
+                id: "P-1004/qian".to_owned(),
+            },
+            None,
+        )
+        .await?;
     h.settle().await?;
     h.sign_contract(returned, "P-1004/qian").await?;
 
@@ -68,32 +94,48 @@ async fn scenario(h: &Harness) -> Result<()> {
     incomplete["documents"] = json!([{ "kind": "business_licence", "file_name": "licence.pdf" }]);
     let rejected = h.apply(incomplete).await?;
     h.settle().await?;
-    h.decide(rejected, "cm.chen", "reject", Some("bank account proof missing after two requests"), Value::Null).await?;
+    h.decide(
+        rejected,
+        "cm.chen",
+        "reject",
+        Some("bank account proof missing after two requests"),
+        Value::Null,
+    )
+    .await?;
 
     // After the holiday, P-1002 is approved late (after both escalations) and signs.
     h.advance_to(shanghai(2025, 10, 20, 11, 0)).await?;
-    h.decide(manual, "cm.li", "approve", None, Value::Null).await?;
+    h.decide(manual, "cm.li", "approve", None, Value::Null)
+        .await?;
     h.sign_contract(manual, "P-1002/liu").await?;
 
     // Assessment reviews after 3 natural months; certificates valid to 31 Dec.
     h.advance_to(shanghai(2025, 11, 6, 10, 0)).await?;
     h.decide(auto, "cm.li", "pass", None, Value::Null).await?;
     h.advance_to(shanghai(2025, 11, 10, 10, 0)).await?;
-    h.decide(returned, "cm.chen", "pass", None, Value::Null).await?;
+    h.decide(returned, "cm.chen", "pass", None, Value::Null)
+        .await?;
 
     // 1 Dec: renewal agreements start. P-1001 renews; P-1004 does not and is suspended on 31 Dec.
     h.advance_to(shanghai(2025, 12, 3, 10, 0)).await?;
     h.sign_contract(auto, "P-1001/zhang").await?;
     h.advance_to(shanghai(2026, 1, 2, 9, 0)).await?;
 
-    for (name, id) in [("P-1001", auto), ("P-1002", manual), ("P-1003", rejected), ("P-1004", returned)] {
+    for (name, id) in [
+        ("P-1001", auto),
+        ("P-1002", manual),
+        ("P-1003", rejected),
+        ("P-1004", returned),
+    ] {
         print_timeline(h, name, id).await?;
     }
     Ok(())
 }
 
 fn local(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.with_timezone(&chrono_tz::Asia::Shanghai).format("%a %Y-%m-%d %H:%M").to_string()
+    t.with_timezone(&chrono_tz::Asia::Shanghai)
+        .format("%a %Y-%m-%d %H:%M")
+        .to_string()
 }
 
 async fn print_timeline(h: &Harness, name: &str, id: Uuid) -> Result<()> {
@@ -112,7 +154,13 @@ async fn print_timeline(h: &Harness, name: &str, id: Uuid) -> Result<()> {
             }
         }
         for n in &cv.notifications {
-            lines.push((n.sent_at, format!("{tag} {:<15} {} → {} ({})", "notify", n.template, n.address, n.channel)));
+            lines.push((
+                n.sent_at,
+                format!(
+                    "{tag} {:<15} {} → {} ({})",
+                    "notify", n.template, n.address, n.channel
+                ),
+            ));
         }
     }
     lines.sort_by_key(|(at, _)| *at);
@@ -124,20 +172,41 @@ async fn print_timeline(h: &Harness, name: &str, id: Uuid) -> Result<()> {
 }
 
 fn describe(kind: &str, p: &Value) -> Option<String> {
-    let s = |k: &str| p.get(k).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).unwrap_or_default();
+    let s = |k: &str| {
+        p.get(k)
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .unwrap_or_default()
+    };
     Some(match kind {
         "step_entered" => format!("→ {}", s("step")),
         "step_completed" => format!("{} ⇒ {}", s("step"), s("outcome")),
         "task_opened" => format!(
             "task for {} due {}",
             s("role"),
-            s("due_at").parse::<chrono::DateTime<chrono::Utc>>().map_or_else(|_| s("due_at"), local)
+            s("due_at")
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .map_or_else(|_| s("due_at"), local)
         ),
-        "decision" => format!("{} {}{}", s("step"), s("decision"), p.get("reason").and_then(Value::as_str).map(|r| format!(" — “{r}”")).unwrap_or_default()),
-        "reminder" => format!("{} reminder #{}", s("step"), p.get("index").and_then(Value::as_u64).map_or(0, |i| i + 1)),
+        "decision" => format!(
+            "{} {}{}",
+            s("step"),
+            s("decision"),
+            p.get("reason")
+                .and_then(Value::as_str)
+                .map(|r| format!(" — “{r}”"))
+                .unwrap_or_default()
+        ),
+        "reminder" => format!(
+            "{} reminder #{}",
+            s("step"),
+            p.get("index").and_then(Value::as_u64).map_or(0, |i| i + 1)
+        ),
         "escalated" => {
             let to = &p["to"];
-            let target = to.get("id").and_then(Value::as_str).map_or_else(|| s_of(to, "type"), |id| format!("role {id}"));
+            let target = to
+                .get("id")
+                .and_then(Value::as_str)
+                .map_or_else(|| s_of(to, "type"), |id| format!("role {id}"));
             format!("{} level {} → {target}", s("step"), s("level"))
         }
         "sla_breached" | "timer_elapsed" | "timed_out" => s("step"),
@@ -151,5 +220,8 @@ fn describe(kind: &str, p: &Value) -> Option<String> {
 }
 
 fn s_of(v: &Value, k: &str) -> String {
-    v.get(k).and_then(Value::as_str).unwrap_or_default().replace('_', " ")
+    v.get(k)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .replace('_', " ")
 }

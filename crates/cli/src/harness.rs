@@ -21,7 +21,11 @@ pub struct Harness {
 
 /// A moment in Asia/Shanghai local time.
 pub fn shanghai(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
-    chrono_tz::Asia::Shanghai.with_ymd_and_hms(y, m, d, h, min, 0).single().map(|t| t.with_timezone(&Utc)).unwrap_or_default()
+    chrono_tz::Asia::Shanghai
+        .with_ymd_and_hms(y, m, d, h, min, 0)
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
 }
 
 impl Harness {
@@ -66,8 +70,23 @@ impl Harness {
 
     /// Starts onboarding for `application`, keyed by its partner id.
     pub async fn apply(&self, application: Value) -> Result<Uuid, partnerflow_engine::Error> {
-        let key = application.get("partner_id").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let (started, _) = self.engine.start("partner_onboarding", &key, application, Actor { id: "partner-portal".to_owned() }, None).await?;
+        let key = application
+            .get("partner_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let (started, _) = self
+            .engine
+            .start(
+                "partner_onboarding",
+                &key,
+                application,
+                Actor {
+                    id: "partner-portal".to_owned(),
+                },
+                None,
+            )
+            .await?;
         Ok(started.id)
     }
 
@@ -95,14 +114,42 @@ impl Harness {
         Ok(v.timeline
             .iter()
             .filter(|e| e.event.kind == "child_started")
-            .filter_map(|e| e.event.payload.get("child").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok()))
+            .filter_map(|e| {
+                e.event
+                    .payload
+                    .get("child")
+                    .and_then(Value::as_str)
+                    .and_then(|s| Uuid::parse_str(s).ok())
+            })
             .collect())
     }
 
     /// Decides the open task of `id` (or its child) and does the work that follows.
-    pub async fn decide(&self, id: Uuid, actor: &str, decision: &str, reason: Option<&str>, data: Value) -> Result<Value, anyhow::Error> {
-        let (task, _) = self.open_task(id).await?.ok_or_else(|| anyhow::anyhow!("no open task on {id}"))?;
-        let answer = self.engine.decide(task, decision, reason.map(str::to_owned), Actor { id: actor.to_owned() }, data, None).await?;
+    pub async fn decide(
+        &self,
+        id: Uuid,
+        actor: &str,
+        decision: &str,
+        reason: Option<&str>,
+        data: Value,
+    ) -> Result<Value, anyhow::Error> {
+        let (task, _) = self
+            .open_task(id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no open task on {id}"))?;
+        let answer = self
+            .engine
+            .decide(
+                task,
+                decision,
+                reason.map(str::to_owned),
+                Actor {
+                    id: actor.to_owned(),
+                },
+                data,
+                None,
+            )
+            .await?;
         self.settle().await?;
         Ok(answer)
     }
@@ -111,7 +158,8 @@ impl Harness {
     pub async fn sign_contract(&self, id: Uuid, partner_user: &str) -> Result<()> {
         let sig = json!({ "method": "electronic", "signer": partner_user });
         self.decide(id, partner_user, "sign", None, sig).await?;
-        self.decide(id, "legal.sun", "approve", None, Value::Null).await?;
+        self.decide(id, "legal.sun", "approve", None, Value::Null)
+            .await?;
         Ok(())
     }
 }
@@ -119,13 +167,21 @@ impl Harness {
 /// A complete application of the given type that passes every rule.
 pub fn application(partner_id: &str, partner_type: &str, submitted_by: &str) -> Value {
     let (capital, headcount, extra) = match partner_type {
-        "integration" => ("5000000.00", json!({ "total": 25, "technical": 5, "sales": 6 }), json!({ "certified_staff": 3 })),
+        "integration" => (
+            "5000000.00",
+            json!({ "total": 25, "technical": 5, "sales": 6 }),
+            json!({ "certified_staff": 3 }),
+        ),
         "development" => (
             "12000000.00",
             json!({ "total": 60, "technical": 30, "rnd": 25, "delivery": 12 }),
             json!({ "certified_staff": 6, "software_copyrights": 2 }),
         ),
-        _ => ("1500000.00", json!({ "total": 22, "technical": 3 }), json!({ "exam_passers": 3, "deposit_paid": "10000.00" })),
+        _ => (
+            "1500000.00",
+            json!({ "total": 22, "technical": 3 }),
+            json!({ "exam_passers": 3, "deposit_paid": "10000.00" }),
+        ),
     };
     let mut app = json!({
         "partner_id": partner_id,

@@ -12,10 +12,19 @@ use partnerflow_engine::{Clock, Engine, SystemClock};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "partnerflow", version, about = "Durable workflow and approval orchestrator for partner programmes")]
+#[command(
+    name = "partnerflow",
+    version,
+    about = "Durable workflow and approval orchestrator for partner programmes"
+)]
 struct Cli {
     /// Directory of the configuration files.
-    #[arg(long, env = "PARTNERFLOW_CONFIG_DIR", default_value = "config", global = true)]
+    #[arg(
+        long,
+        env = "PARTNERFLOW_CONFIG_DIR",
+        default_value = "config",
+        global = true
+    )]
     config_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -51,10 +60,16 @@ enum Command {
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        let quiet = matches!(cli.command, Command::Demo | Command::Bench { .. } | Command::Validate { .. });
+        let quiet = matches!(
+            cli.command,
+            Command::Demo | Command::Bench { .. } | Command::Validate { .. }
+        );
         tracing_subscriber::EnvFilter::new(if quiet { "error" } else { "info" })
     });
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     match cli.command {
         Command::Demo => partnerflow::demo::run().await,
         Command::Validate { path } => validate(&cli.config_dir, path).await,
@@ -64,7 +79,10 @@ async fn main() -> Result<()> {
                 Command::Serve => serve(settings).await,
                 Command::Worker { dispatch } => worker(settings, dispatch).await,
                 Command::Migrate => migrate(settings).await,
-                Command::Bench { workflows, concurrency } => partnerflow::bench::run(&settings, workflows, concurrency).await,
+                Command::Bench {
+                    workflows,
+                    concurrency,
+                } => partnerflow::bench::run(&settings, workflows, concurrency).await,
                 Command::Demo | Command::Validate { .. } => unreachable!("handled above"),
             }
         }
@@ -78,10 +96,17 @@ async fn validate(config_dir: &std::path::Path, path: Option<PathBuf>) -> Result
     let files = app::read_definitions(path.as_deref().unwrap_or(&settings.paths.workflows))?;
     let mut failed = 0;
     for (file, text) in &files {
-        let id = toml::from_str::<toml::Table>(text).ok().and_then(|t| t.get("id").and_then(|v| v.as_str().map(str::to_owned)));
+        let id = toml::from_str::<toml::Table>(text)
+            .ok()
+            .and_then(|t| t.get("id").and_then(|v| v.as_str().map(str::to_owned)));
         let overrides = id.as_deref().and_then(|id| data.programme.overrides(id));
         match partnerflow_core::WorkflowDefinition::parse(file, text, overrides, &registry) {
-            Ok(def) => println!("ok      {file}: {} v{} ({} steps)", def.id, def.version, def.steps.len()),
+            Ok(def) => println!(
+                "ok      {file}: {} v{} ({} steps)",
+                def.id,
+                def.version,
+                def.steps.len()
+            ),
             Err(errors) => {
                 failed += 1;
                 for e in errors {
@@ -107,19 +132,30 @@ async fn migrate(settings: Settings) -> Result<()> {
 }
 
 fn install_metrics() -> Result<Arc<dyn Fn() -> String + Send + Sync>> {
-    let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().context("installing the metrics recorder")?;
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
     Ok(Arc::new(move || handle.render()))
 }
 
 /// Background loops every process runs: the dispatcher and the timer sweeper.
-fn spawn_loops(engine: &Engine, shutdown: &CancellationToken, tracker: &tokio_util::task::TaskTracker) {
+fn spawn_loops(
+    engine: &Engine,
+    shutdown: &CancellationToken,
+    tracker: &tokio_util::task::TaskTracker,
+) {
     let (e, s) = (engine.clone(), shutdown.clone());
     tracker.spawn(async move { e.run_dispatcher(s).await });
     let (e, s) = (engine.clone(), shutdown.clone());
     tracker.spawn(async move { e.run_sweeper(s).await });
 }
 
-fn spawn_workers(engine: &Engine, concurrency: usize, shutdown: &CancellationToken, tracker: &tokio_util::task::TaskTracker) {
+fn spawn_workers(
+    engine: &Engine,
+    concurrency: usize,
+    shutdown: &CancellationToken,
+    tracker: &tokio_util::task::TaskTracker,
+) {
     let (e, s) = (engine.clone(), shutdown.clone());
     tracker.spawn(async move {
         if let Err(err) = e.run_workers(concurrency, s.clone()).await {
@@ -130,9 +166,15 @@ fn spawn_workers(engine: &Engine, concurrency: usize, shutdown: &CancellationTok
 }
 
 async fn serve(settings: Settings) -> Result<()> {
-    let addr: SocketAddr = settings.http.listen.parse().with_context(|| format!("http.listen `{}`", settings.http.listen))?;
+    let addr: SocketAddr = settings
+        .http
+        .listen
+        .parse()
+        .with_context(|| format!("http.listen `{}`", settings.http.listen))?;
     if settings.auth.development_secrets && !addr.ip().is_loopback() {
-        bail!("refusing to listen on {addr} with the development secrets: set auth.development_secrets = false and real secrets (config/production.toml, config/local.toml or PARTNERFLOW__AUTH__*)");
+        bail!(
+            "refusing to listen on {addr} with the development secrets: set auth.development_secrets = false and real secrets (config/production.toml, config/local.toml or PARTNERFLOW__AUTH__*)"
+        );
     }
     let metrics = install_metrics()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -140,14 +182,21 @@ async fn serve(settings: Settings) -> Result<()> {
     let shutdown = CancellationToken::new();
     let tracker = tokio_util::task::TaskTracker::new();
     spawn_loops(&engine, &shutdown, &tracker);
-    spawn_workers(&engine, settings.engine.worker_concurrency, &shutdown, &tracker);
+    spawn_workers(
+        &engine,
+        settings.engine.worker_concurrency,
+        &shutdown,
+        &tracker,
+    );
     let state = partnerflow_api::AppState {
         engine: engine.clone(),
         auth: Arc::new(auth_config(&settings)),
         metrics: Some(metrics),
         clock,
     };
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, database = %app::redact(&settings.database.url), queue = %settings.queue.kind, "serving");
     let s = shutdown.clone();
     axum::serve(listener, partnerflow_api::router(state))
@@ -167,7 +216,12 @@ async fn worker(settings: Settings, dispatch: bool) -> Result<()> {
     if dispatch {
         spawn_loops(&engine, &shutdown, &tracker);
     }
-    spawn_workers(&engine, settings.engine.worker_concurrency, &shutdown, &tracker);
+    spawn_workers(
+        &engine,
+        settings.engine.worker_concurrency,
+        &shutdown,
+        &tracker,
+    );
     tracing::info!(dispatch, queue = %settings.queue.kind, "worker running");
     let s = shutdown.clone();
     tokio::select! {
@@ -180,8 +234,13 @@ async fn worker(settings: Settings, dispatch: bool) -> Result<()> {
 
 async fn drain(tracker: tokio_util::task::TaskTracker) {
     tracker.close();
-    if tokio::time::timeout(std::time::Duration::from_secs(30), tracker.wait()).await.is_err() {
-        tracing::warn!("shutdown timed out with work in flight; the outbox hands it out again after its lease");
+    if tokio::time::timeout(std::time::Duration::from_secs(30), tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "shutdown timed out with work in flight; the outbox hands it out again after its lease"
+        );
     }
 }
 
@@ -191,7 +250,11 @@ pub(crate) fn auth_config(settings: &Settings) -> partnerflow_api::AuthConfig {
             .auth
             .integrations
             .iter()
-            .map(|i| partnerflow_api::Integration { id: i.id.clone(), secrets: i.secrets.clone(), roles: i.roles.clone() })
+            .map(|i| partnerflow_api::Integration {
+                id: i.id.clone(),
+                secrets: i.secrets.clone(),
+                roles: i.roles.clone(),
+            })
             .collect(),
         operator_tokens: settings.auth.operator_tokens.clone(),
         tolerance_secs: settings.http.signature_tolerance_secs,

@@ -66,7 +66,10 @@ impl std::fmt::Debug for Auth {
         f.debug_struct("Auth")
             .field("development_secrets", &self.development_secrets)
             .field("operator_tokens", &self.operator_tokens.len())
-            .field("integrations", &self.integrations.iter().map(|i| &i.id).collect::<Vec<_>>())
+            .field(
+                "integrations",
+                &self.integrations.iter().map(|i| &i.id).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -85,13 +88,17 @@ impl Settings {
     /// Loads the layers from `config_dir` (missing files are skipped, except a named
     /// `PARTNERFLOW_ENV` file) and the process environment.
     pub fn load(config_dir: &Path) -> Result<Self> {
-        let mut merged: toml::Table = toml::from_str(DEFAULTS).context("built-in config/default.toml")?;
+        let mut merged: toml::Table =
+            toml::from_str(DEFAULTS).context("built-in config/default.toml")?;
         let default_file = config_dir.join("default.toml");
         if default_file.exists() {
             merge(&mut merged, read_table(&default_file)?);
         }
         if let Ok(env) = std::env::var("PARTNERFLOW_ENV") {
-            merge(&mut merged, read_table(&config_dir.join(format!("{env}.toml")))?);
+            merge(
+                &mut merged,
+                read_table(&config_dir.join(format!("{env}.toml")))?,
+            );
         }
         let local = config_dir.join("local.toml");
         if local.exists() {
@@ -107,7 +114,8 @@ impl Settings {
 }
 
 fn read_table(path: &Path) -> Result<toml::Table> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
@@ -129,8 +137,12 @@ fn set_path(table: &mut toml::Table, path: &str, raw: &str) {
     let Some(last) = parts.pop() else { return };
     let mut t = table;
     for p in parts {
-        let entry = t.entry(p.to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        let toml::Value::Table(next) = entry else { return };
+        let entry = t
+            .entry(p.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(next) = entry else {
+            return;
+        };
         t = next;
     }
     let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
@@ -146,7 +158,10 @@ mod tests {
 
     #[test]
     fn defaults_parse_and_select_the_embedded_backend() {
-        let s: Settings = toml::from_str::<toml::Table>(DEFAULTS).expect("defaults parse").try_into().expect("defaults are complete");
+        let s: Settings = toml::from_str::<toml::Table>(DEFAULTS)
+            .expect("defaults parse")
+            .try_into()
+            .expect("defaults are complete");
         assert!(s.database.url.starts_with("sqlite:"));
         assert_eq!(s.queue.kind, "memory");
         assert!(s.auth.development_secrets);

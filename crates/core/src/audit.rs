@@ -26,7 +26,10 @@ pub fn chain_hash(prev: &str, instance_id: &str, seq: u64, event: &Event) -> Str
 }
 
 /// Recomputes a stored chain; returns the sequence number of the first event that does not match.
-pub fn verify<'a>(instance_id: &str, events: impl IntoIterator<Item = (u64, &'a Event, &'a str)>) -> Result<(), u64> {
+pub fn verify<'a>(
+    instance_id: &str,
+    events: impl IntoIterator<Item = (u64, &'a Event, &'a str)>,
+) -> Result<(), u64> {
     let mut prev = GENESIS.to_owned();
     for (seq, event, stored) in events {
         let h = chain_hash(&prev, instance_id, seq, event);
@@ -46,9 +49,17 @@ mod tests {
 
     #[test]
     fn editing_an_event_breaks_the_chain_from_there() {
-        let at = chrono::Utc.with_ymd_and_hms(2025, 10, 9, 1, 0, 0).single().expect("valid");
+        let at = chrono::Utc
+            .with_ymd_and_hms(2025, 10, 9, 1, 0, 0)
+            .single()
+            .expect("valid");
         let mut events: Vec<Event> = (0..3)
-            .map(|i| Event { kind: format!("k{i}"), actor: "system".to_owned(), at, payload: json!({ "i": i }) })
+            .map(|i| Event {
+                kind: format!("k{i}"),
+                actor: "system".to_owned(),
+                at,
+                payload: json!({ "i": i }),
+            })
             .collect();
         let mut prev = GENESIS.to_owned();
         let mut hashes = vec![];
@@ -56,7 +67,15 @@ mod tests {
             prev = chain_hash(&prev, "inst", i as u64 + 1, e);
             hashes.push(prev.clone());
         }
-        let check = |events: &[Event]| verify("inst", events.iter().enumerate().map(|(i, e)| (i as u64 + 1, e, hashes[i].as_str())));
+        let check = |events: &[Event]| {
+            verify(
+                "inst",
+                events
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| (i as u64 + 1, e, hashes[i].as_str())),
+            )
+        };
         assert_eq!(check(&events), Ok(()));
         events[1].payload = json!({ "i": 99 });
         assert_eq!(check(&events), Err(2));

@@ -66,7 +66,9 @@ impl Directory {
 
     /// Everyone holding `role` directly.
     pub fn holders<'a>(&'a self, role: &'a str) -> impl Iterator<Item = &'a Person> + 'a {
-        self.people.iter().filter(move |p| p.roles.iter().any(|r| r == role))
+        self.people
+            .iter()
+            .filter(move |p| p.roles.iter().any(|r| r == role))
     }
 
     /// Whether `actor` may decide a task of `role` on an instance of `partner`. A delegate acts
@@ -80,7 +82,10 @@ impl Directory {
             return person.partner.is_some() && person.partner.as_deref() == partner;
         }
         person.partner.is_none()
-            && (person.roles.iter().any(|r| r == role) || self.holders(role).any(|h| h.delegate.as_deref() == Some(actor)))
+            && (person.roles.iter().any(|r| r == role)
+                || self
+                    .holders(role)
+                    .any(|h| h.delegate.as_deref() == Some(actor)))
     }
 
     /// The role a late task of `role` escalates to first.
@@ -92,21 +97,37 @@ impl Directory {
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut problems = Vec::new();
         if self.person(&self.programme_director).is_none() {
-            problems.push(format!("programme_director `{}` is not a person in the directory", self.programme_director));
+            problems.push(format!(
+                "programme_director `{}` is not a person in the directory",
+                self.programme_director
+            ));
         }
         for p in &self.people {
             for (field, target) in [("manager", &p.manager), ("delegate", &p.delegate)] {
                 if let Some(t) = target.as_ref().filter(|t| self.person(t).is_none()) {
-                    problems.push(format!("person `{}`: {field} `{t}` is not a person in the directory", p.id));
+                    problems.push(format!(
+                        "person `{}`: {field} `{t}` is not a person in the directory",
+                        p.id
+                    ));
                 }
             }
         }
         for (role, info) in &self.roles {
-            if let Some(t) = info.escalation_to.as_ref().filter(|t| self.holders(t).next().is_none()) {
-                problems.push(format!("role `{role}`: escalation_to `{t}` is held by nobody"));
+            if let Some(t) = info
+                .escalation_to
+                .as_ref()
+                .filter(|t| self.holders(t).next().is_none())
+            {
+                problems.push(format!(
+                    "role `{role}`: escalation_to `{t}` is held by nobody"
+                ));
             }
         }
-        if problems.is_empty() { Ok(()) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
     }
 }
 

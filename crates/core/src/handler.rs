@@ -36,7 +36,10 @@ pub struct StepOutput {
 
 impl StepOutput {
     pub fn new(outcome: &str, output: Value) -> Self {
-        StepOutput { outcome: outcome.to_owned(), output }
+        StepOutput {
+            outcome: outcome.to_owned(),
+            output,
+        }
     }
 }
 

@@ -19,12 +19,18 @@ pub enum Currency {
 
 impl Money {
     pub fn cny(amount: Decimal) -> Self {
-        Money { amount, currency: Currency::CNY }
+        Money {
+            amount,
+            currency: Currency::CNY,
+        }
     }
 
     /// Rounded to the fen with MidpointNearestEven, the one rounding rule of the ledger.
     pub fn rounded(self) -> Self {
-        Money { amount: round_fen(self.amount), currency: self.currency }
+        Money {
+            amount: round_fen(self.amount),
+            currency: self.currency,
+        }
     }
 }
 

@@ -97,13 +97,16 @@ impl Span {
             Span::Hours(n) => plain(start + Duration::hours(i64::from(n))),
             Span::Months(n) => plain(cal.add_months(start, Months::new(n))),
             Span::PercentOfSla(p) => match sla {
-                Some(Span::WorkingDays(n)) => {
-                    cal.add_working_minutes(start, i64::from(n) * MINUTES_PER_DAY * i64::from(p) / 100)
+                Some(Span::WorkingDays(n)) => cal.add_working_minutes(
+                    start,
+                    i64::from(n) * MINUTES_PER_DAY * i64::from(p) / 100,
+                ),
+                Some(Span::CalendarDays(n)) => plain(
+                    start + Duration::minutes(i64::from(n) * MINUTES_PER_DAY * i64::from(p) / 100),
+                ),
+                Some(Span::Hours(n)) => {
+                    plain(start + Duration::minutes(i64::from(n) * 60 * i64::from(p) / 100))
                 }
-                Some(Span::CalendarDays(n)) => {
-                    plain(start + Duration::minutes(i64::from(n) * MINUTES_PER_DAY * i64::from(p) / 100))
-                }
-                Some(Span::Hours(n)) => plain(start + Duration::minutes(i64::from(n) * 60 * i64::from(p) / 100)),
                 Some(Span::Months(n)) => {
                     let end = cal.add_months(start, Months::new(n));
                     plain(start + (end - start) * i32::try_from(p).unwrap_or(i32::MAX) / 100)

@@ -127,7 +127,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("backend", &self.inner.store.backend).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("backend", &self.inner.store.backend)
+            .finish_non_exhaustive()
     }
 }
 
@@ -169,8 +171,12 @@ impl Engine {
         let mut errors = Vec::new();
         let mut current = Vec::new();
         for (file, text) in files {
-            let id_hint = toml::from_str::<toml::Table>(text).ok().and_then(|t| t.get("id").and_then(|v| v.as_str().map(str::to_owned)));
-            let overrides = id_hint.as_deref().and_then(|id| self.inner.programme.overrides(id));
+            let id_hint = toml::from_str::<toml::Table>(text)
+                .ok()
+                .and_then(|t| t.get("id").and_then(|v| v.as_str().map(str::to_owned)));
+            let overrides = id_hint
+                .as_deref()
+                .and_then(|id| self.inner.programme.overrides(id));
             match WorkflowDefinition::parse(file, text, overrides, &self.inner.registry) {
                 Ok(def) => current.push(def),
                 Err(e) => errors.extend(e),
@@ -192,7 +198,13 @@ impl Engine {
                 }
             }
         }
-        let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
+        let mut conn = self
+            .inner
+            .store
+            .pool
+            .acquire()
+            .await
+            .map_err(partnerflow_store::Error::from)?;
         let now = self.now();
         for def in &current {
             let stored = definitions::Stored {
@@ -205,20 +217,37 @@ impl Engine {
         }
         let mut all = HashMap::new();
         for stored in definitions::all(&mut conn).await? {
-            let def = WorkflowDefinition::parse(&format!("{}@v{}", stored.workflow_id, stored.version), &stored.source, None, &self.inner.registry)
-                .map_err(Error::Definitions)?;
+            let def = WorkflowDefinition::parse(
+                &format!("{}@v{}", stored.workflow_id, stored.version),
+                &stored.source,
+                None,
+                &self.inner.registry,
+            )
+            .map_err(Error::Definitions)?;
             all.insert((def.id.clone(), def.version), Arc::new(def));
         }
         let mut latest = HashMap::new();
         for def in current {
             latest.insert(def.id.clone(), def.version);
         }
-        *self.inner.definitions.write().unwrap_or_else(std::sync::PoisonError::into_inner) = all;
-        *self.inner.latest.write().unwrap_or_else(std::sync::PoisonError::into_inner) = latest;
+        *self
+            .inner
+            .definitions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = all;
+        *self
+            .inner
+            .latest
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = latest;
         Ok(())
     }
 
-    pub(crate) fn definition(&self, workflow_id: &str, version: u32) -> Result<Arc<WorkflowDefinition>> {
+    pub(crate) fn definition(
+        &self,
+        workflow_id: &str,
+        version: u32,
+    ) -> Result<Arc<WorkflowDefinition>> {
         self.inner
             .definitions
             .read()
@@ -241,16 +270,29 @@ impl Engine {
     }
 
     /// A fresh instance of the latest version of `workflow_id`, from validated input.
-    pub(crate) fn new_instance(&self, workflow_id: &str, business_key: &str, input: &Value) -> Result<(Arc<WorkflowDefinition>, InstanceState)> {
+    pub(crate) fn new_instance(
+        &self,
+        workflow_id: &str,
+        business_key: &str,
+        input: &Value,
+    ) -> Result<(Arc<WorkflowDefinition>, InstanceState)> {
         let def = self.latest(workflow_id)?;
-        let contact = input.pointer("/contacts/0").and_then(|c| serde_json::from_value::<Contact>(c.clone()).ok());
+        let contact = input
+            .pointer("/contacts/0")
+            .and_then(|c| serde_json::from_value::<Contact>(c.clone()).ok());
         let state = InstanceState {
             id: Uuid::now_v7(),
             workflow_id: def.id.clone(),
             version: def.version,
             business_key: business_key.to_owned(),
-            partner_id: input.get("partner_id").and_then(Value::as_str).map(str::to_owned),
-            submitted_by: input.get("submitted_by").and_then(Value::as_str).map(str::to_owned),
+            partner_id: input
+                .get("partner_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            submitted_by: input
+                .get("submitted_by")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             contact,
             parent: None,
             status: Status::Running,
@@ -267,66 +309,162 @@ impl Engine {
         let Some(name) = validator else {
             return Ok(input.clone());
         };
-        let v = self.inner.registry.get_validator(name).ok_or_else(|| Error::NotFound(format!("validator {name}")))?;
-        let today = self.now().with_timezone(&self.inner.calendar.timezone()).date_naive();
+        let v = self
+            .inner
+            .registry
+            .get_validator(name)
+            .ok_or_else(|| Error::NotFound(format!("validator {name}")))?;
+        let today = self
+            .now()
+            .with_timezone(&self.inner.calendar.timezone())
+            .date_naive();
         v(input, &self.inner.programme, today).map_err(Error::Invalid)
     }
 
     /// Starts an instance. The same Idempotency-Key returns the first answer; the same business
     /// key returns the existing instance.
-    pub async fn start(&self, workflow_id: &str, business_key: &str, input: Value, actor: Actor, idem: Option<Idempotency>) -> Result<(Started, bool)> {
+    pub async fn start(
+        &self,
+        workflow_id: &str,
+        business_key: &str,
+        input: Value,
+        actor: Actor,
+        idem: Option<Idempotency>,
+    ) -> Result<(Started, bool)> {
         let scope = format!("start:{workflow_id}");
         if let Some(answer) = self.replayed(&scope, idem.as_ref()).await? {
-            return Ok((serde_json::from_value(answer).map_err(|e| Error::Conflict(e.to_string()))?, false));
+            return Ok((
+                serde_json::from_value(answer).map_err(|e| Error::Conflict(e.to_string()))?,
+                false,
+            ));
         }
         let def = self.latest(workflow_id)?;
         let input = self.validate(def.input_validator.as_deref(), &input)?;
         {
-            let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
-            if let Some(existing) = instances::find_by_key(&mut conn, workflow_id, business_key).await? {
+            let mut conn = self
+                .inner
+                .store
+                .pool
+                .acquire()
+                .await
+                .map_err(partnerflow_store::Error::from)?;
+            if let Some(existing) =
+                instances::find_by_key(&mut conn, workflow_id, business_key).await?
+            {
                 return Ok((started(&existing.state), false));
             }
         }
         let (_, state) = self.new_instance(workflow_id, business_key, &input)?;
-        let reply = self.create(state, Command::Start { input, actor }, idem.map(|i| (scope, i))).await?;
+        let reply = self
+            .create(
+                state,
+                Command::Start { input, actor },
+                idem.map(|i| (scope, i)),
+            )
+            .await?;
         Ok((reply, true))
     }
 
     /// Decides a human task.
-    pub async fn decide(&self, task_id: Uuid, decision: &str, reason: Option<String>, actor: Actor, data: Value, idem: Option<Idempotency>) -> Result<Value> {
+    pub async fn decide(
+        &self,
+        task_id: Uuid,
+        decision: &str,
+        reason: Option<String>,
+        actor: Actor,
+        data: Value,
+        idem: Option<Idempotency>,
+    ) -> Result<Value> {
         let scope = "decision".to_owned();
         if let Some(answer) = self.replayed(&scope, idem.as_ref()).await? {
             return Ok(answer);
         }
         let task = {
-            let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
-            partnerflow_store::tasks::get(&mut conn, task_id).await?.ok_or_else(|| Error::NotFound(format!("task {task_id}")))?
+            let mut conn = self
+                .inner
+                .store
+                .pool
+                .acquire()
+                .await
+                .map_err(partnerflow_store::Error::from)?;
+            partnerflow_store::tasks::get(&mut conn, task_id)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("task {task_id}")))?
         };
-        let instance_id = Uuid::parse_str(&task.instance_id).map_err(|e| Error::Conflict(e.to_string()))?;
-        let cmd = Command::Decide { task_id, decision: decision.to_owned(), reason, actor, data };
-        let state = self.apply(instance_id, cmd, crate::transition::Also::default().idem(idem.map(|i| (scope, i)))).await?;
-        Ok(json!({ "task_id": task_id, "decision": decision, "instance_id": instance_id, "instance_status": state.status.label(), "current_step": state.step }))
+        let instance_id =
+            Uuid::parse_str(&task.instance_id).map_err(|e| Error::Conflict(e.to_string()))?;
+        let cmd = Command::Decide {
+            task_id,
+            decision: decision.to_owned(),
+            reason,
+            actor,
+            data,
+        };
+        let state = self
+            .apply(
+                instance_id,
+                cmd,
+                crate::transition::Also::default().idem(idem.map(|i| (scope, i))),
+            )
+            .await?;
+        Ok(
+            json!({ "task_id": task_id, "decision": decision, "instance_id": instance_id, "instance_status": state.status.label(), "current_step": state.step }),
+        )
     }
 
     /// Delivers an external event (with its payload) to an instance waiting for it.
-    pub async fn post_event(&self, instance_id: Uuid, name: &str, payload: Value, actor: Actor, idem: Option<Idempotency>) -> Result<Value> {
+    pub async fn post_event(
+        &self,
+        instance_id: Uuid,
+        name: &str,
+        payload: Value,
+        actor: Actor,
+        idem: Option<Idempotency>,
+    ) -> Result<Value> {
         let scope = format!("event:{instance_id}");
         if let Some(answer) = self.replayed(&scope, idem.as_ref()).await? {
             return Ok(answer);
         }
         let stored = {
-            let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
-            instances::load(&mut conn, instance_id).await?.ok_or_else(|| Error::NotFound(format!("instance {instance_id}")))?
+            let mut conn = self
+                .inner
+                .store
+                .pool
+                .acquire()
+                .await
+                .map_err(partnerflow_store::Error::from)?;
+            instances::load(&mut conn, instance_id)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("instance {instance_id}")))?
         };
         let def = self.definition(&stored.state.workflow_id, stored.state.version)?;
-        let validator = stored.state.step.as_deref().and_then(|s| def.step(s)).and_then(|s| match &s.kind {
-            partnerflow_core::definition::StepKind::WaitEvent { event, validator, .. } if event == name => validator.clone(),
-            _ => None,
-        });
+        let validator = stored
+            .state
+            .step
+            .as_deref()
+            .and_then(|s| def.step(s))
+            .and_then(|s| match &s.kind {
+                partnerflow_core::definition::StepKind::WaitEvent {
+                    event, validator, ..
+                } if event == name => validator.clone(),
+                _ => None,
+            });
         let payload = self.validate(validator.as_deref(), &payload)?;
-        let cmd = Command::ExternalEvent { name: name.to_owned(), payload, actor };
-        let state = self.apply(instance_id, cmd, crate::transition::Also::default().idem(idem.map(|i| (scope, i)))).await?;
-        Ok(json!({ "instance_id": instance_id, "event": name, "instance_status": state.status.label(), "current_step": state.step }))
+        let cmd = Command::ExternalEvent {
+            name: name.to_owned(),
+            payload,
+            actor,
+        };
+        let state = self
+            .apply(
+                instance_id,
+                cmd,
+                crate::transition::Also::default().idem(idem.map(|i| (scope, i))),
+            )
+            .await?;
+        Ok(
+            json!({ "instance_id": instance_id, "event": name, "instance_status": state.status.label(), "current_step": state.step }),
+        )
     }
 
     /// The stored first answer for a replayed key, or a refusal when the body differs.
@@ -334,9 +472,17 @@ impl Engine {
         let Some(idem) = idem else {
             return Ok(None);
         };
-        let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
+        let mut conn = self
+            .inner
+            .store
+            .pool
+            .acquire()
+            .await
+            .map_err(partnerflow_store::Error::from)?;
         match idempotency::get(&mut conn, scope, &idem.key).await? {
-            Some(a) if a.request_hash == idem.request_hash => Ok(Some(serde_json::from_str(&a.body).unwrap_or(Value::Null))),
+            Some(a) if a.request_hash == idem.request_hash => {
+                Ok(Some(serde_json::from_str(&a.body).unwrap_or(Value::Null)))
+            }
             Some(_) => Err(Error::KeyReused(idem.key.clone())),
             None => Ok(None),
         }
@@ -344,5 +490,10 @@ impl Engine {
 }
 
 pub(crate) fn started(s: &InstanceState) -> Started {
-    Started { id: s.id, workflow_id: s.workflow_id.clone(), version: s.version, status: s.status.label().to_owned() }
+    Started {
+        id: s.id,
+        workflow_id: s.workflow_id.clone(),
+        version: s.version,
+        status: s.status.label().to_owned(),
+    }
 }

@@ -15,19 +15,31 @@ use crate::transition::Also;
 
 impl Engine {
     fn lease_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        now + chrono::Duration::from_std(self.inner.settings.lease).unwrap_or(chrono::Duration::seconds(30))
+        now + chrono::Duration::from_std(self.inner.settings.lease)
+            .unwrap_or(chrono::Duration::seconds(30))
     }
 
     /// Leases due outbox rows — new ones, and ones whose lease ran out because the queue or a
     /// worker lost them — and pushes them to the queue. Returns how many were pushed.
     pub async fn dispatch_once(&self) -> Result<usize> {
         let now = self.now();
-        let ids = outbox::claim_due(&self.inner.store, now, self.lease_until(now), self.inner.settings.batch).await?;
+        let ids = outbox::claim_due(
+            &self.inner.store,
+            now,
+            self.lease_until(now),
+            self.inner.settings.batch,
+        )
+        .await?;
         if ids.is_empty() {
             return Ok(0);
         }
         let n = ids.len();
-        if let Err(e) = self.inner.queue.push(ids.into_iter().map(|outbox_id| Job { outbox_id }).collect()).await {
+        if let Err(e) = self
+            .inner
+            .queue
+            .push(ids.into_iter().map(|outbox_id| Job { outbox_id }).collect())
+            .await
+        {
             // The rows stay leased and come back when the lease runs out.
             tracing::warn!(error = %e, rows = n, "queue refused jobs; they will be re-dispatched after the lease");
             return Ok(0);
@@ -39,17 +51,42 @@ impl Engine {
     /// Fires due timers. Returns how many fired.
     pub async fn sweep_once(&self) -> Result<usize> {
         let now = self.now();
-        let due = timers::claim_due(&self.inner.store, now, self.lease_until(now), self.inner.settings.batch).await?;
+        let due = timers::claim_due(
+            &self.inner.store,
+            now,
+            self.lease_until(now),
+            self.inner.settings.batch,
+        )
+        .await?;
         let n = due.len();
         for t in due {
             let late = (now - t.due_at).num_milliseconds().max(0);
             metrics::histogram!("partnerflow_timer_lateness_seconds").record(late as f64 / 1000.0);
-            let cmd = Command::TimerFired { seq: t.seq, timer: t.kind.clone() };
-            match self.apply(t.instance_id, cmd, Also { timer_fired: Some(t.id), ..Also::default() }).await {
+            let cmd = Command::TimerFired {
+                seq: t.seq,
+                timer: t.kind.clone(),
+            };
+            match self
+                .apply(
+                    t.instance_id,
+                    cmd,
+                    Also {
+                        timer_fired: Some(t.id),
+                        ..Also::default()
+                    },
+                )
+                .await
+            {
                 Ok(_) => {}
                 Err(Error::Refused(e)) => {
                     tracing::error!(instance = %t.instance_id, timer = t.id, error = %e, "timer refused by the state machine; marked fired");
-                    let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
+                    let mut conn = self
+                        .inner
+                        .store
+                        .pool
+                        .acquire()
+                        .await
+                        .map_err(partnerflow_store::Error::from)?;
                     timers::mark_fired(&mut conn, t.id).await?;
                 }
                 Err(e) => return Err(e),
@@ -64,7 +101,13 @@ impl Engine {
         let mut total = 0;
         loop {
             let now = self.now();
-            let ids = outbox::claim_due(&self.inner.store, now, self.lease_until(now), self.inner.settings.batch).await?;
+            let ids = outbox::claim_due(
+                &self.inner.store,
+                now,
+                self.lease_until(now),
+                self.inner.settings.batch,
+            )
+            .await?;
             for id in &ids {
                 self.run_job(*id).await?;
             }
@@ -78,7 +121,13 @@ impl Engine {
 
     /// The next moment a timer or a delayed outbox row becomes due.
     pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
-        let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
+        let mut conn = self
+            .inner
+            .store
+            .pool
+            .acquire()
+            .await
+            .map_err(partnerflow_store::Error::from)?;
         let t = timers::next_due(&mut conn).await?;
         let o = outbox::next_available(&mut conn).await?;
         Ok(match (t, o) {
@@ -89,19 +138,31 @@ impl Engine {
 
     /// Rows not yet carried out.
     pub async fn backlog(&self) -> Result<i64> {
-        let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
+        let mut conn = self
+            .inner
+            .store
+            .pool
+            .acquire()
+            .await
+            .map_err(partnerflow_store::Error::from)?;
         Ok(outbox::pending_count(&mut conn).await?)
     }
 
     /// The dispatcher: pushes due rows whenever a commit wakes it, and at least every poll
     /// interval (which is also when leases that ran out are noticed).
     pub async fn run_dispatcher(&self, shutdown: CancellationToken) {
-        self.run_loop("dispatcher", shutdown, |e| Box::pin(async move { e.dispatch_once().await })).await;
+        self.run_loop("dispatcher", shutdown, |e| {
+            Box::pin(async move { e.dispatch_once().await })
+        })
+        .await;
     }
 
     /// The timer sweeper.
     pub async fn run_sweeper(&self, shutdown: CancellationToken) {
-        self.run_loop("sweeper", shutdown, |e| Box::pin(async move { e.sweep_once().await })).await;
+        self.run_loop("sweeper", shutdown, |e| {
+            Box::pin(async move { e.sweep_once().await })
+        })
+        .await;
     }
 
     async fn run_loop(
@@ -115,7 +176,9 @@ impl Engine {
             match round(self.clone()).await {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => {}
-                Err(e) => tracing::error!(loop_name = name, error = %e, "round failed; retrying after the poll interval"),
+                Err(e) => {
+                    tracing::error!(loop_name = name, error = %e, "round failed; retrying after the poll interval")
+                }
             }
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -126,7 +189,11 @@ impl Engine {
     }
 
     /// Workers: consume the queue, `concurrency` jobs at a time, until shutdown.
-    pub async fn run_workers(&self, concurrency: usize, shutdown: CancellationToken) -> Result<(), crate::queue::Error> {
+    pub async fn run_workers(
+        &self,
+        concurrency: usize,
+        shutdown: CancellationToken,
+    ) -> Result<(), crate::queue::Error> {
         let engine = self.clone();
         let sink: JobSink = Arc::new(move |job: Job| {
             let engine = engine.clone();

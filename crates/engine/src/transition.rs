@@ -5,7 +5,9 @@
 use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
-use partnerflow_core::machine::{self, Actor, Command, Ctx, Effect, InstanceState, ParentRef, Status};
+use partnerflow_core::machine::{
+    self, Actor, Command, Ctx, Effect, InstanceState, ParentRef, Status,
+};
 use partnerflow_store::{Conn, idempotency, instances, outbox, tasks, timers};
 use serde_json::Value;
 use uuid::Uuid;
@@ -46,21 +48,40 @@ impl Engine {
     }
 
     /// Creates an instance and applies its first command.
-    pub(crate) async fn create(&self, state: InstanceState, cmd: Command, idem: Option<(String, Idempotency)>) -> Result<Started> {
+    pub(crate) async fn create(
+        &self,
+        state: InstanceState,
+        cmd: Command,
+        idem: Option<(String, Idempotency)>,
+    ) -> Result<Started> {
         let also = Also::default().idem(idem);
         let state = self
-            .transact(|| Target::New(Box::new(state.clone())), cmd, &also, |s| serde_json::to_value(started(s)).unwrap_or(Value::Null))
+            .transact(
+                || Target::New(Box::new(state.clone())),
+                cmd,
+                &also,
+                |s| serde_json::to_value(started(s)).unwrap_or(Value::Null),
+            )
             .await?;
         Ok(started(&state))
     }
 
-    async fn transact(&self, target: impl Fn() -> Target, cmd: Command, also: &Also, reply: impl Fn(&InstanceState) -> Value) -> Result<InstanceState> {
+    async fn transact(
+        &self,
+        target: impl Fn() -> Target,
+        cmd: Command,
+        also: &Also,
+        reply: impl Fn(&InstanceState) -> Value,
+    ) -> Result<InstanceState> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let now = self.now();
             let mut tx = self.inner.store.begin().await?;
-            match self.run(&mut tx, target(), cmd.clone(), also, &reply, now).await {
+            match self
+                .run(&mut tx, target(), cmd.clone(), also, &reply, now)
+                .await
+            {
                 Ok((state, woke)) => {
                     tx.commit().await.map_err(partnerflow_store::Error::from)?;
                     metrics::counter!("partnerflow_transitions_total").increment(1);
@@ -69,10 +90,13 @@ impl Engine {
                     }
                     return Ok(state);
                 }
-                Err(Error::Store(partnerflow_store::Error::Conflict(msg))) if attempt < MAX_ATTEMPTS => {
+                Err(Error::Store(partnerflow_store::Error::Conflict(msg)))
+                    if attempt < MAX_ATTEMPTS =>
+                {
                     drop(tx);
                     tracing::debug!(attempt, %msg, "version conflict, retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt) * 3)).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt) * 3))
+                        .await;
                 }
                 Err(e) => return Err(e),
             }
@@ -93,7 +117,9 @@ impl Engine {
         let mut woke = false;
         while let Some((target, cmd)) = work.pop_front() {
             let stored = match target {
-                Target::Existing(id) => instances::load(tx, id).await?.ok_or_else(|| Error::NotFound(format!("instance {id}")))?,
+                Target::Existing(id) => instances::load(tx, id)
+                    .await?
+                    .ok_or_else(|| Error::NotFound(format!("instance {id}")))?,
                 Target::New(state) => {
                     instances::insert(tx, &state, now).await?;
                     instances::Stored {
@@ -110,16 +136,27 @@ impl Engine {
             let mut state = stored.state.clone();
             let applied = {
                 let mut new_id = Uuid::now_v7;
-                let mut ctx = Ctx { now, calendar: &self.inner.calendar, directory: &self.inner.directory, new_id: &mut new_id };
+                let mut ctx = Ctx {
+                    now,
+                    calendar: &self.inner.calendar,
+                    directory: &self.inner.directory,
+                    new_id: &mut new_id,
+                };
                 machine::apply(&def, &mut state, cmd, &mut ctx)?
             };
             if applied.changed {
-                for e in applied.events.iter().filter(|e| e.kind == "calendar_exceeded") {
+                for e in applied
+                    .events
+                    .iter()
+                    .filter(|e| e.kind == "calendar_exceeded")
+                {
                     tracing::warn!(instance = %state.id, payload = %e.payload, "due time beyond the loaded business calendar; computed on weekdays only");
                     metrics::counter!("partnerflow_calendar_exceeded_total").increment(1);
                 }
                 instances::save(tx, &state, &stored, &applied.events, now).await?;
-                woke |= self.effects(tx, &state, applied.effects, &mut work, now).await?;
+                woke |= self
+                    .effects(tx, &state, applied.effects, &mut work, now)
+                    .await?;
             }
             if first_state.is_none() {
                 first_state = Some(state);
@@ -133,46 +170,100 @@ impl Engine {
         }
         let state = first_state.ok_or_else(|| Error::Conflict("empty transition".to_owned()))?;
         if let Some((scope, idem)) = &also.idem {
-            let answer = idempotency::Answer { request_hash: idem.request_hash.clone(), status: 200, body: reply(&state).to_string() };
+            let answer = idempotency::Answer {
+                request_hash: idem.request_hash.clone(),
+                status: 200,
+                body: reply(&state).to_string(),
+            };
             idempotency::put(tx, scope, &idem.key, &answer, now).await?;
         }
         Ok((state, woke))
     }
 
     /// Writes the effects; returns whether anything was written that the loops should pick up.
-    async fn effects(&self, tx: &mut Conn, state: &InstanceState, effects: Vec<Effect>, work: &mut VecDeque<(Target, Command)>, now: DateTime<Utc>) -> Result<bool> {
+    async fn effects(
+        &self,
+        tx: &mut Conn,
+        state: &InstanceState,
+        effects: Vec<Effect>,
+        work: &mut VecDeque<(Target, Command)>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         let mut woke = false;
         for effect in effects {
             match effect {
                 Effect::RunStep { seq, step, handler } => {
-                    outbox::insert(tx, state.id, &outbox::Work::RunStep { seq, step, handler }, now).await?;
+                    outbox::insert(
+                        tx,
+                        state.id,
+                        &outbox::Work::RunStep { seq, step, handler },
+                        now,
+                    )
+                    .await?;
                     woke = true;
                 }
                 Effect::Notify { spec, key } => {
                     outbox::insert(tx, state.id, &outbox::Work::Notify { key, spec }, now).await?;
                     woke = true;
                 }
-                Effect::OpenTask { task_id, seq, step, role, due } => tasks::insert(tx, task_id, state.id, &step, seq, &role, due, now).await?,
-                Effect::CloseTask { task_id, outcome } => tasks::close(tx, task_id, &outcome, now).await?,
-                Effect::EscalateTask { task_id, level } => tasks::escalate(tx, task_id, i64::try_from(level).unwrap_or(i64::MAX)).await?,
+                Effect::OpenTask {
+                    task_id,
+                    seq,
+                    step,
+                    role,
+                    due,
+                } => tasks::insert(tx, task_id, state.id, &step, seq, &role, due, now).await?,
+                Effect::CloseTask { task_id, outcome } => {
+                    tasks::close(tx, task_id, &outcome, now).await?
+                }
+                Effect::EscalateTask { task_id, level } => {
+                    tasks::escalate(tx, task_id, i64::try_from(level).unwrap_or(i64::MAX)).await?
+                }
                 Effect::ScheduleTimer { seq, kind, due } => {
                     timers::insert(tx, state.id, seq, &kind, due.at).await?;
                     woke = true;
                 }
                 Effect::CancelTimers { seq } => timers::cancel(tx, state.id, seq).await?,
-                Effect::StartChild { child_id, workflow, business_key, input, parent } => {
-                    let child = self.child_instance(state, child_id, &workflow, business_key, parent)?;
-                    work.push_back((Target::New(Box::new(child)), Command::Start { input, actor: Actor::system() }));
+                Effect::StartChild {
+                    child_id,
+                    workflow,
+                    business_key,
+                    input,
+                    parent,
+                } => {
+                    let child =
+                        self.child_instance(state, child_id, &workflow, business_key, parent)?;
+                    work.push_back((
+                        Target::New(Box::new(child)),
+                        Command::Start {
+                            input,
+                            actor: Actor::system(),
+                        },
+                    ));
                 }
                 Effect::NotifyParent { parent, status } => {
-                    work.push_back((Target::Existing(parent.instance_id), Command::ChildFinished { seq: parent.seq, child_id: state.id, status }));
+                    work.push_back((
+                        Target::Existing(parent.instance_id),
+                        Command::ChildFinished {
+                            seq: parent.seq,
+                            child_id: state.id,
+                            status,
+                        },
+                    ));
                 }
             }
         }
         Ok(woke)
     }
 
-    fn child_instance(&self, parent: &InstanceState, id: Uuid, workflow: &str, business_key: String, parent_ref: ParentRef) -> Result<InstanceState> {
+    fn child_instance(
+        &self,
+        parent: &InstanceState,
+        id: Uuid,
+        workflow: &str,
+        business_key: String,
+        parent_ref: ParentRef,
+    ) -> Result<InstanceState> {
         let def = self.latest(workflow)?;
         Ok(InstanceState {
             id,

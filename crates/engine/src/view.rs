@@ -57,8 +57,16 @@ pub struct PendingTimer {
 impl Engine {
     /// The full view of one instance.
     pub async fn instance(&self, id: Uuid) -> Result<InstanceView> {
-        let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
-        let stored = instances::load(&mut conn, id).await?.ok_or_else(|| Error::NotFound(format!("instance {id}")))?;
+        let mut conn = self
+            .inner
+            .store
+            .pool
+            .acquire()
+            .await
+            .map_err(partnerflow_store::Error::from)?;
+        let stored = instances::load(&mut conn, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("instance {id}")))?;
         let tasks = tasks::for_instance(&mut conn, id).await?;
         let now = self.now();
         let cal = &self.inner.calendar;
@@ -85,7 +93,10 @@ impl Engine {
         let pending_timers = timers::pending_for(&mut conn, id)
             .await?
             .into_iter()
-            .map(|t| PendingTimer { kind: t.kind, due_at: t.due_at })
+            .map(|t| PendingTimer {
+                kind: t.kind,
+                due_at: t.due_at,
+            })
             .collect();
         let timeline = instances::events(&mut conn, id).await?;
         let notifications = notifications::for_instance(&mut conn, id).await?;
@@ -111,25 +122,58 @@ impl Engine {
     }
 
     /// Tasks by role and status, soonest due first.
-    pub async fn tasks(&self, role: Option<&str>, status: Option<&str>, limit: i64) -> Result<Vec<Task>> {
-        let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
+    pub async fn tasks(
+        &self,
+        role: Option<&str>,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Task>> {
+        let mut conn = self
+            .inner
+            .store
+            .pool
+            .acquire()
+            .await
+            .map_err(partnerflow_store::Error::from)?;
         Ok(tasks::list(&mut conn, role, status, limit).await?)
     }
 
     /// Instances by status, newest first.
-    pub async fn instances(&self, status: Option<&str>, limit: i64) -> Result<Vec<instances::Summary>> {
-        let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
+    pub async fn instances(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<instances::Summary>> {
+        let mut conn = self
+            .inner
+            .store
+            .pool
+            .acquire()
+            .await
+            .map_err(partnerflow_store::Error::from)?;
         Ok(instances::list(&mut conn, status, limit).await?)
     }
 
     /// Verifies the stored audit chain of an instance; the first broken sequence number on failure.
     pub async fn verify_chain(&self, id: Uuid) -> Result<Result<(), u64>> {
-        let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
+        let mut conn = self
+            .inner
+            .store
+            .pool
+            .acquire()
+            .await
+            .map_err(partnerflow_store::Error::from)?;
         let events = instances::events(&mut conn, id).await?;
         let sid = id.to_string();
         Ok(partnerflow_core::audit::verify(
             &sid,
-            events.iter().map(|e| (u64::try_from(e.seq).unwrap_or_default(), &e.event, e.hash.as_str())),
+            events.iter().map(|e| {
+                (
+                    u64::try_from(e.seq).unwrap_or_default(),
+                    &e.event,
+                    e.hash.as_str(),
+                )
+            }),
         ))
     }
 

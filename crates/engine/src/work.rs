@@ -28,31 +28,55 @@ impl Engine {
     /// Runs the outbox row `id` if it is still pending. Safe to call any number of times.
     pub async fn run_job(&self, id: i64) -> Result<()> {
         let row = {
-            let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
+            let mut conn = self
+                .inner
+                .store
+                .pool
+                .acquire()
+                .await
+                .map_err(partnerflow_store::Error::from)?;
             outbox::get_pending(&mut conn, id).await?
         };
         let Some(row) = row else {
             return Ok(());
         };
         let result = match &row.work {
-            outbox::Work::RunStep { seq, step, handler } => self.run_step(&row, *seq, step, handler).await,
+            outbox::Work::RunStep { seq, step, handler } => {
+                self.run_step(&row, *seq, step, handler).await
+            }
             outbox::Work::Notify { key, spec } => self.deliver(&row, key, spec).await,
         };
         metrics::counter!("partnerflow_jobs_total", "kind" => kind_label(&row.work)).increment(1);
         result
     }
 
-    async fn run_step(&self, row: &outbox::OutboxRow, seq: u64, step: &str, handler: &str) -> Result<()> {
+    async fn run_step(
+        &self,
+        row: &outbox::OutboxRow,
+        seq: u64,
+        step: &str,
+        handler: &str,
+    ) -> Result<()> {
         let now = self.now();
         let stored = {
-            let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
+            let mut conn = self
+                .inner
+                .store
+                .pool
+                .acquire()
+                .await
+                .map_err(partnerflow_store::Error::from)?;
             instances::load(&mut conn, row.instance_id).await?
         };
-        let Some(stored) = stored.filter(|s| s.state.status == Status::Running && s.state.seq == seq) else {
+        let Some(stored) =
+            stored.filter(|s| s.state.status == Status::Running && s.state.seq == seq)
+        else {
             return self.finish_row(row.id, now).await;
         };
         let Some(h) = self.inner.registry.get_handler(handler) else {
-            return self.step_failed(row, seq, format!("handler `{handler}` is not registered")).await;
+            return self
+                .step_failed(row, seq, format!("handler `{handler}` is not registered"))
+                .await;
         };
         let ctx = StepContext {
             instance: stored.state,
@@ -63,8 +87,22 @@ impl Engine {
         };
         match h.run(ctx).await {
             Ok(out) => {
-                let cmd = Command::StepCompleted { seq, outcome: out.outcome, output: out.output };
-                match self.apply(row.instance_id, cmd, Also { outbox_done: Some(row.id), ..Also::default() }).await {
+                let cmd = Command::StepCompleted {
+                    seq,
+                    outcome: out.outcome,
+                    output: out.output,
+                };
+                match self
+                    .apply(
+                        row.instance_id,
+                        cmd,
+                        Also {
+                            outbox_done: Some(row.id),
+                            ..Also::default()
+                        },
+                    )
+                    .await
+                {
                     Err(Error::Refused(e)) => self.step_failed(row, seq, e.to_string()).await,
                     other => other.map(drop),
                 }
@@ -73,7 +111,12 @@ impl Engine {
             Err(HandlerError::Retryable(msg)) => {
                 let attempts = self.max_attempts(&row.instance_id, step).await;
                 if row.failures + 1 >= attempts {
-                    self.step_failed(row, seq, format!("gave up after {attempts} attempts: {msg}")).await
+                    self.step_failed(
+                        row,
+                        seq,
+                        format!("gave up after {attempts} attempts: {msg}"),
+                    )
+                    .await
                 } else {
                     self.retry_later(row, &msg, now).await
                 }
@@ -82,9 +125,8 @@ impl Engine {
     }
 
     async fn max_attempts(&self, instance_id: &uuid::Uuid, step: &str) -> i64 {
-        let mut conn = match self.inner.store.pool.acquire().await {
-            Ok(c) => c,
-            Err(_) => return 1,
+        let Ok(mut conn) = self.inner.store.pool.acquire().await else {
+            return 1;
         };
         let Ok(Some(stored)) = instances::load(&mut conn, *instance_id).await else {
             return 1;
@@ -92,7 +134,9 @@ impl Engine {
         self.definition(&stored.state.workflow_id, stored.state.version)
             .ok()
             .and_then(|d| match d.step(step).map(|s| &s.kind) {
-                Some(partnerflow_core::definition::StepKind::Automated { max_attempts, .. }) => Some(i64::from(*max_attempts)),
+                Some(partnerflow_core::definition::StepKind::Automated {
+                    max_attempts, ..
+                }) => Some(i64::from(*max_attempts)),
                 _ => None,
             })
             .unwrap_or(1)
@@ -100,21 +144,46 @@ impl Engine {
 
     async fn step_failed(&self, row: &outbox::OutboxRow, seq: u64, error: String) -> Result<()> {
         tracing::warn!(instance = %row.instance_id, %error, "step failed");
-        self.apply(row.instance_id, Command::StepFailed { seq, error }, Also { outbox_done: Some(row.id), ..Also::default() })
-            .await
-            .map(drop)
+        self.apply(
+            row.instance_id,
+            Command::StepFailed { seq, error },
+            Also {
+                outbox_done: Some(row.id),
+                ..Also::default()
+            },
+        )
+        .await
+        .map(drop)
     }
 
-    async fn retry_later(&self, row: &outbox::OutboxRow, error: &str, now: DateTime<Utc>) -> Result<()> {
-        let backoff = self.inner.settings.retry_base * 2u32.saturating_pow(u32::try_from(row.failures).unwrap_or(16).min(16));
+    async fn retry_later(
+        &self,
+        row: &outbox::OutboxRow,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let backoff = self.inner.settings.retry_base
+            * 2u32.saturating_pow(u32::try_from(row.failures).unwrap_or(16).min(16));
         let at = now + chrono::Duration::from_std(backoff).unwrap_or(chrono::Duration::hours(1));
-        let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
+        let mut conn = self
+            .inner
+            .store
+            .pool
+            .acquire()
+            .await
+            .map_err(partnerflow_store::Error::from)?;
         outbox::retry(&mut conn, row.id, at, error).await?;
         Ok(())
     }
 
     async fn finish_row(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
-        let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
+        let mut conn = self
+            .inner
+            .store
+            .pool
+            .acquire()
+            .await
+            .map_err(partnerflow_store::Error::from)?;
         outbox::complete(&mut conn, id, now).await?;
         Ok(())
     }
@@ -124,8 +193,16 @@ impl Engine {
     async fn deliver(&self, row: &outbox::OutboxRow, key: &str, spec: &NotifySpec) -> Result<()> {
         let now = self.now();
         let state = {
-            let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
-            instances::load(&mut conn, row.instance_id).await?.map(|s| s.state)
+            let mut conn = self
+                .inner
+                .store
+                .pool
+                .acquire()
+                .await
+                .map_err(partnerflow_store::Error::from)?;
+            instances::load(&mut conn, row.instance_id)
+                .await?
+                .map(|s| s.state)
         };
         let Some(state) = state else {
             return self.finish_row(row.id, now).await;
@@ -168,13 +245,24 @@ impl Engine {
         Ok(())
     }
 
-    async fn notify_failed(&self, row: &outbox::OutboxRow, e: &partnerflow_notify::Error, now: DateTime<Utc>) -> Result<()> {
+    async fn notify_failed(
+        &self,
+        row: &outbox::OutboxRow,
+        e: &partnerflow_notify::Error,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let retryable = matches!(e, partnerflow_notify::Error::Retryable(_));
         if retryable && row.failures + 1 < self.inner.settings.notify_attempts {
             return self.retry_later(row, &e.to_string(), now).await;
         }
         tracing::error!(outbox = row.id, error = %e, "notification undeliverable");
-        let mut conn = self.inner.store.pool.acquire().await.map_err(partnerflow_store::Error::from)?;
+        let mut conn = self
+            .inner
+            .store
+            .pool
+            .acquire()
+            .await
+            .map_err(partnerflow_store::Error::from)?;
         outbox::bury(&mut conn, row.id, &e.to_string(), now).await?;
         Ok(())
     }
@@ -188,7 +276,10 @@ impl Engine {
                     .iter()
                     .flat_map(|c| {
                         spec.channels.iter().map(|ch| Address {
-                            recipient: format!("partner:{}", state.partner_id.as_deref().unwrap_or("?")),
+                            recipient: format!(
+                                "partner:{}",
+                                state.partner_id.as_deref().unwrap_or("?")
+                            ),
                             name: c.name.clone(),
                             locale: "zh-CN".to_owned(),
                             channel: *ch,
@@ -202,7 +293,9 @@ impl Engine {
             }
             Recipient::Role(r) => dir.holders(r).collect(),
             Recipient::EscalationTarget => Vec::new(),
-            Recipient::ProgrammeDirector => dir.person(&dir.programme_director).into_iter().collect(),
+            Recipient::ProgrammeDirector => {
+                dir.person(&dir.programme_director).into_iter().collect()
+            }
             Recipient::Person(id) => dir.person(id).into_iter().collect(),
         };
         people
@@ -213,7 +306,13 @@ impl Engine {
                         Channel::Email => p.email.clone(),
                         Channel::Sms => p.phone.clone(),
                     }?;
-                    Some(Address { recipient: p.id.clone(), name: p.name.clone(), locale: p.locale.clone(), channel: *ch, address })
+                    Some(Address {
+                        recipient: p.id.clone(),
+                        name: p.name.clone(),
+                        locale: p.locale.clone(),
+                        channel: *ch,
+                        address,
+                    })
                 })
             })
             .collect()

@@ -18,11 +18,12 @@ pub struct Stored {
 /// Registers a version. The same version with a different fingerprint is a conflict: a
 /// changed definition needs a new version number.
 pub async fn register(conn: &mut Conn, d: &Stored, now: DateTime<Utc>) -> Result<()> {
-    let existing = sqlx::query("select fingerprint from definitions where workflow_id = $1 and version = $2")
-        .bind(&d.workflow_id)
-        .bind(i64::from(d.version))
-        .fetch_optional(&mut *conn)
-        .await?;
+    let existing =
+        sqlx::query("select fingerprint from definitions where workflow_id = $1 and version = $2")
+            .bind(&d.workflow_id)
+            .bind(i64::from(d.version))
+            .fetch_optional(&mut *conn)
+            .await?;
     match existing {
         Some(r) if r.try_get::<String, _>(0)? == d.fingerprint => Ok(()),
         Some(_) => Err(Error::Conflict(format!(

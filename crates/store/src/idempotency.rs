@@ -31,7 +31,13 @@ pub async fn get(conn: &mut Conn, scope: &str, key: &str) -> Result<Option<Answe
 
 /// Stores the answer; a concurrent request with the same key makes this a conflict, and the
 /// whole transaction (the transition with it) rolls back.
-pub async fn put(conn: &mut Conn, scope: &str, key: &str, answer: &Answer, now: DateTime<Utc>) -> Result<()> {
+pub async fn put(
+    conn: &mut Conn,
+    scope: &str,
+    key: &str,
+    answer: &Answer,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let res = sqlx::query(
         "insert into idempotency_keys (scope, key, request_hash, response_status, response_body, created_at) values ($1, $2, $3, $4, $5, $6)",
     )
@@ -45,7 +51,9 @@ pub async fn put(conn: &mut Conn, scope: &str, key: &str, answer: &Answer, now: 
     .await;
     match res {
         Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(crate::Error::Conflict(format!("idempotency key {key} in use"))),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(crate::Error::Conflict(
+            format!("idempotency key {key} in use"),
+        )),
         Err(e) => Err(e.into()),
     }
 }

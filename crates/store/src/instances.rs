@@ -32,25 +32,37 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Stored> {
 }
 
 pub async fn load(conn: &mut Conn, id: Uuid) -> Result<Option<Stored>> {
-    let row = sqlx::query(crate::sql(format!("select {COLUMNS} from instances where id = $1")))
-        .bind(id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(crate::sql(format!(
+        "select {COLUMNS} from instances where id = $1"
+    )))
+    .bind(id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
     row.as_ref().map(from_row).transpose()
 }
 
-pub async fn find_by_key(conn: &mut Conn, workflow_id: &str, business_key: &str) -> Result<Option<Stored>> {
-    let row = sqlx::query(crate::sql(format!("select {COLUMNS} from instances where workflow_id = $1 and business_key = $2")))
-        .bind(workflow_id)
-        .bind(business_key)
-        .fetch_optional(&mut *conn)
-        .await?;
+pub async fn find_by_key(
+    conn: &mut Conn,
+    workflow_id: &str,
+    business_key: &str,
+) -> Result<Option<Stored>> {
+    let row = sqlx::query(crate::sql(format!(
+        "select {COLUMNS} from instances where workflow_id = $1 and business_key = $2"
+    )))
+    .bind(workflow_id)
+    .bind(business_key)
+    .fetch_optional(&mut *conn)
+    .await?;
     row.as_ref().map(from_row).transpose()
 }
 
 /// Inserts a new instance at version 1. A second instance with the same business key is a
 /// conflict.
-pub async fn insert(conn: &mut Conn, s: &InstanceState, now: chrono::DateTime<chrono::Utc>) -> Result<()> {
+pub async fn insert(
+    conn: &mut Conn,
+    s: &InstanceState,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
     let res = sqlx::query(
         r#"insert into instances (id, workflow_id, def_version, business_key, partner_id, parent_id, status,
                current_step, seq, state, version, event_count, last_hash, created_at, updated_at)
@@ -72,9 +84,10 @@ pub async fn insert(conn: &mut Conn, s: &InstanceState, now: chrono::DateTime<ch
     .await;
     match res {
         Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            Err(Error::Conflict(format!("an instance of {} with business key {} exists", s.workflow_id, s.business_key)))
-        }
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(Error::Conflict(format!(
+            "an instance of {} with business key {} exists",
+            s.workflow_id, s.business_key
+        ))),
         Err(e) => Err(e.into()),
     }
 }
@@ -126,7 +139,9 @@ pub async fn save(
     .execute(&mut *conn)
     .await?;
     if updated.rows_affected() == 0 {
-        return Err(Error::Conflict(format!("instance {id} changed concurrently")));
+        return Err(Error::Conflict(format!(
+            "instance {id} changed concurrently"
+        )));
     }
     Ok(expected.version + 1)
 }
@@ -195,6 +210,11 @@ pub async fn list(conn: &mut Conn, status: Option<&str>, limit: i64) -> Result<V
 
 /// How many instances are in each status.
 pub async fn count_by_status(conn: &mut Conn) -> Result<Vec<(String, i64)>> {
-    let rows = sqlx::query("select status, count(*) from instances group by status order by status").fetch_all(&mut *conn).await?;
-    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    let rows =
+        sqlx::query("select status, count(*) from instances group by status order by status")
+            .fetch_all(&mut *conn)
+            .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
 }

@@ -85,7 +85,11 @@ impl Store {
             Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
             _ => url.to_owned(),
         };
-        let max = if backend == Backend::Sqlite { max_connections.min(8) } else { max_connections };
+        let max = if backend == Backend::Sqlite {
+            max_connections.min(8)
+        } else {
+            max_connections
+        };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(10))
@@ -155,4 +159,12 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
 /// Marks a statement assembled from this crate's own constants (never from input) as safe.
 pub(crate) fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(text)
+}
+
+/// Runs one statement outside the repositories (administration: creating test databases).
+pub async fn raw_execute(store: &Store, statement: &str) -> Result<()> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_owned()))
+        .execute(&store.pool)
+        .await?;
+    Ok(())
 }

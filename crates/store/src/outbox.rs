@@ -16,9 +16,16 @@ use crate::{Conn, Result, Store, json, to_micros};
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Work {
     /// Run an automated step's handler for step entry `seq`.
-    RunStep { seq: u64, step: String, handler: String },
+    RunStep {
+        seq: u64,
+        step: String,
+        handler: String,
+    },
     /// Send a notification.
-    Notify { key: String, spec: partnerflow_core::definition::NotifySpec },
+    Notify {
+        key: String,
+        spec: partnerflow_core::definition::NotifySpec,
+    },
 }
 
 impl Work {
@@ -38,8 +45,12 @@ pub struct OutboxRow {
     pub failures: i64,
 }
 
-
-pub async fn insert(conn: &mut Conn, instance_id: Uuid, work: &Work, now: DateTime<Utc>) -> Result<()> {
+pub async fn insert(
+    conn: &mut Conn,
+    instance_id: Uuid,
+    work: &Work,
+    now: DateTime<Utc>,
+) -> Result<()> {
     sqlx::query(
         "insert into outbox (instance_id, kind, payload, status, available_at, failures, created_at) values ($1, $2, $3, 'pending', $4, 0, $4)",
     )
@@ -53,7 +64,12 @@ pub async fn insert(conn: &mut Conn, instance_id: Uuid, work: &Work, now: DateTi
 }
 
 /// Leases up to `limit` due rows until `lease_until` and returns their ids, oldest first.
-pub async fn claim_due(store: &Store, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: i64) -> Result<Vec<i64>> {
+pub async fn claim_due(
+    store: &Store,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<i64>> {
     let sql = format!(
         r#"update outbox set lease_until = $1
            where id in (select id from outbox
@@ -68,7 +84,10 @@ pub async fn claim_due(store: &Store, now: DateTime<Utc>, lease_until: DateTime<
         .bind(limit)
         .fetch_all(&store.pool)
         .await?;
-    let mut ids = rows.iter().map(|r| r.try_get(0)).collect::<Result<Vec<i64>, _>>()?;
+    let mut ids = rows
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<Vec<i64>, _>>()?;
     ids.sort_unstable();
     Ok(ids)
 }
@@ -92,11 +111,13 @@ pub async fn get_pending(conn: &mut Conn, id: i64) -> Result<Option<OutboxRow>> 
 
 /// Marks the row done. Returns false if it was not pending (someone else finished it).
 pub async fn complete(conn: &mut Conn, id: i64, now: DateTime<Utc>) -> Result<bool> {
-    let res = sqlx::query("update outbox set status = 'done', done_at = $1 where id = $2 and status = 'pending'")
-        .bind(to_micros(now))
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+    let res = sqlx::query(
+        "update outbox set status = 'done', done_at = $1 where id = $2 and status = 'pending'",
+    )
+    .bind(to_micros(now))
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
     Ok(res.rows_affected() == 1)
 }
 
@@ -124,11 +145,18 @@ pub async fn bury(conn: &mut Conn, id: i64, error: &str, now: DateTime<Utc>) -> 
 
 /// Rows still pending (backlog, for `/metrics` and for tests that wait for quiescence).
 pub async fn pending_count(conn: &mut Conn) -> Result<i64> {
-    Ok(sqlx::query("select count(*) from outbox where status = 'pending'").fetch_one(&mut *conn).await?.try_get(0)?)
+    Ok(
+        sqlx::query("select count(*) from outbox where status = 'pending'")
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?,
+    )
 }
 
 /// The earliest time a pending row becomes available.
 pub async fn next_available(conn: &mut Conn) -> Result<Option<DateTime<Utc>>> {
-    let row = sqlx::query("select min(available_at) from outbox where status = 'pending'").fetch_one(&mut *conn).await?;
+    let row = sqlx::query("select min(available_at) from outbox where status = 'pending'")
+        .fetch_one(&mut *conn)
+        .await?;
     Ok(row.try_get::<Option<i64>, _>(0)?.map(crate::from_micros))
 }

@@ -46,7 +46,16 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Task> {
 }
 
 #[allow(clippy::too_many_arguments)]
-pub async fn insert(conn: &mut Conn, id: Uuid, instance_id: Uuid, step: &str, seq: u64, role: &str, due: Due, now: DateTime<Utc>) -> Result<()> {
+pub async fn insert(
+    conn: &mut Conn,
+    id: Uuid,
+    instance_id: Uuid,
+    step: &str,
+    seq: u64,
+    role: &str,
+    due: Due,
+    now: DateTime<Utc>,
+) -> Result<()> {
     sqlx::query(
         r#"insert into tasks (id, instance_id, step, seq, role, status, created_at, due_at, beyond_calendar, escalation_level)
            values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0)"#,
@@ -86,15 +95,22 @@ pub async fn escalate(conn: &mut Conn, id: Uuid, level: i64) -> Result<()> {
 }
 
 pub async fn get(conn: &mut Conn, id: Uuid) -> Result<Option<Task>> {
-    let row = sqlx::query(crate::sql(format!("select {COLUMNS} from tasks where id = $1")))
-        .bind(id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(crate::sql(format!(
+        "select {COLUMNS} from tasks where id = $1"
+    )))
+    .bind(id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
     row.as_ref().map(from_row).transpose()
 }
 
 /// Tasks filtered by role and status, soonest due first.
-pub async fn list(conn: &mut Conn, role: Option<&str>, status: Option<&str>, limit: i64) -> Result<Vec<Task>> {
+pub async fn list(
+    conn: &mut Conn,
+    role: Option<&str>,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Task>> {
     let rows = sqlx::query(crate::sql(format!(
         "select {COLUMNS} from tasks where ($1 is null or role = $1) and ($2 is null or status = $2) order by due_at limit $3"
     )))
@@ -107,9 +123,11 @@ pub async fn list(conn: &mut Conn, role: Option<&str>, status: Option<&str>, lim
 }
 
 pub async fn for_instance(conn: &mut Conn, instance_id: Uuid) -> Result<Vec<Task>> {
-    let rows = sqlx::query(crate::sql(format!("select {COLUMNS} from tasks where instance_id = $1 order by created_at")))
-        .bind(instance_id.to_string())
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows = sqlx::query(crate::sql(format!(
+        "select {COLUMNS} from tasks where instance_id = $1 order by created_at"
+    )))
+    .bind(instance_id.to_string())
+    .fetch_all(&mut *conn)
+    .await?;
     rows.iter().map(from_row).collect()
 }

@@ -17,7 +17,13 @@ pub struct Timer {
     pub due_at: DateTime<Utc>,
 }
 
-pub async fn insert(conn: &mut Conn, instance_id: Uuid, seq: u64, kind: &TimerKind, due_at: DateTime<Utc>) -> Result<()> {
+pub async fn insert(
+    conn: &mut Conn,
+    instance_id: Uuid,
+    seq: u64,
+    kind: &TimerKind,
+    due_at: DateTime<Utc>,
+) -> Result<()> {
     sqlx::query("insert into timers (instance_id, seq, kind, due_at, status) values ($1, $2, $3, $4, 'pending')")
         .bind(instance_id.to_string())
         .bind(i64::try_from(seq).unwrap_or(i64::MAX))
@@ -39,12 +45,20 @@ pub async fn cancel(conn: &mut Conn, instance_id: Uuid, seq: u64) -> Result<()> 
 }
 
 pub async fn mark_fired(conn: &mut Conn, id: i64) -> Result<()> {
-    sqlx::query("update timers set status = 'fired' where id = $1").bind(id).execute(&mut *conn).await?;
+    sqlx::query("update timers set status = 'fired' where id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
 /// Claims up to `limit` due timers for `lease_until`, oldest due first.
-pub async fn claim_due(store: &Store, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: i64) -> Result<Vec<Timer>> {
+pub async fn claim_due(
+    store: &Store,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Timer>> {
     let sql = format!(
         r#"update timers set claimed_until = $1
            where id in (select id from timers
@@ -77,7 +91,9 @@ pub async fn claim_due(store: &Store, now: DateTime<Utc>, lease_until: DateTime<
 
 /// The earliest pending due time, so a sweeper on a virtual clock knows where to jump.
 pub async fn next_due(conn: &mut Conn) -> Result<Option<DateTime<Utc>>> {
-    let row = sqlx::query("select min(due_at) from timers where status = 'pending'").fetch_one(&mut *conn).await?;
+    let row = sqlx::query("select min(due_at) from timers where status = 'pending'")
+        .fetch_one(&mut *conn)
+        .await?;
     Ok(row.try_get::<Option<i64>, _>(0)?.map(from_micros))
 }
 

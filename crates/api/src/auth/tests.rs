@@ -32,57 +32,89 @@ fn signing_matches_the_documented_construction() {
 fn a_tampered_body_is_refused() {
     let header = sign("s3cret", NOW, BODY);
     let tampered = br#"{"decision":"reject","reason":null,"actor":{"id":"cm"}}"#;
-    assert_eq!(check(&header, tampered, &["s3cret"], NOW), Err(SignatureError::Mismatch));
+    assert_eq!(
+        check(&header, tampered, &["s3cret"], NOW),
+        Err(SignatureError::Mismatch)
+    );
 }
 
 #[test]
 fn a_wrong_secret_is_refused() {
     let header = sign("not-the-secret", NOW, BODY);
-    assert_eq!(check(&header, BODY, &["s3cret"], NOW), Err(SignatureError::Mismatch));
+    assert_eq!(
+        check(&header, BODY, &["s3cret"], NOW),
+        Err(SignatureError::Mismatch)
+    );
 }
 
 #[test]
 fn a_changed_timestamp_is_refused() {
     let header = sign("s3cret", NOW, BODY).replace(&format!("t={NOW}"), &format!("t={}", NOW + 1));
-    assert_eq!(check(&header, BODY, &["s3cret"], NOW), Err(SignatureError::Mismatch));
+    assert_eq!(
+        check(&header, BODY, &["s3cret"], NOW),
+        Err(SignatureError::Mismatch)
+    );
 }
 
 #[test]
 fn timestamps_within_tolerance_are_accepted_either_way() {
     for t in [NOW - DEFAULT_TOLERANCE_SECS, NOW + DEFAULT_TOLERANCE_SECS] {
-        assert_eq!(check(&sign("s3cret", t, BODY), BODY, &["s3cret"], NOW), Ok(()), "t = now{:+}", t - NOW);
+        assert_eq!(
+            check(&sign("s3cret", t, BODY), BODY, &["s3cret"], NOW),
+            Ok(()),
+            "t = now{:+}",
+            t - NOW
+        );
     }
 }
 
 #[test]
 fn an_old_timestamp_is_refused() {
     let header = sign("s3cret", NOW - DEFAULT_TOLERANCE_SECS - 1, BODY);
-    assert_eq!(check(&header, BODY, &["s3cret"], NOW), Err(SignatureError::OutsideTolerance));
+    assert_eq!(
+        check(&header, BODY, &["s3cret"], NOW),
+        Err(SignatureError::OutsideTolerance)
+    );
 }
 
 #[test]
 fn a_future_timestamp_beyond_tolerance_is_refused() {
     let header = sign("s3cret", NOW + DEFAULT_TOLERANCE_SECS + 1, BODY);
-    assert_eq!(check(&header, BODY, &["s3cret"], NOW), Err(SignatureError::OutsideTolerance));
+    assert_eq!(
+        check(&header, BODY, &["s3cret"], NOW),
+        Err(SignatureError::OutsideTolerance)
+    );
 }
 
 #[test]
 fn the_tolerance_is_configurable() {
     let header = sign("s3cret", NOW - 60, BODY);
-    assert_eq!(verify(&header, BODY, &secrets(&["s3cret"]), NOW, 30), Err(SignatureError::OutsideTolerance));
-    assert_eq!(verify(&header, BODY, &secrets(&["s3cret"]), NOW, 60), Ok(()));
+    assert_eq!(
+        verify(&header, BODY, &secrets(&["s3cret"]), NOW, 30),
+        Err(SignatureError::OutsideTolerance)
+    );
+    assert_eq!(
+        verify(&header, BODY, &secrets(&["s3cret"]), NOW, 60),
+        Ok(())
+    );
 }
 
 #[test]
 fn extreme_timestamps_do_not_overflow() {
     let header = sign("s3cret", i64::MIN, BODY);
-    assert_eq!(check(&header, BODY, &["s3cret"], i64::MAX), Err(SignatureError::OutsideTolerance));
+    assert_eq!(
+        check(&header, BODY, &["s3cret"], i64::MAX),
+        Err(SignatureError::OutsideTolerance)
+    );
 }
 
 #[test]
 fn malformed_headers_are_refused() {
     let good = sign("s3cret", NOW, BODY);
-    let tag = good.split_once("v1=").map(|(_, t)| t.to_owned()).expect("v1");
+    let tag = good
+        .split_once("v1=")
+        .map(|(_, t)| t.to_owned())
+        .expect("v1");
     for header in [
         String::new(),
         "garbage".to_owned(),
@@ -93,7 +125,11 @@ fn malformed_headers_are_refused() {
         format!("t={NOW},t={NOW},v1={tag}"),
         format!("t={NOW};v1={tag}"),
     ] {
-        assert_eq!(check(&header, BODY, &["s3cret"], NOW), Err(SignatureError::Malformed), "{header:?}");
+        assert_eq!(
+            check(&header, BODY, &["s3cret"], NOW),
+            Err(SignatureError::Malformed),
+            "{header:?}"
+        );
     }
 }
 
@@ -101,15 +137,27 @@ fn malformed_headers_are_refused() {
 fn the_second_secret_of_a_rotation_is_accepted() {
     let old = sign("old-secret", NOW, BODY);
     let new = sign("new-secret", NOW, BODY);
-    assert_eq!(check(&old, BODY, &["old-secret", "new-secret"], NOW), Ok(()));
-    assert_eq!(check(&new, BODY, &["old-secret", "new-secret"], NOW), Ok(()));
-    assert_eq!(check(&new, BODY, &["old-secret"], NOW), Err(SignatureError::Mismatch));
+    assert_eq!(
+        check(&old, BODY, &["old-secret", "new-secret"], NOW),
+        Ok(())
+    );
+    assert_eq!(
+        check(&new, BODY, &["old-secret", "new-secret"], NOW),
+        Ok(())
+    );
+    assert_eq!(
+        check(&new, BODY, &["old-secret"], NOW),
+        Err(SignatureError::Mismatch)
+    );
 }
 
 #[test]
 fn a_sender_mid_rotation_may_send_both_signatures() {
     let old = sign("old-secret", NOW, BODY);
-    let new_tag = sign("new-secret", NOW, BODY).split_once("v1=").map(|(_, t)| t.to_owned()).expect("v1");
+    let new_tag = sign("new-secret", NOW, BODY)
+        .split_once("v1=")
+        .map(|(_, t)| t.to_owned())
+        .expect("v1");
     let both = format!("{old}, v1={new_tag}");
     assert_eq!(check(&both, BODY, &["new-secret"], NOW), Ok(()));
 }
@@ -117,8 +165,14 @@ fn a_sender_mid_rotation_may_send_both_signatures() {
 #[test]
 fn no_secret_or_an_empty_secret_matches_nothing() {
     let header = sign("", NOW, BODY);
-    assert_eq!(check(&header, BODY, &[""], NOW), Err(SignatureError::Mismatch));
-    assert_eq!(check(&header, BODY, &[], NOW), Err(SignatureError::Mismatch));
+    assert_eq!(
+        check(&header, BODY, &[""], NOW),
+        Err(SignatureError::Mismatch)
+    );
+    assert_eq!(
+        check(&header, BODY, &[], NOW),
+        Err(SignatureError::Mismatch)
+    );
 }
 
 #[test]
@@ -134,11 +188,21 @@ fn operator_tokens_match_exactly() {
 #[test]
 fn debug_output_hides_secrets_and_tokens() {
     let config = AuthConfig {
-        integrations: vec![Integration { id: "portal".to_owned(), secrets: secrets(&["hunter2"]), roles: secrets(&["channel_manager"]) }],
+        integrations: vec![Integration {
+            id: "portal".to_owned(),
+            secrets: secrets(&["hunter2"]),
+            roles: secrets(&["channel_manager"]),
+        }],
         operator_tokens: secrets(&["op-token"]),
         tolerance_secs: 300,
     };
     let shown = format!("{config:?}");
-    assert!(shown.contains("portal") && shown.contains("channel_manager"), "{shown}");
-    assert!(!shown.contains("hunter2") && !shown.contains("op-token"), "{shown}");
+    assert!(
+        shown.contains("portal") && shown.contains("channel_manager"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("op-token"),
+        "{shown}"
+    );
 }

@@ -61,14 +61,29 @@ pub struct Step {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum StepKind {
-    Automated { handler: String, max_attempts: u32 },
+    Automated {
+        handler: String,
+        max_attempts: u32,
+    },
     Human(HumanStep),
-    Timer { fires: TimerSpec },
+    Timer {
+        fires: TimerSpec,
+    },
     /// Waits for an external event; with `replaces_input` the (validated) payload becomes the
     /// instance's input, as when a returned application is resubmitted.
-    WaitEvent { event: String, validator: Option<String>, timeout: Option<TimerSpec>, replaces_input: bool },
-    Child { workflow: String, deadline: Option<TimerSpec> },
-    End { status: String },
+    WaitEvent {
+        event: String,
+        validator: Option<String>,
+        timeout: Option<TimerSpec>,
+        replaces_input: bool,
+    },
+    Child {
+        workflow: String,
+        deadline: Option<TimerSpec>,
+    },
+    End {
+        status: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -117,7 +132,11 @@ pub enum TimerSpec {
     /// A span after the step is entered.
     After(Span),
     /// The next local occurrence of a month-day and time (`12-01`, `12-31T23:59`).
-    Annual { month: u32, day: u32, time: NaiveTime },
+    Annual {
+        month: u32,
+        day: u32,
+        time: NaiveTime,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -255,23 +274,37 @@ impl WorkflowDefinition {
         let mut steps = BTreeMap::new();
         for rs in &raw.steps {
             if steps.contains_key(&rs.id) {
-                errors.push(err(Some(&rs.id), "duplicate-step", "the step id is used twice".to_owned()));
+                errors.push(err(
+                    Some(&rs.id),
+                    "duplicate-step",
+                    "the step id is used twice".to_owned(),
+                ));
                 continue;
             }
             match build_step(rs, registry) {
                 Ok(step) => {
                     steps.insert(rs.id.clone(), step);
                 }
-                Err(list) => errors.extend(list.into_iter().map(|(rule, m)| err(Some(&rs.id), rule, m))),
+                Err(list) => {
+                    errors.extend(list.into_iter().map(|(rule, m)| err(Some(&rs.id), rule, m)))
+                }
             }
         }
-        if let Some(v) = &raw.input {
-            if !registry.has_validator(v) {
-                errors.push(err(None, "unknown-validator", format!("input validator `{v}` is not registered")));
-            }
+        if let Some(v) = raw.input.as_ref().filter(|v| !registry.has_validator(v)) {
+            errors.push(err(
+                None,
+                "unknown-validator",
+                format!("input validator `{v}` is not registered"),
+            ));
         }
-        if !steps.contains_key(&raw.start) && !errors.iter().any(|e| e.step.as_deref() == Some(&raw.start)) {
-            errors.push(err(None, "unknown-target", format!("start step `{}` does not exist", raw.start)));
+        if !steps.contains_key(&raw.start)
+            && !errors.iter().any(|e| e.step.as_deref() == Some(&raw.start))
+        {
+            errors.push(err(
+                None,
+                "unknown-target",
+                format!("start step `{}` does not exist", raw.start),
+            ));
         }
         for step in steps.values() {
             for outcome in implied_outcomes(&step.kind) {
@@ -284,14 +317,21 @@ impl WorkflowDefinition {
                 }
             }
             if !matches!(step.kind, StepKind::End { .. }) && step.on.is_empty() {
-                errors.push(err(Some(&step.id), "dead-end", "a step that is not an end needs transitions".to_owned()));
+                errors.push(err(
+                    Some(&step.id),
+                    "dead-end",
+                    "a step that is not an end needs transitions".to_owned(),
+                ));
             }
             for (outcome, t) in &step.on {
                 if !steps.contains_key(&t.to) && raw.steps.iter().all(|s| s.id != t.to) {
                     errors.push(err(
                         Some(&step.id),
                         "unknown-target",
-                        format!("outcome `{outcome}` goes to step `{}`, which does not exist", t.to),
+                        format!(
+                            "outcome `{outcome}` goes to step `{}`, which does not exist",
+                            t.to
+                        ),
                     ));
                 }
             }
@@ -299,7 +339,11 @@ impl WorkflowDefinition {
         if errors.is_empty() {
             let reachable = reachable_from(&raw.start, &steps);
             for id in steps.keys().filter(|id| !reachable.contains(*id)) {
-                errors.push(err(Some(id), "unreachable", format!("no path from `{}` reaches this step", raw.start)));
+                errors.push(err(
+                    Some(id),
+                    "unreachable",
+                    format!("no path from `{}` reaches this step", raw.start),
+                ));
             }
         }
         if !errors.is_empty() {
@@ -359,7 +403,9 @@ fn apply_overrides(table: &mut toml::Table, over: &toml::Table) -> Result<(), St
             .iter_mut()
             .filter_map(toml::Value::as_table_mut)
             .find(|s| s.get("id").and_then(toml::Value::as_str) == Some(step_id))
-            .ok_or_else(|| format!("override names step `{step_id}`, which the definition does not have"))?;
+            .ok_or_else(|| {
+                format!("override names step `{step_id}`, which the definition does not have")
+            })?;
         let toml::Value::Table(fields) = fields else {
             return Err(format!("override for step `{step_id}` must be a table"));
         };
@@ -371,6 +417,9 @@ fn apply_overrides(table: &mut toml::Table, over: &toml::Table) -> Result<(), St
 }
 
 type StepProblems = Vec<(&'static str, String)>;
+
+/// Parses one duration field, recording a problem when it is malformed.
+type SpanParser<'a> = dyn FnMut(&str, &Option<String>, &mut StepProblems) -> Option<Span> + 'a;
 
 fn build_step(rs: &RawStep, registry: &dyn Registry) -> Result<Step, StepProblems> {
     let mut problems: StepProblems = Vec::new();
@@ -384,14 +433,18 @@ fn build_step(rs: &RawStep, registry: &dyn Registry) -> Result<Step, StepProblem
             }
         }
     };
-    let timer = |field: &str, v: &Option<String>, problems: &mut StepProblems| -> Option<TimerSpec> {
-        let s = v.as_ref()?;
-        let spec = TimerSpec::parse(s);
-        if spec.is_none() {
-            problems.push(("bad-timer", format!("`{field}` = `{s}` is neither a duration nor MM-DD[THH:MM]")));
-        }
-        spec
-    };
+    let timer =
+        |field: &str, v: &Option<String>, problems: &mut StepProblems| -> Option<TimerSpec> {
+            let s = v.as_ref()?;
+            let spec = TimerSpec::parse(s);
+            if spec.is_none() {
+                problems.push((
+                    "bad-timer",
+                    format!("`{field}` = `{s}` is neither a duration nor MM-DD[THH:MM]"),
+                ));
+            }
+            spec
+        };
     let notify = |list: &[RawNotify], problems: &mut StepProblems| -> Vec<NotifySpec> {
         list.iter()
             .filter_map(|n| {
@@ -419,26 +472,41 @@ fn build_step(rs: &RawStep, registry: &dyn Registry) -> Result<Step, StepProblem
                 max_attempts: rs.max_attempts.unwrap_or(5).max(1),
             }),
             Some(h) => {
-                problems.push(("unknown-handler", format!("handler `{h}` is not registered in workers/")));
+                problems.push((
+                    "unknown-handler",
+                    format!("handler `{h}` is not registered in workers/"),
+                ));
                 None
             }
             None => {
-                problems.push(("missing-handler", "an automated step needs `handler`".to_owned()));
+                problems.push((
+                    "missing-handler",
+                    "an automated step needs `handler`".to_owned(),
+                ));
                 None
             }
         },
         "human" => build_human(rs, &mut problems, &mut span),
-        "timer" => match (timer("after", &rs.after, &mut problems), timer("until", &rs.until, &mut problems)) {
+        "timer" => match (
+            timer("after", &rs.after, &mut problems),
+            timer("until", &rs.until, &mut problems),
+        ) {
             (Some(fires), None) | (None, Some(fires)) => Some(StepKind::Timer { fires }),
             _ => {
-                problems.push(("timer-spec", "a timer step needs exactly one of `after` or `until`".to_owned()));
+                problems.push((
+                    "timer-spec",
+                    "a timer step needs exactly one of `after` or `until`".to_owned(),
+                ));
                 None
             }
         },
         "wait_event" => {
             let timeout = timer("timeout", &rs.timeout, &mut problems);
             if let Some(v) = rs.validator.as_ref().filter(|v| !registry.has_validator(v)) {
-                problems.push(("unknown-validator", format!("validator `{v}` is not registered")));
+                problems.push((
+                    "unknown-validator",
+                    format!("validator `{v}` is not registered"),
+                ));
             }
             match &rs.event {
                 Some(event) => Some(StepKind::WaitEvent {
@@ -448,7 +516,10 @@ fn build_step(rs: &RawStep, registry: &dyn Registry) -> Result<Step, StepProblem
                     replaces_input: rs.replaces_input.unwrap_or(false),
                 }),
                 None => {
-                    problems.push(("missing-event", "a wait_event step needs `event`".to_owned()));
+                    problems.push((
+                        "missing-event",
+                        "a wait_event step needs `event`".to_owned(),
+                    ));
                     None
                 }
             }
@@ -457,21 +528,35 @@ fn build_step(rs: &RawStep, registry: &dyn Registry) -> Result<Step, StepProblem
             let deadline = timer("timeout_until", &rs.timeout_until, &mut problems)
                 .or_else(|| timer("timeout", &rs.timeout, &mut problems));
             match &rs.workflow {
-                Some(w) => Some(StepKind::Child { workflow: w.clone(), deadline }),
+                Some(w) => Some(StepKind::Child {
+                    workflow: w.clone(),
+                    deadline,
+                }),
                 None => {
-                    problems.push(("missing-workflow", "a child step needs `workflow`".to_owned()));
+                    problems.push((
+                        "missing-workflow",
+                        "a child step needs `workflow`".to_owned(),
+                    ));
                     None
                 }
             }
         }
         "end" => {
             if !rs.on.is_empty() {
-                problems.push(("end-has-transitions", "an end step has no transitions".to_owned()));
+                problems.push((
+                    "end-has-transitions",
+                    "an end step has no transitions".to_owned(),
+                ));
             }
-            Some(StepKind::End { status: rs.status.clone().unwrap_or_else(|| "completed".to_owned()) })
+            Some(StepKind::End {
+                status: rs.status.clone().unwrap_or_else(|| "completed".to_owned()),
+            })
         }
         other => {
-            problems.push(("unknown-kind", format!("kind `{other}` is not automated, human, timer, wait_event, child or end")));
+            problems.push((
+                "unknown-kind",
+                format!("kind `{other}` is not automated, human, timer, wait_event, child or end"),
+            ));
             None
         }
     };
@@ -481,14 +566,26 @@ fn build_step(rs: &RawStep, registry: &dyn Registry) -> Result<Step, StepProblem
         .iter()
         .map(|(outcome, t)| {
             let t = match t {
-                RawTransition::To(to) => Transition { to: to.clone(), notify: vec![] },
-                RawTransition::Full { to, notify: n } => Transition { to: to.clone(), notify: notify(n, &mut problems) },
+                RawTransition::To(to) => Transition {
+                    to: to.clone(),
+                    notify: vec![],
+                },
+                RawTransition::Full { to, notify: n } => Transition {
+                    to: to.clone(),
+                    notify: notify(n, &mut problems),
+                },
             };
             (outcome.clone(), t)
         })
         .collect();
     match kind {
-        Some(kind) if problems.is_empty() => Ok(Step { id: rs.id.clone(), title: rs.title.clone(), kind, notify: step_notify, on }),
+        Some(kind) if problems.is_empty() => Ok(Step {
+            id: rs.id.clone(),
+            title: rs.title.clone(),
+            kind,
+            notify: step_notify,
+            on,
+        }),
         _ => Err(problems),
     }
 }
@@ -496,7 +593,7 @@ fn build_step(rs: &RawStep, registry: &dyn Registry) -> Result<Step, StepProblem
 fn build_human(
     rs: &RawStep,
     problems: &mut StepProblems,
-    span: &mut dyn FnMut(&str, &Option<String>, &mut StepProblems) -> Option<Span>,
+    span: &mut SpanParser<'_>,
 ) -> Option<StepKind> {
     let Some(role) = rs.role.clone() else {
         problems.push(("missing-role", "a human step needs `role`".to_owned()));
@@ -509,11 +606,23 @@ fn build_human(
         return None;
     };
     if matches!(sla, Span::PercentOfSla(_)) {
-        problems.push(("bad-sla", "the SLA cannot be a percentage of itself".to_owned()));
+        problems.push((
+            "bad-sla",
+            "the SLA cannot be a percentage of itself".to_owned(),
+        ));
     }
-    let mut ladder = |v: &Option<Vec<String>>, default: &[&str], field: &str, problems: &mut StepProblems| -> Vec<Span> {
-        let owned: Vec<String> = v.clone().unwrap_or_else(|| default.iter().map(|s| (*s).to_owned()).collect());
-        owned.iter().filter_map(|s| span(field, &Some(s.clone()), problems)).collect()
+    let mut ladder = |v: &Option<Vec<String>>,
+                      default: &[&str],
+                      field: &str,
+                      problems: &mut StepProblems|
+     -> Vec<Span> {
+        let owned: Vec<String> = v
+            .clone()
+            .unwrap_or_else(|| default.iter().map(|s| (*s).to_owned()).collect());
+        owned
+            .iter()
+            .filter_map(|s| span(field, &Some(s.clone()), problems))
+            .collect()
     };
     let reminders = ladder(&rs.reminders, &["50%", "80%"], "reminders", problems);
     let escalations = match &rs.escalations {
@@ -523,30 +632,51 @@ fn build_human(
                 let at = span("escalations.at", &Some(e.at.clone()), problems);
                 let to = Recipient::parse(&e.to);
                 if to.is_none() {
-                    problems.push(("bad-recipient", format!("escalation target `{}` is not a recipient", e.to)));
+                    problems.push((
+                        "bad-recipient",
+                        format!("escalation target `{}` is not a recipient", e.to),
+                    ));
                 }
                 Some(Escalation { at: at?, to: to? })
             })
             .collect(),
         None => vec![
-            Escalation { at: Span::PercentOfSla(100), to: Recipient::EscalationTarget },
-            Escalation { at: Span::PercentOfSla(200), to: Recipient::ProgrammeDirector },
+            Escalation {
+                at: Span::PercentOfSla(100),
+                to: Recipient::EscalationTarget,
+            },
+            Escalation {
+                at: Span::PercentOfSla(200),
+                to: Recipient::ProgrammeDirector,
+            },
         ],
     };
     let breach = span("breach", &rs.breach, problems).unwrap_or(Span::PercentOfSla(100));
-    let decisions = rs.decisions.clone().unwrap_or_else(|| vec!["approve".to_owned(), "reject".to_owned()]);
+    let decisions = rs
+        .decisions
+        .clone()
+        .unwrap_or_else(|| vec!["approve".to_owned(), "reject".to_owned()]);
     let moves_money = rs.moves_money.unwrap_or(false);
     let silence = match rs.silence.as_deref().unwrap_or("escalate_only") {
         "escalate_only" => SilencePolicy::EscalateOnly,
         "auto_expire" => SilencePolicy::AutoExpire,
         "auto_reject" => SilencePolicy::AutoReject,
         "auto_confirm" => {
-            let decision = rs.silence_decision.clone().unwrap_or_else(|| "approve".to_owned());
+            let decision = rs
+                .silence_decision
+                .clone()
+                .unwrap_or_else(|| "approve".to_owned());
             if !decisions.contains(&decision) {
-                problems.push(("bad-silence", format!("silence decision `{decision}` is not one of the step's decisions")));
+                problems.push((
+                    "bad-silence",
+                    format!("silence decision `{decision}` is not one of the step's decisions"),
+                ));
             }
             if moves_money {
-                problems.push(("money-by-silence", "a step that moves money cannot be approved by silence".to_owned()));
+                problems.push((
+                    "money-by-silence",
+                    "a step that moves money cannot be approved by silence".to_owned(),
+                ));
             }
             SilencePolicy::AutoConfirm { decision }
         }

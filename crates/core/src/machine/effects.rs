@@ -41,9 +41,19 @@ pub enum TimerKind {
 #[serde(tag = "effect", rename_all = "snake_case")]
 pub enum Effect {
     /// Run an automated step's handler (an outbox job).
-    RunStep { seq: u64, step: String, handler: String },
+    RunStep {
+        seq: u64,
+        step: String,
+        handler: String,
+    },
     /// Open a human task.
-    OpenTask { task_id: Uuid, seq: u64, step: String, role: String, due: Due },
+    OpenTask {
+        task_id: Uuid,
+        seq: u64,
+        step: String,
+        role: String,
+        due: Due,
+    },
     /// Close the open task with the outcome that left the step.
     CloseTask { task_id: Uuid, outcome: String },
     /// Record that a task was escalated (shown on SLA clocks).
@@ -55,7 +65,13 @@ pub enum Effect {
     /// Send a notification (an outbox job), deduplicated by `key`.
     Notify { spec: NotifySpec, key: String },
     /// Start a child workflow in the same transaction.
-    StartChild { child_id: Uuid, workflow: String, business_key: String, input: Value, parent: ParentRef },
+    StartChild {
+        child_id: Uuid,
+        workflow: String,
+        business_key: String,
+        input: Value,
+        parent: ParentRef,
+    },
     /// Tell the waiting parent this instance finished, in the same transaction.
     NotifyParent { parent: ParentRef, status: String },
 }

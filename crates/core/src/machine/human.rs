@@ -15,7 +15,12 @@ impl Machine<'_, '_> {
         let task_id = (self.ctx.new_id)();
         let due = h.sla.after(now, None, cal);
         let at = |span: Span| span.after(now, Some(h.sla), cal);
-        self.state.task = Some(OpenTask { id: task_id, due, opened_at: now, approvals: vec![] });
+        self.state.task = Some(OpenTask {
+            id: task_id,
+            due,
+            opened_at: now,
+            approvals: vec![],
+        });
         self.out.effects.push(Effect::OpenTask {
             task_id,
             seq: self.state.seq,
@@ -23,16 +28,30 @@ impl Machine<'_, '_> {
             role: h.role.clone(),
             due,
         });
-        self.event("task_opened", &Actor::system(), json!({ "task": task_id, "step": step.id, "role": h.role, "due_at": due.at }));
+        self.event(
+            "task_opened",
+            &Actor::system(),
+            json!({ "task": task_id, "step": step.id, "role": h.role, "due_at": due.at }),
+        );
         self.notify_all(
-            &[NotifySpec { to: Recipient::Role(h.role.clone()), template: "task.assigned".to_owned(), channels: vec![Channel::Email] }],
+            &[NotifySpec {
+                to: Recipient::Role(h.role.clone()),
+                template: "task.assigned".to_owned(),
+                channels: vec![Channel::Email],
+            }],
             "task",
         );
         for (index, span) in h.reminders.iter().enumerate() {
             self.schedule(TimerKind::Remind { index }, at(*span));
         }
         for (index, e) in h.escalations.iter().enumerate() {
-            self.schedule(TimerKind::Escalate { index, to: e.to.clone() }, at(e.at));
+            self.schedule(
+                TimerKind::Escalate {
+                    index,
+                    to: e.to.clone(),
+                },
+                at(e.at),
+            );
         }
         self.schedule(TimerKind::Breach, at(h.breach));
         if h.silence != SilencePolicy::EscalateOnly {
@@ -48,19 +67,39 @@ impl Machine<'_, '_> {
         }
     }
 
-    pub(super) fn decide(&mut self, task_id: Uuid, decision: String, reason: Option<String>, actor: Actor, data: Value) -> Result<(), Error> {
+    pub(super) fn decide(
+        &mut self,
+        task_id: Uuid,
+        decision: String,
+        reason: Option<String>,
+        actor: Actor,
+        data: Value,
+    ) -> Result<(), Error> {
         let Some(task) = self.state.task.clone().filter(|t| t.id == task_id) else {
             return Err(Error::TaskClosed(task_id));
         };
         let (step, h) = self.human()?;
         if !h.decisions.contains(&decision) {
-            return Err(Error::UnknownDecision { step: step.id, decision, allowed: h.decisions.join(", ") });
+            return Err(Error::UnknownDecision {
+                step: step.id,
+                decision,
+                allowed: h.decisions.join(", "),
+            });
         }
-        if h.reason_required.contains(&decision) && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        if h.reason_required.contains(&decision)
+            && reason.as_deref().is_none_or(|r| r.trim().is_empty())
+        {
             return Err(Error::ReasonRequired(decision));
         }
-        if !self.ctx.directory.may_act(&actor.id, &h.role, self.state.partner_id.as_deref()) {
-            return Err(Error::RoleMissing { actor: actor.id, role: h.role });
+        if !self
+            .ctx
+            .directory
+            .may_act(&actor.id, &h.role, self.state.partner_id.as_deref())
+        {
+            return Err(Error::RoleMissing {
+                actor: actor.id,
+                role: h.role,
+            });
         }
         if h.four_eyes && self.state.submitted_by.as_deref() == Some(actor.id.as_str()) {
             return Err(Error::OwnItem(actor.id));
@@ -76,7 +115,11 @@ impl Machine<'_, '_> {
                 open.approvals.push(actor.id.clone());
             }
             if approvals < h.quorum as usize {
-                self.event("approval_recorded", &actor, json!({ "task": task_id, "approvals": approvals, "quorum": h.quorum }));
+                self.event(
+                    "approval_recorded",
+                    &actor,
+                    json!({ "task": task_id, "approvals": approvals, "quorum": h.quorum }),
+                );
                 return Ok(());
             }
         }
@@ -88,7 +131,11 @@ impl Machine<'_, '_> {
         let system = Actor::system();
         match timer {
             TimerKind::Elapsed => {
-                self.event("timer_elapsed", &system, json!({ "step": self.current_id() }));
+                self.event(
+                    "timer_elapsed",
+                    &system,
+                    json!({ "step": self.current_id() }),
+                );
                 self.follow("elapsed")
             }
             TimerKind::Timeout => {
@@ -97,8 +144,16 @@ impl Machine<'_, '_> {
             }
             TimerKind::Remind { index } => {
                 let (step, h) = self.human()?;
-                self.event("reminder", &system, json!({ "step": step.id, "index": index, "role": h.role }));
-                let spec = NotifySpec { to: Recipient::Role(h.role), template: "task.reminder".to_owned(), channels: vec![Channel::Email] };
+                self.event(
+                    "reminder",
+                    &system,
+                    json!({ "step": step.id, "index": index, "role": h.role }),
+                );
+                let spec = NotifySpec {
+                    to: Recipient::Role(h.role),
+                    template: "task.reminder".to_owned(),
+                    channels: vec![Channel::Email],
+                };
                 self.notify_all(&[spec], &format!("remind{index}"));
                 Ok(())
             }
@@ -109,14 +164,27 @@ impl Machine<'_, '_> {
                         .ctx
                         .directory
                         .escalation_target(&h.role)
-                        .map_or(Recipient::ProgrammeDirector, |r| Recipient::Role(r.to_owned())),
+                        .map_or(Recipient::ProgrammeDirector, |r| {
+                            Recipient::Role(r.to_owned())
+                        }),
                     other => other.clone(),
                 };
                 if let Some(task) = &self.state.task {
-                    self.out.effects.push(Effect::EscalateTask { task_id: task.id, level: index + 1 });
+                    self.out.effects.push(Effect::EscalateTask {
+                        task_id: task.id,
+                        level: index + 1,
+                    });
                 }
-                self.event("escalated", &system, json!({ "step": step.id, "level": index + 1, "to": target }));
-                let spec = NotifySpec { to: target, template: "task.escalated".to_owned(), channels: vec![Channel::Email, Channel::Sms] };
+                self.event(
+                    "escalated",
+                    &system,
+                    json!({ "step": step.id, "level": index + 1, "to": target }),
+                );
+                let spec = NotifySpec {
+                    to: target,
+                    template: "task.escalated".to_owned(),
+                    channels: vec![Channel::Email, Channel::Sms],
+                };
                 self.notify_all(&[spec], &format!("escalate{index}"));
                 Ok(())
             }
@@ -130,11 +198,19 @@ impl Machine<'_, '_> {
                 match h.silence {
                     SilencePolicy::EscalateOnly => Ok(()),
                     SilencePolicy::AutoExpire => {
-                        self.event("silence_applied", &system, json!({ "step": step.id, "policy": "auto_expire" }));
+                        self.event(
+                            "silence_applied",
+                            &system,
+                            json!({ "step": step.id, "policy": "auto_expire" }),
+                        );
                         self.follow("expired")
                     }
                     SilencePolicy::AutoReject => {
-                        self.event("silence_applied", &system, json!({ "step": step.id, "policy": "auto_reject" }));
+                        self.event(
+                            "silence_applied",
+                            &system,
+                            json!({ "step": step.id, "policy": "auto_reject" }),
+                        );
                         self.follow("reject")
                     }
                     SilencePolicy::AutoConfirm { decision } => {

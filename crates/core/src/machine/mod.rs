@@ -87,7 +87,9 @@ pub struct Actor {
 impl Actor {
     /// The engine itself (handlers, timers, silence policies).
     pub fn system() -> Self {
-        Actor { id: "system".to_owned() }
+        Actor {
+            id: "system".to_owned(),
+        }
     }
 }
 
@@ -95,13 +97,40 @@ impl Actor {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
-    Start { input: Value, actor: Actor },
-    StepCompleted { seq: u64, outcome: String, output: Value },
-    StepFailed { seq: u64, error: String },
-    Decide { task_id: Uuid, decision: String, reason: Option<String>, actor: Actor, data: Value },
-    ExternalEvent { name: String, payload: Value, actor: Actor },
-    TimerFired { seq: u64, timer: TimerKind },
-    ChildFinished { seq: u64, child_id: Uuid, status: String },
+    Start {
+        input: Value,
+        actor: Actor,
+    },
+    StepCompleted {
+        seq: u64,
+        outcome: String,
+        output: Value,
+    },
+    StepFailed {
+        seq: u64,
+        error: String,
+    },
+    Decide {
+        task_id: Uuid,
+        decision: String,
+        reason: Option<String>,
+        actor: Actor,
+        data: Value,
+    },
+    ExternalEvent {
+        name: String,
+        payload: Value,
+        actor: Actor,
+    },
+    TimerFired {
+        seq: u64,
+        timer: TimerKind,
+    },
+    ChildFinished {
+        seq: u64,
+        child_id: Uuid,
+        status: String,
+    },
 }
 
 /// The world as the machine may see it: time, ids, calendar and directory are passed in.
@@ -118,7 +147,11 @@ pub enum Error {
     #[error("task {0} is not open")]
     TaskClosed(Uuid),
     #[error("`{decision}` is not a decision of step `{step}`; allowed: {allowed}")]
-    UnknownDecision { step: String, decision: String, allowed: String },
+    UnknownDecision {
+        step: String,
+        decision: String,
+        allowed: String,
+    },
     #[error("a reason is required to {0}")]
     ReasonRequired(String),
     #[error("{actor} does not hold role `{role}`")]
@@ -149,8 +182,21 @@ pub struct Applied {
 }
 
 /// Applies `cmd` to `state` (mutated in place on success; callers apply to a copy).
-pub fn apply(def: &WorkflowDefinition, state: &mut InstanceState, cmd: Command, ctx: &mut Ctx<'_>) -> Result<Applied, Error> {
-    let mut m = Machine { def, state, ctx, out: Applied { changed: true, ..Applied::default() } };
+pub fn apply(
+    def: &WorkflowDefinition,
+    state: &mut InstanceState,
+    cmd: Command,
+    ctx: &mut Ctx<'_>,
+) -> Result<Applied, Error> {
+    let mut m = Machine {
+        def,
+        state,
+        ctx,
+        out: Applied {
+            changed: true,
+            ..Applied::default()
+        },
+    };
     m.command(cmd)?;
     Ok(m.out)
 }
@@ -168,25 +214,39 @@ impl Machine<'_, '_> {
             if self.state.step.is_some() {
                 return Err(Error::AlreadyStarted);
             }
-            self.event("started", &actor, json!({ "workflow": self.def.id, "version": self.def.version }));
+            self.event(
+                "started",
+                &actor,
+                json!({ "workflow": self.def.id, "version": self.def.version }),
+            );
             self.state.data.insert("input".to_owned(), input);
             return self.enter(&self.def.start.clone());
         }
         if self.state.status != Status::Running {
             return match cmd {
                 Command::Decide { task_id, .. } => Err(Error::TaskClosed(task_id)),
-                Command::ExternalEvent { .. } => Err(Error::NotRunning(self.state.status.label().to_owned())),
+                Command::ExternalEvent { .. } => {
+                    Err(Error::NotRunning(self.state.status.label().to_owned()))
+                }
                 _ => self.stale(),
             };
         }
         match cmd {
             Command::Start { .. } => Err(Error::AlreadyStarted),
-            Command::StepCompleted { seq, outcome, output } => {
+            Command::StepCompleted {
+                seq,
+                outcome,
+                output,
+            } => {
                 if seq != self.state.seq {
                     return self.stale();
                 }
                 let step = self.current_id();
-                self.event("step_completed", &Actor::system(), json!({ "step": step, "outcome": outcome, "output": output }));
+                self.event(
+                    "step_completed",
+                    &Actor::system(),
+                    json!({ "step": step, "outcome": outcome, "output": output }),
+                );
                 self.put_step_output(&step, output);
                 self.follow(&outcome)
             }
@@ -196,20 +256,46 @@ impl Machine<'_, '_> {
                 }
                 let step = self.current_id();
                 if self.current()?.on.contains_key("failed") {
-                    self.event("step_failed", &Actor::system(), json!({ "step": step, "error": error }));
+                    self.event(
+                        "step_failed",
+                        &Actor::system(),
+                        json!({ "step": step, "error": error }),
+                    );
                     return self.follow("failed");
                 }
-                self.event("failed", &Actor::system(), json!({ "step": step, "error": error }));
+                self.event(
+                    "failed",
+                    &Actor::system(),
+                    json!({ "step": step, "error": error }),
+                );
                 self.state.status = Status::Failed(error);
                 Ok(())
             }
-            Command::Decide { task_id, decision, reason, actor, data } => self.decide(task_id, decision, reason, actor, data),
-            Command::ExternalEvent { name, payload, actor } => {
+            Command::Decide {
+                task_id,
+                decision,
+                reason,
+                actor,
+                data,
+            } => self.decide(task_id, decision, reason, actor, data),
+            Command::ExternalEvent {
+                name,
+                payload,
+                actor,
+            } => {
                 let replaces_input = match &self.current()?.kind {
-                    StepKind::WaitEvent { event, replaces_input, .. } if *event == name => *replaces_input,
+                    StepKind::WaitEvent {
+                        event,
+                        replaces_input,
+                        ..
+                    } if *event == name => *replaces_input,
                     _ => return Err(Error::EventNotExpected(name)),
                 };
-                self.event("event_received", &actor, json!({ "event": name, "payload": payload }));
+                self.event(
+                    "event_received",
+                    &actor,
+                    json!({ "event": name, "payload": payload }),
+                );
                 if replaces_input {
                     self.state.data.insert("input".to_owned(), payload.clone());
                 }
@@ -225,15 +311,26 @@ impl Machine<'_, '_> {
                 }
                 self.timer(timer)
             }
-            Command::ChildFinished { seq, child_id, status } => {
+            Command::ChildFinished {
+                seq,
+                child_id,
+                status,
+            } => {
                 if seq != self.state.seq {
                     return self.stale();
                 }
-                self.event("child_finished", &Actor::system(), json!({ "child": child_id, "status": status }));
+                self.event(
+                    "child_finished",
+                    &Actor::system(),
+                    json!({ "child": child_id, "status": status }),
+                );
                 if !self.current()?.on.contains_key(&status) {
                     // The child ended in a way this definition does not handle: stop for an
                     // operator rather than refuse, which would undo the child's own ending.
-                    let error = format!("child ended `{status}`, which step `{}` has no transition for", self.current_id());
+                    let error = format!(
+                        "child ended `{status}`, which step `{}` has no transition for",
+                        self.current_id()
+                    );
                     self.event("failed", &Actor::system(), json!({ "error": error }));
                     self.state.status = Status::Failed(error);
                     return Ok(());
@@ -268,7 +365,12 @@ impl Machine<'_, '_> {
     }
 
     fn event(&mut self, kind: &str, actor: &Actor, payload: Value) {
-        self.out.events.push(Event { kind: kind.to_owned(), actor: actor.id.clone(), at: self.ctx.now, payload });
+        self.out.events.push(Event {
+            kind: kind.to_owned(),
+            actor: actor.id.clone(),
+            at: self.ctx.now,
+            payload,
+        });
     }
 
     /// Leaves the current step by `outcome`.
@@ -277,20 +379,34 @@ impl Machine<'_, '_> {
         let transition = step
             .on
             .get(outcome)
-            .ok_or_else(|| Error::NoTransition { step: step.id.clone(), outcome: outcome.to_owned() })?
+            .ok_or_else(|| Error::NoTransition {
+                step: step.id.clone(),
+                outcome: outcome.to_owned(),
+            })?
             .clone();
         if let Some(task) = self.state.task.take() {
-            self.out.effects.push(Effect::CloseTask { task_id: task.id, outcome: outcome.to_owned() });
+            self.out.effects.push(Effect::CloseTask {
+                task_id: task.id,
+                outcome: outcome.to_owned(),
+            });
         }
-        self.out.effects.push(Effect::CancelTimers { seq: self.state.seq });
+        self.out.effects.push(Effect::CancelTimers {
+            seq: self.state.seq,
+        });
         self.notify_all(&transition.notify, outcome);
         self.enter(&transition.to)
     }
 
     fn notify_all(&mut self, specs: &[NotifySpec], cause: &str) {
         for (i, spec) in specs.iter().enumerate() {
-            let key = format!("{}:{}:{cause}:{i}:{}", self.state.id, self.state.seq, spec.template);
-            self.out.effects.push(Effect::Notify { spec: spec.clone(), key });
+            let key = format!(
+                "{}:{}:{cause}:{i}:{}",
+                self.state.id, self.state.seq, spec.template
+            );
+            self.out.effects.push(Effect::Notify {
+                spec: spec.clone(),
+                key,
+            });
         }
     }
 
@@ -298,7 +414,10 @@ impl Machine<'_, '_> {
         match spec {
             TimerSpec::After(span) => span.after(self.ctx.now, None, self.ctx.calendar),
             TimerSpec::Annual { month, day, time } => Due {
-                at: self.ctx.calendar.next_annual(self.ctx.now, month, day, time),
+                at: self
+                    .ctx
+                    .calendar
+                    .next_annual(self.ctx.now, month, day, time),
                 beyond_calendar: false,
             },
         }
@@ -306,21 +425,41 @@ impl Machine<'_, '_> {
 
     fn schedule(&mut self, kind: TimerKind, due: Due) {
         if due.beyond_calendar {
-            self.event("calendar_exceeded", &Actor::system(), json!({ "timer": kind, "due_at": due.at }));
+            self.event(
+                "calendar_exceeded",
+                &Actor::system(),
+                json!({ "timer": kind, "due_at": due.at }),
+            );
         }
-        self.out.effects.push(Effect::ScheduleTimer { seq: self.state.seq, kind, due });
+        self.out.effects.push(Effect::ScheduleTimer {
+            seq: self.state.seq,
+            kind,
+            due,
+        });
     }
 
     fn enter(&mut self, id: &str) -> Result<(), Error> {
-        let step = self.def.step(id).ok_or_else(|| Error::MissingStep(id.to_owned()))?.clone();
+        let step = self
+            .def
+            .step(id)
+            .ok_or_else(|| Error::MissingStep(id.to_owned()))?
+            .clone();
         self.state.seq += 1;
         self.state.step = Some(id.to_owned());
         let seq = self.state.seq;
-        self.event("step_entered", &Actor::system(), json!({ "step": id, "seq": seq }));
+        self.event(
+            "step_entered",
+            &Actor::system(),
+            json!({ "step": id, "seq": seq }),
+        );
         self.notify_all(&step.notify, "enter");
         match &step.kind {
             StepKind::Automated { handler, .. } => {
-                self.out.effects.push(Effect::RunStep { seq, step: id.to_owned(), handler: handler.clone() });
+                self.out.effects.push(Effect::RunStep {
+                    seq,
+                    step: id.to_owned(),
+                    handler: handler.clone(),
+                });
             }
             StepKind::Human(h) => self.open_task(&step, h),
             StepKind::Timer { fires } => {
@@ -344,9 +483,16 @@ impl Machine<'_, '_> {
                     workflow: workflow.clone(),
                     business_key: format!("{}/{id}/{seq}", self.state.business_key),
                     input,
-                    parent: ParentRef { instance_id: self.state.id, seq },
+                    parent: ParentRef {
+                        instance_id: self.state.id,
+                        seq,
+                    },
                 });
-                self.event("child_started", &Actor::system(), json!({ "child": child_id, "workflow": workflow }));
+                self.event(
+                    "child_started",
+                    &Actor::system(),
+                    json!({ "child": child_id, "workflow": workflow }),
+                );
                 if let Some(t) = deadline {
                     let due = self.due(*t);
                     self.schedule(TimerKind::Timeout, due);
@@ -356,7 +502,10 @@ impl Machine<'_, '_> {
                 self.state.status = Status::Finished(status.clone());
                 self.event("finished", &Actor::system(), json!({ "status": status }));
                 if let Some(parent) = self.state.parent.clone() {
-                    self.out.effects.push(Effect::NotifyParent { parent, status: status.clone() });
+                    self.out.effects.push(Effect::NotifyParent {
+                        parent,
+                        status: status.clone(),
+                    });
                 }
             }
         }

@@ -18,7 +18,10 @@ pub struct MemoryQueue {
 impl Default for MemoryQueue {
     fn default() -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        MemoryQueue { tx, rx: Arc::new(Mutex::new(rx)) }
+        MemoryQueue {
+            tx,
+            rx: Arc::new(Mutex::new(rx)),
+        }
     }
 }
 
@@ -26,12 +29,19 @@ impl Default for MemoryQueue {
 impl Queue for MemoryQueue {
     async fn push(&self, jobs: Vec<Job>) -> Result<(), Error> {
         for job in jobs {
-            self.tx.send(job).map_err(|_| Error::Unavailable("in-process queue closed".to_owned()))?;
+            self.tx
+                .send(job)
+                .map_err(|_| Error::Unavailable("in-process queue closed".to_owned()))?;
         }
         Ok(())
     }
 
-    async fn consume(&self, sink: JobSink, concurrency: usize, shutdown: CancellationToken) -> Result<(), Error> {
+    async fn consume(
+        &self,
+        sink: JobSink,
+        concurrency: usize,
+        shutdown: CancellationToken,
+    ) -> Result<(), Error> {
         let permits = Arc::new(Semaphore::new(concurrency.max(1)));
         let tracker = TaskTracker::new();
         let mut rx = self.rx.lock().await;

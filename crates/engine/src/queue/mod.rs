@@ -40,5 +40,10 @@ pub trait Queue: Send + Sync + 'static {
 
     /// Delivers jobs to `sink`, at most `concurrency` at a time, until `shutdown` is cancelled;
     /// in-flight jobs are awaited before it returns.
-    async fn consume(&self, sink: JobSink, concurrency: usize, shutdown: CancellationToken) -> Result<(), Error>;
+    async fn consume(
+        &self,
+        sink: JobSink,
+        concurrency: usize,
+        shutdown: CancellationToken,
+    ) -> Result<(), Error>;
 }

@@ -1,0 +1,139 @@
+//! Exactly-once effects under duplicate delivery, the audit chain, and definition versions.
+
+use partnerflow::harness::{Harness, application, shanghai};
+use partnerflow_core::machine::Actor;
+use partnerflow_store::outbox;
+use serde_json::json;
+
+use crate::helpers::kinds;
+use crate::on_both_backends;
+
+async fn the_same_job_delivered_twice_applies_once(h: Harness) {
+    let (started, _) = h
+        .engine
+        .start(
+            "partner_onboarding",
+            "P-1001",
+            application("P-1001", "agent", "P-1001/zhang"),
+            Actor { id: "t".to_owned() },
+            None,
+        )
+        .await
+        .expect("start");
+    let store = h.engine.store().clone();
+    let mut rounds = 0;
+    loop {
+        let now = h.now();
+        let ids = outbox::claim_due(&store, now, now + chrono::Duration::seconds(30), 100)
+            .await
+            .expect("claim");
+        if ids.is_empty() {
+            break;
+        }
+        for id in ids {
+            h.engine.run_job(id).await.expect("first delivery");
+            h.engine.run_job(id).await.expect("duplicate delivery");
+        }
+        // A delivery after the lease ran out (the reconciler's re-dispatch) is a no-op too.
+        rounds += 1;
+        assert!(rounds < 20, "work must converge");
+    }
+    let v = h.view(started.id).await.expect("view");
+    let count = |k: &str| kinds(&v).iter().filter(|x| *x == k).count();
+    assert_eq!(
+        count("step_completed"),
+        2,
+        "verify_business and auto_screen once each: {:?}",
+        kinds(&v)
+    );
+    assert_eq!(count("child_started"), 1);
+    let mut keys: Vec<&str> = v.notifications.iter().map(|n| n.key.as_str()).collect();
+    let total = keys.len();
+    keys.dedup();
+    assert_eq!(keys.len(), total, "no notification recorded twice");
+    assert_eq!(
+        v.notifications
+            .iter()
+            .filter(|n| n.template == "onboarding.submitted")
+            .count(),
+        2,
+        "one email and one SMS"
+    );
+}
+on_both_backends!(
+    the_same_job_delivered_twice_applies_once,
+    shanghai(2025, 9, 1, 9, 0)
+);
+
+async fn the_audit_chain_detects_an_edited_event(h: Harness) {
+    let id = h
+        .apply(application("P-1001", "agent", "P-1001/zhang"))
+        .await
+        .expect("start");
+    h.settle().await.expect("settle");
+    assert_eq!(h.engine.verify_chain(id).await.expect("verify"), Ok(()));
+    partnerflow_store::raw_execute(
+        h.engine.store(),
+        &format!("update events set actor = 'mallory' where instance_id = '{id}' and seq = 3"),
+    )
+    .await
+    .expect("tamper");
+    assert_eq!(h.engine.verify_chain(id).await.expect("verify"), Err(3));
+}
+on_both_backends!(
+    the_audit_chain_detects_an_edited_event,
+    shanghai(2025, 9, 1, 9, 0)
+);
+
+async fn a_running_instance_keeps_the_definition_version_it_started_with(h: Harness) {
+    let mut app = application("P-1002", "agent", "P-1002/liu");
+    app["sensitive_relationship_declared"] = json!(true);
+    let old = h.apply(app.clone()).await.expect("start");
+    h.settle().await.expect("settle");
+    let defs =
+        partnerflow::app::read_definitions(std::path::Path::new("workflows")).expect("definitions");
+    let changed: Vec<(String, String)> = defs
+        .into_iter()
+        .map(|(f, t)| {
+            if t.contains("id = \"partner_onboarding\"") {
+                (
+                    f,
+                    t.replace("version = 1", "version = 2")
+                        .replace("sla = \"3WD\"", "sla = \"5WD\""),
+                )
+            } else {
+                (f, t)
+            }
+        })
+        .collect();
+    h.engine.load_definitions(&changed).await.expect("load v2");
+    app["partner_id"] = json!("P-1003");
+    let new = h.apply(app).await.expect("start v2");
+    h.settle().await.expect("settle");
+    let (o, n) = (
+        h.view(old).await.expect("view"),
+        h.view(new).await.expect("view"),
+    );
+    assert_eq!((o.version, n.version), (1, 2));
+    assert_eq!(o.tasks[0].due_at, shanghai(2025, 9, 4, 9, 0), "v1: 3 WD");
+    assert_eq!(n.tasks[0].due_at, shanghai(2025, 9, 8, 9, 0), "v2: 5 WD");
+    h.decide(old, "cm.li", "approve", None, serde_json::Value::Null)
+        .await
+        .expect("the v1 instance still runs");
+    let bumped_without_version: Vec<(String, String)> =
+        partnerflow::app::read_definitions(std::path::Path::new("workflows"))
+            .expect("definitions")
+            .into_iter()
+            .map(|(f, t)| (f, t.replace("sla = \"3WD\"", "sla = \"4WD\"")))
+            .collect();
+    let err = h
+        .engine
+        .load_definitions(&bumped_without_version)
+        .await
+        .expect_err("a changed definition needs a new version");
+    assert!(err.to_string().contains("bump `version`"), "{err}");
+}
+on_both_backends!(
+    a_running_instance_keeps_the_definition_version_it_started_with,
+    shanghai(2025, 9, 1, 9, 0)
+);

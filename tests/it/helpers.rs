@@ -1,0 +1,105 @@
+//! Test backends and assertion helpers.
+
+use partnerflow::harness::Harness;
+use partnerflow_engine::view::InstanceView;
+use uuid::Uuid;
+
+/// A fresh SQLite file in the temp directory.
+pub(crate) async fn sqlite(start: chrono::DateTime<chrono::Utc>) -> Harness {
+    let path = std::env::temp_dir().join(format!("pf-test-{}.db", Uuid::now_v7()));
+    Harness::new(&format!("sqlite:{}", path.display()), start)
+        .await
+        .expect("sqlite harness")
+}
+
+/// A fresh PostgreSQL database. Fails loudly when the server is not reachable.
+pub(crate) async fn postgres(start: chrono::DateTime<chrono::Utc>) -> Harness {
+    let admin = std::env::var("PARTNERFLOW_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let name = format!("pf_test_{}", Uuid::now_v7().simple());
+    sqlx_admin(&admin, &format!("create database {name}")).await;
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(b, _)| b)
+        .to_owned();
+    Harness::new(&format!("{base}/{name}"), start)
+        .await
+        .expect("postgres harness")
+}
+
+async fn sqlx_admin(url: &str, statement: &str) {
+    let store = partnerflow_store::Store::connect(url, 1)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL is required for these tests and is not reachable at {url}: {e}")
+        });
+    sqlx_exec(&store, statement).await;
+    store.pool.close().await;
+}
+
+async fn sqlx_exec(store: &partnerflow_store::Store, statement: &str) {
+    partnerflow_store::raw_execute(store, statement)
+        .await
+        .unwrap_or_else(|e| panic!("{statement}: {e}"));
+}
+
+/// Runs a scenario `async fn(Harness)` on both backends as two tests.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident, $start:expr) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(
+                    $crate::helpers::sqlite({
+                        use partnerflow::harness::shanghai;
+                        $start
+                    })
+                    .await,
+                )
+                .await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(
+                    $crate::helpers::postgres({
+                        use partnerflow::harness::shanghai;
+                        $start
+                    })
+                    .await,
+                )
+                .await;
+            }
+        }
+    };
+}
+
+/// Kinds of the instance's events, in order.
+pub(crate) fn kinds(v: &InstanceView) -> Vec<String> {
+    v.timeline.iter().map(|e| e.event.kind.clone()).collect()
+}
+
+/// Local Shanghai times of events of one kind.
+#[track_caller]
+pub(crate) fn times_of(v: &InstanceView, kind: &str) -> Vec<String> {
+    v.timeline
+        .iter()
+        .filter(|e| e.event.kind == kind)
+        .map(|e| {
+            e.event
+                .at
+                .with_timezone(&chrono_tz::Asia::Shanghai)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .collect()
+}
+
+/// Templates notified to an address.
+pub(crate) fn templates_to(v: &InstanceView, address: &str) -> Vec<String> {
+    v.notifications
+        .iter()
+        .filter(|n| n.address == address)
+        .map(|n| n.template.clone())
+        .collect()
+}
