@@ -110,9 +110,6 @@ async fn decide(
     Ok(Json(answer))
 }
 
-/// Every row of a listing (the engine takes a limit).
-const ALL: i64 = i64::MAX;
-
 /// Ok when `task_id` is a task of one of the integration's roles; 403 when it belongs to
 /// another role, 404 when there is no such task.
 ///
@@ -125,30 +122,16 @@ async fn ensure_in_scope(
     task_id: Uuid,
     integration: &IntegrationId,
 ) -> Result<(), ApiError> {
-    let is_it = |id: &str| Uuid::parse_str(id).ok() == Some(task_id);
-    for status in [Some("open"), None] {
-        for role in &integration.roles {
-            if engine
-                .tasks(Some(role), status, ALL)
-                .await?
-                .iter()
-                .any(|t| is_it(&t.id))
-            {
-                return Ok(());
-            }
-        }
-    }
-    if engine
-        .tasks(None, None, ALL)
+    let task = engine
+        .task(task_id)
         .await?
-        .iter()
-        .any(|t| is_it(&t.id))
-    {
-        let message = format!(
-            "integration `{}` may not act for the role of task {task_id}",
-            integration.id
-        );
-        return Err(ApiError::forbidden("out_of_scope", message));
+        .ok_or_else(|| ApiError::not_found(format!("not found: task {task_id}")))?;
+    if integration.roles.contains(&task.role) {
+        return Ok(());
     }
-    Err(ApiError::not_found(format!("not found: task {task_id}")))
+    let message = format!(
+        "integration `{}` may not act for role `{}` of task {task_id}",
+        integration.id, task.role
+    );
+    Err(ApiError::forbidden("out_of_scope", message))
 }

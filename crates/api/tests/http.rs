@@ -715,8 +715,6 @@ async fn a_closed_task_answers_409_and_a_replayed_key_the_first_answer() {
 }
 
 #[tokio::test]
-#[ignore = "engine: the answer stored under an Idempotency-Key (transition.rs `apply`'s reply) lacks the \
-            `task_id`/`decision` (decide) and `event` (post_event) fields of the first answer"]
 async fn a_replayed_key_returns_the_identical_first_body() {
     let app = spawn_app(None).await;
     let (id, task) = app.instance_under_review("P-10", "rev2").await;

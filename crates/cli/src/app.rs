@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use partnerflow_core::BusinessCalendar;
 use partnerflow_core::directory::Directory;
 use partnerflow_core::programme::Programme;
-use partnerflow_engine::queue::{MemoryQueue, Queue};
+use partnerflow_engine::queue::{MemoryQueue, Queue, RedisQueue};
 use partnerflow_engine::{Clock, Engine, EngineParts};
 use partnerflow_store::Store;
 
@@ -152,7 +152,11 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Engine>
     store.migrate().await.context("migrating")?;
     let queue: Arc<dyn Queue> = match settings.queue.kind.as_str() {
         "memory" => Arc::new(MemoryQueue::default()),
-        "redis" => bail!("REDIS-PENDING"),
+        "redis" => Arc::new(
+            RedisQueue::connect(&settings.queue.redis_url, &settings.queue.namespace)
+                .await
+                .with_context(|| format!("connecting to Redis at {}", settings.queue.redis_url))?,
+        ),
         other => bail!("queue.kind must be `memory` or `redis`, got `{other}`"),
     };
     warn_if_calendar_ends_soon(&data.calendar, clock.now());

@@ -40,8 +40,19 @@ pub enum Error {
     /// Definitions failed to load.
     #[error("definitions: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Definitions(Vec<DefinitionError>),
+    /// The database failed (unreachable, or an unexpected error).
     #[error(transparent)]
-    Store(#[from] partnerflow_store::Error),
+    Store(partnerflow_store::Error),
+}
+
+impl From<partnerflow_store::Error> for Error {
+    fn from(e: partnerflow_store::Error) -> Self {
+        match e {
+            partnerflow_store::Error::Conflict(msg) => Error::Conflict(msg),
+            partnerflow_store::Error::NotFound(what) => Error::NotFound(what),
+            other => Error::Store(other),
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -355,14 +366,30 @@ impl Engine {
             }
         }
         let (_, state) = self.new_instance(workflow_id, business_key, &input)?;
-        let reply = self
-            .create(
-                state,
-                Command::Start { input, actor },
-                idem.map(|i| (scope, i)),
-            )
-            .await?;
-        Ok((reply, true))
+        let idem = idem.map(|i| (scope, i));
+        match self
+            .create(state, Command::Start { input, actor }, idem)
+            .await
+        {
+            Ok(reply) => Ok((reply, true)),
+            // A concurrent start with the same business key won: answer with its instance.
+            Err(Error::Conflict(_)) => {
+                let mut conn = self
+                    .inner
+                    .store
+                    .pool
+                    .acquire()
+                    .await
+                    .map_err(partnerflow_store::Error::from)?;
+                match instances::find_by_key(&mut conn, workflow_id, business_key).await? {
+                    Some(existing) => Ok((started(&existing.state), false)),
+                    None => Err(Error::Conflict(format!(
+                        "starting {workflow_id} {business_key}"
+                    ))),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Decides a human task.
@@ -400,16 +427,12 @@ impl Engine {
             actor,
             data,
         };
-        let state = self
-            .apply(
-                instance_id,
-                cmd,
-                crate::transition::Also::default().idem(idem.map(|i| (scope, i))),
-            )
-            .await?;
-        Ok(
-            json!({ "task_id": task_id, "decision": decision, "instance_id": instance_id, "instance_status": state.status.label(), "current_step": state.step }),
-        )
+        let reply = |s: &InstanceState| {
+            json!({ "task_id": task_id, "decision": decision, "instance_id": instance_id,
+                    "instance_status": s.status.label(), "current_step": s.step })
+        };
+        let also = crate::transition::Also::default().idem(idem.map(|i| (scope, i)));
+        self.apply_answering(instance_id, cmd, also, reply).await
     }
 
     /// Delivers an external event (with its payload) to an instance waiting for it.
@@ -455,16 +478,12 @@ impl Engine {
             payload,
             actor,
         };
-        let state = self
-            .apply(
-                instance_id,
-                cmd,
-                crate::transition::Also::default().idem(idem.map(|i| (scope, i))),
-            )
-            .await?;
-        Ok(
-            json!({ "instance_id": instance_id, "event": name, "instance_status": state.status.label(), "current_step": state.step }),
-        )
+        let reply = |s: &InstanceState| {
+            json!({ "instance_id": instance_id, "event": name,
+                    "instance_status": s.status.label(), "current_step": s.step })
+        };
+        let also = crate::transition::Also::default().idem(idem.map(|i| (scope, i)));
+        self.apply_answering(instance_id, cmd, also, reply).await
     }
 
     /// The stored first answer for a replayed key, or a refusal when the body differs.

@@ -43,8 +43,23 @@ const MAX_ATTEMPTS: u32 = 8;
 impl Engine {
     /// Applies `cmd` to an existing instance; returns its state after the transition.
     pub(crate) async fn apply(&self, id: Uuid, cmd: Command, also: Also) -> Result<InstanceState> {
-        self.transact(|| Target::Existing(id), cmd, &also, |s| serde_json::json!({ "instance_id": s.id, "instance_status": s.status.label(), "current_step": s.step }))
+        self.transact(|| Target::Existing(id), cmd, &also, |_| Value::Null)
             .await
+    }
+
+    /// Applies `cmd` and answers with `reply` of the new state; the same answer is stored under
+    /// the request's Idempotency-Key in the same transaction.
+    pub(crate) async fn apply_answering(
+        &self,
+        id: Uuid,
+        cmd: Command,
+        also: Also,
+        reply: impl Fn(&InstanceState) -> Value,
+    ) -> Result<Value> {
+        let state = self
+            .transact(|| Target::Existing(id), cmd, &also, &reply)
+            .await?;
+        Ok(reply(&state))
     }
 
     /// Creates an instance and applies its first command.
@@ -90,9 +105,7 @@ impl Engine {
                     }
                     return Ok(state);
                 }
-                Err(Error::Store(partnerflow_store::Error::Conflict(msg)))
-                    if attempt < MAX_ATTEMPTS =>
-                {
+                Err(Error::Conflict(msg)) if attempt < MAX_ATTEMPTS => {
                     drop(tx);
                     tracing::debug!(attempt, %msg, "version conflict, retrying");
                     tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt) * 3))

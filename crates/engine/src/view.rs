@@ -121,6 +121,18 @@ impl Engine {
         })
     }
 
+    /// One task.
+    pub async fn task(&self, id: Uuid) -> Result<Option<Task>> {
+        let mut conn = self
+            .inner
+            .store
+            .pool
+            .acquire()
+            .await
+            .map_err(partnerflow_store::Error::from)?;
+        Ok(tasks::get(&mut conn, id).await?)
+    }
+
     /// Tasks by role and status, soonest due first.
     pub async fn tasks(
         &self,

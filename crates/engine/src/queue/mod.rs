@@ -5,7 +5,7 @@
 //! due and the reconciler hands it out again after its lease.
 
 mod memory;
-// mod redis;
+mod redis;
 
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 pub use memory::MemoryQueue;
-// pub use redis::RedisQueue;
+pub use redis::RedisQueue;
 
 /// A pointer to one outbox row. The row, not the job, says what to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
