@@ -8,19 +8,29 @@
 //! - [`onboarding`]: business verification, automatic screening, activation, certificates,
 //!   suspension and termination of partners.
 //! - [`contract`]: agreement generation and archiving.
+//! - [`reference`]: the reference workload's handler (bench and fault tests).
 //! - [`registry`]: the names, in one place.
 
 pub mod contract;
 pub mod onboarding;
+pub mod reference;
 
 use partnerflow_core::handler::{HandlerError, HandlerRegistry, StepContext};
 use serde::de::DeserializeOwned;
 
 pub use onboarding::{BusinessVerifier, SimulatedVerifier};
 
-/// Every handler and validator, with the given verification provider.
-pub fn registry(verifier: impl BusinessVerifier) -> HandlerRegistry {
+/// Every handler and validator, with the given verification provider. `reference_pause`
+/// slows the reference workload's steps down (fault tests only).
+pub fn registry(
+    verifier: impl BusinessVerifier,
+    reference_pause: Option<std::time::Duration>,
+) -> HandlerRegistry {
     HandlerRegistry::default()
+        .handler(
+            "reference_step",
+            reference::ReferenceStep::new(reference_pause),
+        )
         .validator("onboarding_application", onboarding::validate_application)
         .handler("verify_business", onboarding::VerifyBusiness::new(verifier))
         .handler("auto_screen", onboarding::AutoScreen)

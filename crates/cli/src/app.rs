@@ -165,7 +165,10 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Engine>
         queue,
         notifier: Arc::new(partnerflow_notify::LogNotifier),
         clock,
-        registry: partnerflow_workers::registry(partnerflow_workers::SimulatedVerifier),
+        registry: partnerflow_workers::registry(
+            partnerflow_workers::SimulatedVerifier,
+            settings.engine.reference_step_ms.map(Duration::from_millis),
+        ),
         calendar: data.calendar,
         directory: data.directory,
         programme: data.programme,

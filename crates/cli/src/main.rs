@@ -92,7 +92,7 @@ async fn main() -> Result<()> {
 async fn validate(config_dir: &std::path::Path, path: Option<PathBuf>) -> Result<()> {
     let settings = Settings::load(config_dir)?;
     let data = ConfigData::load(&settings)?;
-    let registry = partnerflow_workers::registry(partnerflow_workers::SimulatedVerifier);
+    let registry = partnerflow_workers::registry(partnerflow_workers::SimulatedVerifier, None);
     let files = app::read_definitions(path.as_deref().unwrap_or(&settings.paths.workflows))?;
     let mut failed = 0;
     for (file, text) in &files {

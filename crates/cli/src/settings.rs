@@ -36,6 +36,9 @@ pub struct Engine {
     pub batch: i64,
     pub poll_ms: u64,
     pub worker_concurrency: usize,
+    /// Pause inside each step of the reference workload (fault tests only; unset in service).
+    #[serde(default)]
+    pub reference_step_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -47,6 +50,9 @@ pub struct Http {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Paths {
     pub workflows: PathBuf,
+    /// More definition directories (e.g. `workflows/reference` for `bench`).
+    #[serde(default)]
+    pub extra_workflows: Vec<PathBuf>,
     pub programme: PathBuf,
     pub directory: PathBuf,
     pub calendars: PathBuf,
