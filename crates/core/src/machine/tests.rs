@@ -1,1 +1,288 @@
+//! The state machine on its own: no database, a fixed clock, deterministic ids.
 
+use chrono::{TimeZone, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::*;
+use crate::definition::{Registry, WorkflowDefinition};
+
+struct Any;
+
+impl Registry for Any {
+    fn has_handler(&self, _: &str) -> bool {
+        true
+    }
+    fn has_validator(&self, _: &str) -> bool {
+        true
+    }
+}
+
+const FLOW: &str = r#"
+id = "panel"
+version = 1
+start = "prepare"
+[[steps]]
+id = "prepare"
+kind = "automated"
+handler = "work"
+on.done = "panel"
+[[steps]]
+id = "panel"
+kind = "human"
+role = "expert"
+sla = "4h"
+quorum = 2
+silence = "auto_confirm"
+silence_decision = "approve"
+decisions = ["approve", "reject"]
+on.approve = "done"
+on.reject = "done"
+[[steps]]
+id = "done"
+kind = "end"
+"#;
+
+fn directory() -> Directory {
+    toml::from_str(
+        r#"
+        programme_director = "boss"
+        [[people]]
+        id = "boss"
+        name = "Boss"
+        [[people]]
+        id = "e1"
+        name = "Expert 1"
+        roles = ["expert"]
+        [[people]]
+        id = "e2"
+        name = "Expert 2"
+        roles = ["expert"]
+        "#,
+    )
+    .expect("directory")
+}
+
+struct World {
+    def: WorkflowDefinition,
+    cal: BusinessCalendar,
+    dir: Directory,
+    state: InstanceState,
+    next: u128,
+}
+
+impl World {
+    fn new() -> Self {
+        let def = WorkflowDefinition::parse("panel.toml", FLOW, None, &Any).expect("valid");
+        let state = InstanceState {
+            id: Uuid::from_u128(1),
+            workflow_id: "panel".to_owned(),
+            version: 1,
+            business_key: "k".to_owned(),
+            partner_id: None,
+            submitted_by: Some("e2".to_owned()),
+            contact: None,
+            parent: None,
+            status: Status::Running,
+            step: None,
+            seq: 0,
+            task: None,
+            data: serde_json::Map::new(),
+        };
+        World {
+            def,
+            cal: BusinessCalendar::weekdays_only(chrono_tz::Asia::Shanghai),
+            dir: directory(),
+            state,
+            next: 100,
+        }
+    }
+
+    fn apply(&mut self, cmd: Command) -> Result<Applied, Error> {
+        let now = Utc
+            .with_ymd_and_hms(2026, 3, 2, 2, 0, 0)
+            .single()
+            .expect("valid time");
+        let mut next = self.next;
+        let mut new_id = || {
+            next += 1;
+            Uuid::from_u128(next)
+        };
+        let mut ctx = Ctx {
+            now,
+            calendar: &self.cal,
+            directory: &self.dir,
+            new_id: &mut new_id,
+        };
+        let mut copy = self.state.clone();
+        let out = apply(&self.def, &mut copy, cmd, &mut ctx);
+        self.next = next;
+        if out.is_ok() {
+            self.state = copy;
+        }
+        out
+    }
+
+    fn start_and_prepare(&mut self) -> Uuid {
+        self.apply(Command::Start {
+            input: json!({}),
+            actor: Actor::system(),
+        })
+        .expect("start");
+        self.apply(Command::StepCompleted {
+            seq: 1,
+            outcome: "done".to_owned(),
+            output: Value::Null,
+        })
+        .expect("prepare");
+        self.state.task.as_ref().expect("task open").id
+    }
+}
+
+fn decide(task_id: Uuid, actor: &str) -> Command {
+    Command::Decide {
+        task_id,
+        decision: "approve".to_owned(),
+        reason: None,
+        actor: Actor {
+            id: actor.to_owned(),
+        },
+        data: Value::Null,
+    }
+}
+
+#[test]
+fn a_completion_for_an_earlier_step_entry_changes_nothing() {
+    let mut w = World::new();
+    w.start_and_prepare();
+    let again = w
+        .apply(Command::StepCompleted {
+            seq: 1,
+            outcome: "done".to_owned(),
+            output: Value::Null,
+        })
+        .expect("stale is not an error");
+    assert!(!again.changed && again.events.is_empty() && again.effects.is_empty());
+    assert_eq!(w.state.step.as_deref(), Some("panel"));
+}
+
+#[test]
+fn a_quorum_needs_distinct_approvers_and_excludes_the_submitter() {
+    let mut w = World::new();
+    let task = w.start_and_prepare();
+    let first = w.apply(decide(task, "e1")).expect("first approval");
+    assert!(first.events.iter().any(|e| e.kind == "approval_recorded"));
+    assert_eq!(
+        w.state.step.as_deref(),
+        Some("panel"),
+        "one of two approvals is not enough"
+    );
+    assert_eq!(
+        w.apply(decide(task, "e1")).expect_err("same person twice"),
+        Error::AlreadyApproved("e1".to_owned())
+    );
+    assert_eq!(
+        w.apply(decide(task, "e2")).expect_err("submitter"),
+        Error::OwnItem("e2".to_owned())
+    );
+    w.dir.people.push(crate::directory::Person {
+        id: "e3".to_owned(),
+        name: "Expert 3".to_owned(),
+        roles: vec!["expert".to_owned()],
+        ..w.dir.people[1].clone()
+    });
+    w.apply(decide(task, "e3")).expect("second approval");
+    assert_eq!(w.state.status, Status::Finished("completed".to_owned()));
+}
+
+#[test]
+fn a_human_step_schedules_its_ladder_from_the_sla() {
+    let mut w = World::new();
+    w.apply(Command::Start {
+        input: json!({}),
+        actor: Actor::system(),
+    })
+    .expect("start");
+    let out = w
+        .apply(Command::StepCompleted {
+            seq: 1,
+            outcome: "done".to_owned(),
+            output: Value::Null,
+        })
+        .expect("prepare");
+    let timers: Vec<(TimerKind, String)> = out
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::ScheduleTimer { kind, due, .. } => {
+                Some((kind.clone(), due.at.format("%H:%M").to_string()))
+            }
+            _ => None,
+        })
+        .collect();
+    // 4 h SLA from 02:00 UTC: reminders at 50 % and 80 %, escalations at 100 % and 200 %.
+    let times: Vec<&str> = timers.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(
+        times,
+        vec!["04:00", "05:12", "06:00", "10:00", "06:00", "06:00"]
+    );
+    assert!(matches!(timers[5].0, TimerKind::Silence));
+}
+
+#[test]
+fn silence_confirms_only_where_the_definition_allows_it() {
+    let mut w = World::new();
+    w.start_and_prepare();
+    w.apply(Command::TimerFired {
+        seq: 2,
+        timer: TimerKind::Silence,
+    })
+    .expect("silence");
+    assert_eq!(w.state.status, Status::Finished("completed".to_owned()));
+    let stale = w
+        .apply(Command::TimerFired {
+            seq: 2,
+            timer: TimerKind::Silence,
+        })
+        .expect("a second firing is stale");
+    assert!(!stale.changed);
+}
+
+#[test]
+fn refusals_leave_the_state_untouched() {
+    let mut w = World::new();
+    let task = w.start_and_prepare();
+    let before = serde_json::to_value(&w.state).expect("state");
+    assert!(matches!(
+        w.apply(decide(task, "stranger")),
+        Err(Error::RoleMissing { .. })
+    ));
+    assert!(matches!(
+        w.apply(decide(Uuid::from_u128(7), "e1")),
+        Err(Error::TaskClosed(_))
+    ));
+    let wrong = Command::Decide {
+        task_id: task,
+        decision: "maybe".to_owned(),
+        reason: None,
+        actor: Actor {
+            id: "e1".to_owned(),
+        },
+        data: Value::Null,
+    };
+    assert!(matches!(w.apply(wrong), Err(Error::UnknownDecision { .. })));
+    let reject = Command::Decide {
+        task_id: task,
+        decision: "reject".to_owned(),
+        reason: Some("  ".to_owned()),
+        actor: Actor {
+            id: "e1".to_owned(),
+        },
+        data: Value::Null,
+    };
+    assert_eq!(
+        w.apply(reject).expect_err("blank reason"),
+        Error::ReasonRequired("reject".to_owned())
+    );
+    assert_eq!(serde_json::to_value(&w.state).expect("state"), before);
+}
