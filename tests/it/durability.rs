@@ -90,8 +90,8 @@ async fn a_running_instance_keeps_the_definition_version_it_started_with(h: Harn
     app["sensitive_relationship_declared"] = json!(true);
     let old = h.apply(app.clone()).await.expect("start");
     h.settle().await.expect("settle");
-    let defs =
-        partnerflow::app::read_definitions(std::path::Path::new("workflows")).expect("definitions");
+    let defs = partnerflow::app::read_definitions_or_embedded(std::path::Path::new("workflows"))
+        .expect("definitions");
     let changed: Vec<(String, String)> = defs
         .into_iter()
         .map(|(f, t)| {
@@ -121,7 +121,7 @@ async fn a_running_instance_keeps_the_definition_version_it_started_with(h: Harn
         .await
         .expect("the v1 instance still runs");
     let bumped_without_version: Vec<(String, String)> =
-        partnerflow::app::read_definitions(std::path::Path::new("workflows"))
+        partnerflow::app::read_definitions_or_embedded(std::path::Path::new("workflows"))
             .expect("definitions")
             .into_iter()
             .map(|(f, t)| (f, t.replace("sla = \"3WD\"", "sla = \"4WD\"")))

@@ -95,14 +95,20 @@ impl ConfigData {
     }
 }
 
-/// `(file name, text)` of every `*.toml` in `dir` (or the embedded definitions when absent).
-pub fn read_definitions(dir: &Path) -> Result<Vec<(String, String)>> {
-    if !dir.exists() {
-        return Ok(EMBEDDED_WORKFLOWS
-            .iter()
-            .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
-            .collect());
+/// `(file name, text)` of every `*.toml` in `dir`, or the definitions shipped in the binary
+/// when `dir` does not exist (the embedded default run from anywhere).
+pub fn read_definitions_or_embedded(dir: &Path) -> Result<Vec<(String, String)>> {
+    if dir.exists() {
+        return read_definitions(dir);
     }
+    Ok(EMBEDDED_WORKFLOWS
+        .iter()
+        .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+        .collect())
+}
+
+/// `(file name, text)` of `dir` when it is a file, or of every `*.toml` in it.
+pub fn read_definitions(dir: &Path) -> Result<Vec<(String, String)>> {
     let mut files = Vec::new();
     if dir.is_file() {
         files.push((dir.display().to_string(), std::fs::read_to_string(dir)?));
@@ -179,9 +185,11 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Engine>
             ..partnerflow_engine::Settings::default()
         },
     });
-    engine
-        .load_definitions(&read_definitions(&settings.paths.workflows)?)
-        .await?;
+    let mut definitions = read_definitions_or_embedded(&settings.paths.workflows)?;
+    for extra in &settings.paths.extra_workflows {
+        definitions.extend(read_definitions(extra)?);
+    }
+    engine.load_definitions(&definitions).await?;
     Ok(engine)
 }
 
@@ -196,5 +204,23 @@ pub fn redact(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
+    }
+}
+
+/// The API's authentication settings.
+pub fn auth_config(settings: &Settings) -> partnerflow_api::AuthConfig {
+    partnerflow_api::AuthConfig {
+        integrations: settings
+            .auth
+            .integrations
+            .iter()
+            .map(|i| partnerflow_api::Integration {
+                id: i.id.clone(),
+                secrets: i.secrets.clone(),
+                roles: i.roles.clone(),
+            })
+            .collect(),
+        operator_tokens: settings.auth.operator_tokens.clone(),
+        tolerance_secs: settings.http.signature_tolerance_secs,
     }
 }

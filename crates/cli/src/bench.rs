@@ -1,8 +1,304 @@
-//! `partnerflow bench`: the reference workload of PRODUCT §6.
-pub async fn run(
-    _settings: &crate::settings::Settings,
-    _workflows: usize,
-    _concurrency: usize,
-) -> anyhow::Result<()> {
-    anyhow::bail!("bench is not built yet")
+//! `partnerflow bench`: the reference workload of PRODUCT §6 against the configured backend.
+//!
+//! A 3-step workflow (automated step → human approval → automated step) is started, the
+//! approval is sent as an HMAC-signed callback through the real API router (in process, no
+//! TCP), and the time from sending the callback to the workflow's completion is measured.
+//! Dispatcher, sweeper and workers run in this process on the configured queue (in-process or
+//! Redis) and database (SQLite or PostgreSQL); every transition is committed durably.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use axum::body::Body;
+use axum::http::Request;
+use partnerflow_core::machine::Actor;
+use partnerflow_engine::{Clock, Engine, Notice, SystemClock};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+use crate::app;
+use crate::settings::Settings;
+
+const WORKFLOW: &str = "reference_approval";
+
+/// What each running workflow waits for, filled from the engine's notices.
+#[derive(Default)]
+struct Slot {
+    task: Option<Uuid>,
+    finished: bool,
+    task_waiter: Option<oneshot::Sender<Uuid>>,
+    done_waiter: Option<oneshot::Sender<()>>,
+}
+
+type Slots = Arc<Mutex<HashMap<Uuid, Slot>>>;
+
+fn slots_lock(slots: &Slots) -> std::sync::MutexGuard<'_, HashMap<Uuid, Slot>> {
+    slots
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub async fn run(settings: &Settings, workflows: usize, concurrency: usize) -> Result<()> {
+    let mut settings = settings.clone();
+    settings
+        .paths
+        .extra_workflows
+        .push(settings.paths.workflows.join("reference"));
+    let temp_db = settings
+        .database
+        .url
+        .starts_with("sqlite:")
+        .then(|| std::env::temp_dir().join(format!("partnerflow-bench-{}.db", Uuid::now_v7())));
+    if let Some(path) = &temp_db {
+        settings.database.url = format!("sqlite:{}", path.display());
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let engine = app::build(&settings, clock.clone()).await?;
+    let (integration, secret) = settings
+        .auth
+        .integrations
+        .iter()
+        .find(|i| i.roles.iter().any(|r| r == "channel_manager"))
+        .and_then(|i| Some((i.id.clone(), i.secrets.first()?.clone())))
+        .context("bench needs an integration scoped to channel_manager with a secret")?;
+    let router = partnerflow_api::router(partnerflow_api::AppState {
+        engine: engine.clone(),
+        auth: Arc::new(app::auth_config(&settings)),
+        metrics: None,
+        clock,
+    });
+
+    let shutdown = CancellationToken::new();
+    let tracker = tokio_util::task::TaskTracker::new();
+    for (name, f) in [("dispatcher", 0), ("sweeper", 1)] {
+        let (e, s) = (engine.clone(), shutdown.clone());
+        tracker.spawn(async move {
+            tracing::debug!(loop_name = name, "started");
+            if f == 0 {
+                e.run_dispatcher(s).await
+            } else {
+                e.run_sweeper(s).await
+            }
+        });
+    }
+    let (e, s) = (engine.clone(), shutdown.clone());
+    let worker_concurrency = settings.engine.worker_concurrency.max(concurrency);
+    tracker.spawn(async move {
+        if let Err(err) = e.run_workers(worker_concurrency, s).await {
+            tracing::error!(error = %err, "workers stopped");
+        }
+    });
+    let slots: Slots = Arc::default();
+    tracker.spawn(route_notices(
+        engine.clone(),
+        slots.clone(),
+        shutdown.clone(),
+    ));
+
+    println!(
+        "partnerflow bench: {workflows} × {WORKFLOW} (automated → signed-callback approval → automated), {concurrency} in flight, database {}, queue {}",
+        if temp_db.is_some() {
+            "SQLite (embedded)"
+        } else {
+            "PostgreSQL"
+        },
+        settings.queue.kind
+    );
+    let run_id = Uuid::now_v7().simple().to_string();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let ctx = Client {
+            engine: engine.clone(),
+            router: router.clone(),
+            slots: slots.clone(),
+            integration: integration.clone(),
+            secret: secret.clone(),
+        };
+        let (next, run_id) = (next.clone(), run_id.clone());
+        clients.spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= workflows {
+                    return Ok::<_, anyhow::Error>(latencies);
+                }
+                latencies.push(ctx.one(&format!("bench-{run_id}-{i}")).await?);
+            }
+        });
+    }
+    let mut callback_to_done = Vec::new();
+    let mut end_to_end = Vec::new();
+    while let Some(joined) = clients.join_next().await {
+        for (cb, e2e) in joined.context("client task")?? {
+            callback_to_done.push(cb);
+            end_to_end.push(e2e);
+        }
+    }
+    let elapsed = started.elapsed();
+    shutdown.cancel();
+    tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
+    engine.store().pool.close().await;
+    if let Some(path) = temp_db {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+    report(workflows, elapsed, &mut callback_to_done, &mut end_to_end);
+    Ok(())
+}
+
+fn report(n: usize, elapsed: Duration, cb: &mut [Duration], e2e: &mut [Duration]) {
+    let pct = |v: &mut [Duration], p: f64| {
+        v.sort_unstable();
+        let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len().max(1)) - 1;
+        v.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    println!(
+        "completed {n} workflows in {:.2} s: {:.0} workflows/s",
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "callback → completion: p50 {:.1} ms, p99 {:.1} ms",
+        pct(cb, 0.50),
+        pct(cb, 0.99)
+    );
+    println!(
+        "start → completion:    p50 {:.1} ms, p99 {:.1} ms",
+        pct(e2e, 0.50),
+        pct(e2e, 0.99)
+    );
+}
+
+async fn route_notices(engine: Engine, slots: Slots, shutdown: CancellationToken) {
+    let mut rx = engine.subscribe();
+    loop {
+        let notice = tokio::select! {
+            () = shutdown.cancelled() => return,
+            n = rx.recv() => match n {
+                Ok(n) => n,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(k)) => {
+                    tracing::error!(missed = k, "bench notice listener lagged");
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+        };
+        let mut map = slots_lock(&slots);
+        match notice {
+            Notice::TaskOpened {
+                instance_id,
+                task_id,
+            } => {
+                let slot = map.entry(instance_id).or_default();
+                match slot.task_waiter.take() {
+                    Some(w) => drop(w.send(task_id)),
+                    None => slot.task = Some(task_id),
+                }
+            }
+            Notice::Finished { instance_id, .. } => {
+                let slot = map.entry(instance_id).or_default();
+                match slot.done_waiter.take() {
+                    Some(w) => drop(w.send(())),
+                    None => slot.finished = true,
+                }
+            }
+        }
+    }
+}
+
+struct Client {
+    engine: Engine,
+    router: axum::Router,
+    slots: Slots,
+    integration: String,
+    secret: String,
+}
+
+impl Client {
+    /// Runs one workflow; returns (callback → completion, start → completion).
+    async fn one(&self, key: &str) -> Result<(Duration, Duration)> {
+        let t_start = Instant::now();
+        let (started, _) = self
+            .engine
+            .start(
+                WORKFLOW,
+                key,
+                serde_json::json!({}),
+                Actor {
+                    id: "bench".to_owned(),
+                },
+                None,
+            )
+            .await?;
+        let id = started.id;
+        let task = {
+            let rx = {
+                let mut map = slots_lock(&self.slots);
+                let slot = map.entry(id).or_default();
+                match slot.task {
+                    Some(t) => Err(t),
+                    None => {
+                        let (tx, rx) = oneshot::channel();
+                        slot.task_waiter = Some(tx);
+                        Ok(rx)
+                    }
+                }
+            };
+            match rx {
+                Err(t) => t,
+                Ok(rx) => tokio::time::timeout(Duration::from_secs(60), rx)
+                    .await
+                    .context("no task within 60 s")??,
+            }
+        };
+        let body = serde_json::to_vec(
+            &serde_json::json!({ "decision": "approve", "reason": null, "actor": { "id": "cm.li" } }),
+        )?;
+        let now = chrono::Utc::now().timestamp();
+        let request = Request::post(format!("/v1/tasks/{task}/decision"))
+            .header("content-type", "application/json")
+            .header(partnerflow_api::INTEGRATION_HEADER, &self.integration)
+            .header(
+                partnerflow_api::SIGNATURE_HEADER,
+                partnerflow_api::sign(&self.secret, now, &body),
+            )
+            .body(Body::from(body))?;
+        let done = {
+            let mut map = slots_lock(&self.slots);
+            let slot = map.entry(id).or_default();
+            let (tx, rx) = oneshot::channel();
+            slot.done_waiter = Some(tx);
+            rx
+        };
+        let t_callback = Instant::now();
+        let response = self.router.clone().oneshot(request).await?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024)
+                .await
+                .unwrap_or_default();
+            bail!(
+                "callback answered {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+        let finished_early = slots_lock(&self.slots).get(&id).is_some_and(|s| s.finished);
+        if !finished_early {
+            tokio::time::timeout(Duration::from_secs(60), done)
+                .await
+                .context("not completed within 60 s")?
+                .context("listener gone")?;
+        }
+        let latency = (t_callback.elapsed(), t_start.elapsed());
+        slots_lock(&self.slots).remove(&id);
+        Ok(latency)
+    }
 }

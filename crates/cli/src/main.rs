@@ -93,7 +93,10 @@ async fn validate(config_dir: &std::path::Path, path: Option<PathBuf>) -> Result
     let settings = Settings::load(config_dir)?;
     let data = ConfigData::load(&settings)?;
     let registry = partnerflow_workers::registry(partnerflow_workers::SimulatedVerifier, None);
-    let files = app::read_definitions(path.as_deref().unwrap_or(&settings.paths.workflows))?;
+    let files = match &path {
+        Some(p) => app::read_definitions(p)?,
+        None => app::read_definitions_or_embedded(&settings.paths.workflows)?,
+    };
     let mut failed = 0;
     for (file, text) in &files {
         let id = toml::from_str::<toml::Table>(text)
@@ -190,7 +193,7 @@ async fn serve(settings: Settings) -> Result<()> {
     );
     let state = partnerflow_api::AppState {
         engine: engine.clone(),
-        auth: Arc::new(auth_config(&settings)),
+        auth: Arc::new(app::auth_config(&settings)),
         metrics: Some(metrics),
         clock,
     };
@@ -241,23 +244,6 @@ async fn drain(tracker: tokio_util::task::TaskTracker) {
         tracing::warn!(
             "shutdown timed out with work in flight; the outbox hands it out again after its lease"
         );
-    }
-}
-
-pub(crate) fn auth_config(settings: &Settings) -> partnerflow_api::AuthConfig {
-    partnerflow_api::AuthConfig {
-        integrations: settings
-            .auth
-            .integrations
-            .iter()
-            .map(|i| partnerflow_api::Integration {
-                id: i.id.clone(),
-                secrets: i.secrets.clone(),
-                roles: i.roles.clone(),
-            })
-            .collect(),
-        operator_tokens: settings.auth.operator_tokens.clone(),
-        tolerance_secs: settings.http.signature_tolerance_secs,
     }
 }
 

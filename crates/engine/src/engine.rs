@@ -128,6 +128,37 @@ pub(crate) struct Inner {
     pub(crate) latest: RwLock<HashMap<String, u32>>,
     /// Woken after every commit that wrote outbox rows or timers.
     pub(crate) wake: Notify,
+    /// Committed task openings and finishes, for in-process listeners (bench, dashboards).
+    pub(crate) notices: tokio::sync::broadcast::Sender<Notice>,
+}
+
+/// Something a listener in this process may want to react to, sent after commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    TaskOpened { instance_id: Uuid, task_id: Uuid },
+    Finished { instance_id: Uuid, status: String },
+}
+
+impl Notice {
+    pub(crate) fn from_event(
+        instance_id: Uuid,
+        e: &partnerflow_core::machine::Event,
+    ) -> Option<Self> {
+        match e.kind.as_str() {
+            "task_opened" => {
+                let task_id = e.payload.get("task")?.as_str()?.parse().ok()?;
+                Some(Notice::TaskOpened {
+                    instance_id,
+                    task_id,
+                })
+            }
+            "finished" => Some(Notice::Finished {
+                instance_id,
+                status: e.payload.get("status")?.as_str()?.to_owned(),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// A cheap, cloneable handle to the engine.
@@ -160,8 +191,14 @@ impl Engine {
                 definitions: RwLock::new(HashMap::new()),
                 latest: RwLock::new(HashMap::new()),
                 wake: Notify::new(),
+                notices: tokio::sync::broadcast::channel(16 * 1024).0,
             }),
         }
+    }
+
+    /// Task openings and finishes committed by this process from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Notice> {
+        self.inner.notices.subscribe()
     }
 
     pub fn store(&self) -> &Store {

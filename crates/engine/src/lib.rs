@@ -27,4 +27,4 @@ pub mod view;
 mod work;
 
 pub use clock::{Clock, SystemClock, VirtualClock};
-pub use engine::{Engine, EngineParts, Error, Idempotency, Result, Settings, Started};
+pub use engine::{Engine, EngineParts, Error, Idempotency, Notice, Result, Settings, Started};

@@ -12,7 +12,7 @@ use partnerflow_store::{Conn, idempotency, instances, outbox, tasks, timers};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::engine::{Engine, Error, Idempotency, Result, Started, started};
+use crate::engine::{Engine, Error, Idempotency, Notice, Result, Started, started};
 
 /// What else commits with the transition.
 #[derive(Debug, Default)]
@@ -97,11 +97,15 @@ impl Engine {
                 .run(&mut tx, target(), cmd.clone(), also, &reply, now)
                 .await
             {
-                Ok((state, woke)) => {
+                Ok((state, woke, notices)) => {
                     tx.commit().await.map_err(partnerflow_store::Error::from)?;
                     metrics::counter!("partnerflow_transitions_total").increment(1);
                     if woke {
                         self.inner.wake.notify_waiters();
+                    }
+                    for notice in notices {
+                        // Nobody listening is normal; notices are a convenience, not a record.
+                        let _ = self.inner.notices.send(notice);
                     }
                     return Ok(state);
                 }
@@ -124,10 +128,11 @@ impl Engine {
         also: &Also,
         reply: &impl Fn(&InstanceState) -> Value,
         now: DateTime<Utc>,
-    ) -> Result<(InstanceState, bool)> {
+    ) -> Result<(InstanceState, bool, Vec<Notice>)> {
         let mut work = VecDeque::from([(first, cmd)]);
         let mut first_state = None;
         let mut woke = false;
+        let mut notices = Vec::new();
         while let Some((target, cmd)) = work.pop_front() {
             let stored = match target {
                 Target::Existing(id) => instances::load(tx, id)
@@ -166,6 +171,12 @@ impl Engine {
                     tracing::warn!(instance = %state.id, payload = %e.payload, "due time beyond the loaded business calendar; computed on weekdays only");
                     metrics::counter!("partnerflow_calendar_exceeded_total").increment(1);
                 }
+                notices.extend(
+                    applied
+                        .events
+                        .iter()
+                        .filter_map(|e| Notice::from_event(state.id, e)),
+                );
                 instances::save(tx, &state, &stored, &applied.events, now).await?;
                 woke |= self
                     .effects(tx, &state, applied.effects, &mut work, now)
@@ -190,7 +201,7 @@ impl Engine {
             };
             idempotency::put(tx, scope, &idem.key, &answer, now).await?;
         }
-        Ok((state, woke))
+        Ok((state, woke, notices))
     }
 
     /// Writes the effects; returns whether anything was written that the loops should pick up.

@@ -119,7 +119,12 @@ impl Store {
 
     /// Begins a transaction.
     pub async fn begin(&self) -> Result<Transaction<'static, sqlx::Any>> {
-        Ok(self.pool.begin().await?)
+        Ok(match self.backend {
+            Backend::Postgres => self.pool.begin().await?,
+            // Take the write lock up front: a deferred transaction that reads and then writes
+            // fails with "database is locked" instead of waiting when another writer is active.
+            Backend::Sqlite => self.pool.begin_with("begin immediate").await?,
+        })
     }
 
     /// `for update skip locked` where the backend has it (SQLite has a single writer anyway).
