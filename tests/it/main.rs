@@ -1,10 +1,13 @@
-//! Black-box tests: the engine with its real store, driven on a virtual clock.
+//! Black-box tests: the engine with its real store.
 //!
-//! Every scenario runs twice, on SQLite and on PostgreSQL (a fresh database per test on the
-//! server at `PARTNERFLOW_TEST_PG`, default `postgres://postgres@127.0.0.1:5432/postgres`), so
-//! the two backends are proven to behave the same.
+//! The workflow scenarios run on a virtual clock, each twice: on SQLite and on PostgreSQL (a
+//! fresh database per test on the server at `PARTNERFLOW_TEST_PG`, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`), so the two backends are proven to behave the
+//! same. The fault tests (`faults`) run real `partnerflow worker` processes on PostgreSQL and
+//! Redis in real time, and kill workers or flush Redis in the middle of a run.
 
 mod contract;
 mod durability;
+mod faults;
 mod helpers;
 mod onboarding;

@@ -213,23 +213,15 @@ impl Engine {
         work: &mut VecDeque<(Target, Command)>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let mut woke = false;
+        // Outbox rows and timers are written in one statement each, after the loop.
+        let mut jobs = Vec::new();
+        let mut new_timers = Vec::new();
         for effect in effects {
             match effect {
                 Effect::RunStep { seq, step, handler } => {
-                    outbox::insert(
-                        tx,
-                        state.id,
-                        &outbox::Work::RunStep { seq, step, handler },
-                        now,
-                    )
-                    .await?;
-                    woke = true;
+                    jobs.push(outbox::Work::RunStep { seq, step, handler });
                 }
-                Effect::Notify { spec, key } => {
-                    outbox::insert(tx, state.id, &outbox::Work::Notify { key, spec }, now).await?;
-                    woke = true;
-                }
+                Effect::Notify { spec, key } => jobs.push(outbox::Work::Notify { key, spec }),
                 Effect::OpenTask {
                     task_id,
                     seq,
@@ -243,10 +235,7 @@ impl Engine {
                 Effect::EscalateTask { task_id, level } => {
                     tasks::escalate(tx, task_id, i64::try_from(level).unwrap_or(i64::MAX)).await?
                 }
-                Effect::ScheduleTimer { seq, kind, due } => {
-                    timers::insert(tx, state.id, seq, &kind, due.at).await?;
-                    woke = true;
-                }
+                Effect::ScheduleTimer { seq, kind, due } => new_timers.push((seq, kind, due.at)),
                 Effect::CancelTimers { seq } => timers::cancel(tx, state.id, seq).await?,
                 Effect::StartChild {
                     child_id,
@@ -277,7 +266,9 @@ impl Engine {
                 }
             }
         }
-        Ok(woke)
+        outbox::insert_many(tx, state.id, &jobs, now).await?;
+        timers::insert_many(tx, state.id, &new_timers).await?;
+        Ok(!jobs.is_empty() || !new_timers.is_empty())
     }
 
     fn child_instance(

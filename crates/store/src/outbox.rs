@@ -45,21 +45,32 @@ pub struct OutboxRow {
     pub failures: i64,
 }
 
-pub async fn insert(
+/// Inserts the outbox rows of one instance in one statement, in order.
+pub async fn insert_many(
     conn: &mut Conn,
     instance_id: Uuid,
-    work: &Work,
+    works: &[Work],
     now: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query(
-        "insert into outbox (instance_id, kind, payload, status, available_at, failures, created_at) values ($1, $2, $3, 'pending', $4, 0, $4)",
-    )
-    .bind(instance_id.to_string())
-    .bind(work.kind())
-    .bind(crate::to_json(work))
-    .bind(to_micros(now))
-    .execute(&mut *conn)
-    .await?;
+    if works.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "insert into outbox (instance_id, kind, payload, status, available_at, failures, created_at) values {}",
+        crate::values_clause(works.len(), 7)
+    );
+    let mut q = sqlx::query(crate::sql(sql));
+    for work in works {
+        q = q
+            .bind(instance_id.to_string())
+            .bind(work.kind())
+            .bind(crate::to_json(work))
+            .bind("pending")
+            .bind(to_micros(now))
+            .bind(0_i64)
+            .bind(to_micros(now));
+    }
+    q.execute(&mut *conn).await?;
     Ok(())
 }
 

@@ -17,20 +17,29 @@ pub struct Timer {
     pub due_at: DateTime<Utc>,
 }
 
-pub async fn insert(
+/// Inserts the timers of one instance in one statement.
+pub async fn insert_many(
     conn: &mut Conn,
     instance_id: Uuid,
-    seq: u64,
-    kind: &TimerKind,
-    due_at: DateTime<Utc>,
+    timers: &[(u64, TimerKind, DateTime<Utc>)],
 ) -> Result<()> {
-    sqlx::query("insert into timers (instance_id, seq, kind, due_at, status) values ($1, $2, $3, $4, 'pending')")
-        .bind(instance_id.to_string())
-        .bind(i64::try_from(seq).unwrap_or(i64::MAX))
-        .bind(to_json(kind))
-        .bind(to_micros(due_at))
-        .execute(&mut *conn)
-        .await?;
+    if timers.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "insert into timers (instance_id, seq, kind, due_at, status) values {}",
+        crate::values_clause(timers.len(), 5)
+    );
+    let mut q = sqlx::query(crate::sql(sql));
+    for (seq, kind, due_at) in timers {
+        q = q
+            .bind(instance_id.to_string())
+            .bind(i64::try_from(*seq).unwrap_or(i64::MAX))
+            .bind(to_json(kind))
+            .bind(to_micros(*due_at))
+            .bind("pending");
+    }
+    q.execute(&mut *conn).await?;
     Ok(())
 }
 
