@@ -196,6 +196,11 @@ impl Engine {
         }
     }
 
+    /// A pooled connection for reads and single statements outside a transition.
+    pub(crate) async fn conn(&self) -> Result<partnerflow_store::PooledConn> {
+        Ok(self.inner.store.acquire().await?)
+    }
+
     /// Task openings and finishes committed by this process from now on.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Notice> {
         self.inner.notices.subscribe()
@@ -246,13 +251,7 @@ impl Engine {
                 }
             }
         }
-        let mut conn = self
-            .inner
-            .store
-            .pool
-            .acquire()
-            .await
-            .map_err(partnerflow_store::Error::from)?;
+        let mut conn = self.conn().await?;
         let now = self.now();
         for def in &current {
             let stored = definitions::Stored {
@@ -389,13 +388,7 @@ impl Engine {
         let def = self.latest(workflow_id)?;
         let input = self.validate(def.input_validator.as_deref(), &input)?;
         {
-            let mut conn = self
-                .inner
-                .store
-                .pool
-                .acquire()
-                .await
-                .map_err(partnerflow_store::Error::from)?;
+            let mut conn = self.conn().await?;
             if let Some(existing) =
                 instances::find_by_key(&mut conn, workflow_id, business_key).await?
             {
@@ -411,13 +404,7 @@ impl Engine {
             Ok(reply) => Ok((reply, true)),
             // A concurrent start with the same business key won: answer with its instance.
             Err(Error::Conflict(_)) => {
-                let mut conn = self
-                    .inner
-                    .store
-                    .pool
-                    .acquire()
-                    .await
-                    .map_err(partnerflow_store::Error::from)?;
+                let mut conn = self.conn().await?;
                 match instances::find_by_key(&mut conn, workflow_id, business_key).await? {
                     Some(existing) => Ok((started(&existing.state), false)),
                     None => Err(Error::Conflict(format!(
@@ -444,13 +431,7 @@ impl Engine {
             return Ok(answer);
         }
         let task = {
-            let mut conn = self
-                .inner
-                .store
-                .pool
-                .acquire()
-                .await
-                .map_err(partnerflow_store::Error::from)?;
+            let mut conn = self.conn().await?;
             partnerflow_store::tasks::get(&mut conn, task_id)
                 .await?
                 .ok_or_else(|| Error::NotFound(format!("task {task_id}")))?
@@ -486,13 +467,7 @@ impl Engine {
             return Ok(answer);
         }
         let stored = {
-            let mut conn = self
-                .inner
-                .store
-                .pool
-                .acquire()
-                .await
-                .map_err(partnerflow_store::Error::from)?;
+            let mut conn = self.conn().await?;
             instances::load(&mut conn, instance_id)
                 .await?
                 .ok_or_else(|| Error::NotFound(format!("instance {instance_id}")))?
@@ -528,13 +503,7 @@ impl Engine {
         let Some(idem) = idem else {
             return Ok(None);
         };
-        let mut conn = self
-            .inner
-            .store
-            .pool
-            .acquire()
-            .await
-            .map_err(partnerflow_store::Error::from)?;
+        let mut conn = self.conn().await?;
         match idempotency::get(&mut conn, scope, &idem.key).await? {
             Some(a) if a.request_hash == idem.request_hash => {
                 Ok(Some(serde_json::from_str(&a.body).unwrap_or(Value::Null)))

@@ -19,17 +19,17 @@ impl Engine {
             .unwrap_or(chrono::Duration::seconds(30))
     }
 
+    /// Leases a batch of due outbox rows (new ones, and ones whose lease ran out).
+    async fn claim_outbox(&self) -> Result<Vec<i64>> {
+        let now = self.now();
+        let batch = self.inner.settings.batch;
+        Ok(outbox::claim_due(&self.inner.store, now, self.lease_until(now), batch).await?)
+    }
+
     /// Leases due outbox rows — new ones, and ones whose lease ran out because the queue or a
     /// worker lost them — and pushes them to the queue. Returns how many were pushed.
     pub async fn dispatch_once(&self) -> Result<usize> {
-        let now = self.now();
-        let ids = outbox::claim_due(
-            &self.inner.store,
-            now,
-            self.lease_until(now),
-            self.inner.settings.batch,
-        )
-        .await?;
+        let ids = self.claim_outbox().await?;
         if ids.is_empty() {
             return Ok(0);
         }
@@ -80,13 +80,7 @@ impl Engine {
                 Ok(_) => {}
                 Err(Error::Refused(e)) => {
                     tracing::error!(instance = %t.instance_id, timer = t.id, error = %e, "timer refused by the state machine; marked fired");
-                    let mut conn = self
-                        .inner
-                        .store
-                        .pool
-                        .acquire()
-                        .await
-                        .map_err(partnerflow_store::Error::from)?;
+                    let mut conn = self.conn().await?;
                     timers::mark_fired(&mut conn, t.id).await?;
                 }
                 Err(e) => return Err(e),
@@ -100,14 +94,7 @@ impl Engine {
     pub async fn drain(&self) -> Result<usize> {
         let mut total = 0;
         loop {
-            let now = self.now();
-            let ids = outbox::claim_due(
-                &self.inner.store,
-                now,
-                self.lease_until(now),
-                self.inner.settings.batch,
-            )
-            .await?;
+            let ids = self.claim_outbox().await?;
             for id in &ids {
                 self.run_job(*id).await?;
             }
@@ -121,13 +108,7 @@ impl Engine {
 
     /// The next moment a timer or a delayed outbox row becomes due.
     pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
-        let mut conn = self
-            .inner
-            .store
-            .pool
-            .acquire()
-            .await
-            .map_err(partnerflow_store::Error::from)?;
+        let mut conn = self.conn().await?;
         let t = timers::next_due(&mut conn).await?;
         let o = outbox::next_available(&mut conn).await?;
         Ok(match (t, o) {
@@ -138,13 +119,7 @@ impl Engine {
 
     /// Rows not yet carried out.
     pub async fn backlog(&self) -> Result<i64> {
-        let mut conn = self
-            .inner
-            .store
-            .pool
-            .acquire()
-            .await
-            .map_err(partnerflow_store::Error::from)?;
+        let mut conn = self.conn().await?;
         Ok(outbox::pending_count(&mut conn).await?)
     }
 

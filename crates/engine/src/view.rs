@@ -57,13 +57,7 @@ pub struct PendingTimer {
 impl Engine {
     /// The full view of one instance.
     pub async fn instance(&self, id: Uuid) -> Result<InstanceView> {
-        let mut conn = self
-            .inner
-            .store
-            .pool
-            .acquire()
-            .await
-            .map_err(partnerflow_store::Error::from)?;
+        let mut conn = self.conn().await?;
         let stored = instances::load(&mut conn, id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("instance {id}")))?;
@@ -123,13 +117,7 @@ impl Engine {
 
     /// One task.
     pub async fn task(&self, id: Uuid) -> Result<Option<Task>> {
-        let mut conn = self
-            .inner
-            .store
-            .pool
-            .acquire()
-            .await
-            .map_err(partnerflow_store::Error::from)?;
+        let mut conn = self.conn().await?;
         Ok(tasks::get(&mut conn, id).await?)
     }
 
@@ -140,13 +128,7 @@ impl Engine {
         status: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Task>> {
-        let mut conn = self
-            .inner
-            .store
-            .pool
-            .acquire()
-            .await
-            .map_err(partnerflow_store::Error::from)?;
+        let mut conn = self.conn().await?;
         Ok(tasks::list(&mut conn, role, status, limit).await?)
     }
 
@@ -156,25 +138,13 @@ impl Engine {
         status: Option<&str>,
         limit: i64,
     ) -> Result<Vec<instances::Summary>> {
-        let mut conn = self
-            .inner
-            .store
-            .pool
-            .acquire()
-            .await
-            .map_err(partnerflow_store::Error::from)?;
+        let mut conn = self.conn().await?;
         Ok(instances::list(&mut conn, status, limit).await?)
     }
 
     /// Verifies the stored audit chain of an instance; the first broken sequence number on failure.
     pub async fn verify_chain(&self, id: Uuid) -> Result<Result<(), u64>> {
-        let mut conn = self
-            .inner
-            .store
-            .pool
-            .acquire()
-            .await
-            .map_err(partnerflow_store::Error::from)?;
+        let mut conn = self.conn().await?;
         let events = instances::events(&mut conn, id).await?;
         let sid = id.to_string();
         Ok(partnerflow_core::audit::verify(

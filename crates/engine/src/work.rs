@@ -28,13 +28,7 @@ impl Engine {
     /// Runs the outbox row `id` if it is still pending. Safe to call any number of times.
     pub async fn run_job(&self, id: i64) -> Result<()> {
         let row = {
-            let mut conn = self
-                .inner
-                .store
-                .pool
-                .acquire()
-                .await
-                .map_err(partnerflow_store::Error::from)?;
+            let mut conn = self.conn().await?;
             outbox::get_pending(&mut conn, id).await?
         };
         let Some(row) = row else {
@@ -59,13 +53,7 @@ impl Engine {
     ) -> Result<()> {
         let now = self.now();
         let stored = {
-            let mut conn = self
-                .inner
-                .store
-                .pool
-                .acquire()
-                .await
-                .map_err(partnerflow_store::Error::from)?;
+            let mut conn = self.conn().await?;
             instances::load(&mut conn, row.instance_id).await?
         };
         let Some(stored) =
@@ -165,25 +153,13 @@ impl Engine {
         let backoff = self.inner.settings.retry_base
             * 2u32.saturating_pow(u32::try_from(row.failures).unwrap_or(16).min(16));
         let at = now + chrono::Duration::from_std(backoff).unwrap_or(chrono::Duration::hours(1));
-        let mut conn = self
-            .inner
-            .store
-            .pool
-            .acquire()
-            .await
-            .map_err(partnerflow_store::Error::from)?;
+        let mut conn = self.conn().await?;
         outbox::retry(&mut conn, row.id, at, error).await?;
         Ok(())
     }
 
     async fn finish_row(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
-        let mut conn = self
-            .inner
-            .store
-            .pool
-            .acquire()
-            .await
-            .map_err(partnerflow_store::Error::from)?;
+        let mut conn = self.conn().await?;
         outbox::complete(&mut conn, id, now).await?;
         Ok(())
     }
@@ -193,13 +169,7 @@ impl Engine {
     async fn deliver(&self, row: &outbox::OutboxRow, key: &str, spec: &NotifySpec) -> Result<()> {
         let now = self.now();
         let state = {
-            let mut conn = self
-                .inner
-                .store
-                .pool
-                .acquire()
-                .await
-                .map_err(partnerflow_store::Error::from)?;
+            let mut conn = self.conn().await?;
             instances::load(&mut conn, row.instance_id)
                 .await?
                 .map(|s| s.state)
@@ -256,13 +226,7 @@ impl Engine {
             return self.retry_later(row, &e.to_string(), now).await;
         }
         tracing::error!(outbox = row.id, error = %e, "notification undeliverable");
-        let mut conn = self
-            .inner
-            .store
-            .pool
-            .acquire()
-            .await
-            .map_err(partnerflow_store::Error::from)?;
+        let mut conn = self.conn().await?;
         outbox::bury(&mut conn, row.id, &e.to_string(), now).await?;
         Ok(())
     }

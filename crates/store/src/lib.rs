@@ -28,6 +28,9 @@ use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 pub use sqlx::{AnyConnection as Conn, AnyPool, Transaction};
 
+/// A connection borrowed from the pool.
+pub type PooledConn = sqlx::pool::PoolConnection<sqlx::Any>;
+
 /// Errors of the record, in categories the engine acts on.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -115,6 +118,11 @@ impl Store {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
         }
         Ok(())
+    }
+
+    /// Borrows a connection from the pool.
+    pub async fn acquire(&self) -> Result<PooledConn> {
+        Ok(self.pool.acquire().await?)
     }
 
     /// Begins a transaction.
