@@ -79,6 +79,15 @@ async fn the_audit_chain_detects_an_edited_event(h: Harness) {
     .await
     .expect("tamper");
     assert_eq!(h.engine.verify_chain(id).await.expect("verify"), Err(3));
+    let bundle = h.engine.evidence(id).await.expect("evidence");
+    assert!(!bundle.chain.verified);
+    assert_eq!(bundle.chain.broken_at, Some(3));
+    assert_eq!(
+        bundle.children.len(),
+        1,
+        "the contract's bundle is included"
+    );
+    assert!(bundle.children[0].chain.verified);
 }
 on_both_backends!(
     the_audit_chain_detects_an_edited_event,

@@ -72,6 +72,8 @@ pub struct Integration {
     pub secrets: Vec<String>,
     /// The task roles it may decide for.
     pub roles: Vec<String>,
+    /// The external events it may post.
+    pub events: Vec<String>,
 }
 
 impl std::fmt::Debug for Integration {
@@ -196,6 +198,7 @@ fn refuse(reason: &'static str, message: impl Into<String>) -> ApiError {
 pub(crate) struct IntegrationId {
     pub(crate) id: String,
     pub(crate) roles: Vec<String>,
+    pub(crate) events: Vec<String>,
 }
 
 impl IntegrationId {
@@ -315,6 +318,7 @@ impl FromRequest<AppState> for SignedIntegration {
         let integration = IntegrationId {
             id: integration.id.clone(),
             roles: integration.roles.clone(),
+            events: integration.events.clone(),
         };
         Ok(SignedIntegration {
             integration,

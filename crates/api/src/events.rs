@@ -1,7 +1,8 @@
 //! External events (`POST /v1/instances/{id}/events/{event_name}`): an agreement uploaded, an
 //! invoice received, a payment confirmed. Signed by an integration like decisions; the body is
-//! the event's payload (an empty body is an empty object). The engine answers 409 when the
-//! instance is not waiting for that event.
+//! the event's payload (an empty body is an empty object). An integration may post only the
+//! events its configuration lists (403 otherwise); the engine answers 409 when the instance is
+//! not waiting for that event.
 
 use axum::extract::State;
 use axum::routing::post;
@@ -24,6 +25,13 @@ async fn post_event(
     key: IdempotencyKey,
     signed: SignedIntegration,
 ) -> Result<Json<Value>, ApiError> {
+    if !signed.integration.events.contains(&name) {
+        let message = format!(
+            "integration `{}` may not post event `{name}`",
+            signed.integration.id
+        );
+        return Err(ApiError::forbidden("out_of_scope", message));
+    }
     let payload: Value = if signed.payload.body.is_empty() {
         json!({})
     } else {

@@ -21,6 +21,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/workflows/{workflow_id}/instances", post(start))
         .route("/v1/instances", get(list))
         .route("/v1/instances/{id}", get(show))
+        .route("/v1/instances/{id}/evidence", get(evidence))
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,6 +74,16 @@ async fn show(
     _caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(state.engine.instance(id).await?))
+}
+
+/// The evidence bundle: timeline, tasks, notifications, the audit-chain check, and the same
+/// for every child workflow.
+async fn evidence(
+    State(state): State<AppState>,
+    AppPath(id): AppPath<Uuid>,
+    _caller: Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(state.engine.evidence(id).await?))
 }
 
 #[derive(Debug, Deserialize)]

@@ -132,11 +132,13 @@ async fn spawn_app(metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>) -> Te
                 id: "portal".to_owned(),
                 secrets: vec![PORTAL_OLD.to_owned(), PORTAL_NEW.to_owned()],
                 roles: vec!["reviewer".to_owned()],
+                events: vec!["docs_uploaded".to_owned()],
             },
             Integration {
                 id: "finance-feed".to_owned(),
                 secrets: vec![FINANCE.to_owned()],
                 roles: vec!["finance".to_owned()],
+                events: vec![],
             },
         ],
         operator_tokens: vec![OPERATOR.to_owned()],
@@ -533,6 +535,20 @@ async fn events_must_be_signed_and_expected() {
         StatusCode::CONFLICT,
         "event_not_expected",
     );
+    // An integration may post only the events its configuration lists; nothing changes.
+    let before = app
+        .operator(Method::GET, &format!("/v1/instances/{id}"), None, None)
+        .await;
+    assert_error(
+        &app.signed_at(&uri, "finance-feed", FINANCE, app.now(), "{}", None)
+            .await,
+        StatusCode::FORBIDDEN,
+        "out_of_scope",
+    );
+    let after = app
+        .operator(Method::GET, &format!("/v1/instances/{id}"), None, None)
+        .await;
+    assert_eq!(before.1["timeline"], after.1["timeline"]);
     let unknown = format!("/v1/instances/{}/events/docs_uploaded", uuid::Uuid::nil());
     assert_error(
         &app.portal(&unknown, "{}", None).await,

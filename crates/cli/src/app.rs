@@ -218,6 +218,7 @@ pub fn auth_config(settings: &Settings) -> partnerflow_api::AuthConfig {
                 id: i.id.clone(),
                 secrets: i.secrets.clone(),
                 roles: i.roles.clone(),
+                events: i.events.clone(),
             })
             .collect(),
         operator_tokens: settings.auth.operator_tokens.clone(),

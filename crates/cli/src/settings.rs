@@ -84,7 +84,11 @@ impl std::fmt::Debug for Auth {
 pub struct Integration {
     pub id: String,
     pub secrets: Vec<String>,
+    /// Task roles it may decide for.
     pub roles: Vec<String>,
+    /// External events it may post.
+    #[serde(default)]
+    pub events: Vec<String>,
 }
 
 /// The settings shipped in the binary, so `partnerflow demo` works from any directory.

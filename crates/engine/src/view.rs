@@ -31,6 +31,24 @@ pub struct InstanceView {
     pub updated_at: DateTime<Utc>,
 }
 
+/// An instance's evidence bundle: everything recorded about it, the result of re-checking its
+/// audit chain, and the bundles of the child workflows it started.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evidence {
+    pub instance: InstanceView,
+    pub chain: ChainCheck,
+    pub children: Vec<Evidence>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainCheck {
+    pub events: usize,
+    pub verified: bool,
+    /// The first event whose stored hash does not match, when the chain is broken.
+    pub broken_at: Option<u64>,
+    pub last_hash: Option<String>,
+}
+
 /// Where an open task stands against its SLA, in working time.
 #[derive(Debug, Clone, Serialize)]
 pub struct SlaClock {
@@ -119,6 +137,33 @@ impl Engine {
     pub async fn task(&self, id: Uuid) -> Result<Option<Task>> {
         let mut conn = self.conn().await?;
         Ok(tasks::get(&mut conn, id).await?)
+    }
+
+    /// The evidence bundle of an instance and of its child workflows.
+    pub async fn evidence(&self, id: Uuid) -> Result<Evidence> {
+        let instance = self.instance(id).await?;
+        let check = self.verify_chain(id).await?;
+        let chain = ChainCheck {
+            events: instance.timeline.len(),
+            verified: check.is_ok(),
+            broken_at: check.err(),
+            last_hash: instance.timeline.last().map(|e| e.hash.clone()),
+        };
+        let child_ids: Vec<Uuid> = instance
+            .timeline
+            .iter()
+            .filter(|e| e.event.kind == "child_started")
+            .filter_map(|e| e.event.payload.get("child")?.as_str()?.parse().ok())
+            .collect();
+        let mut children = Vec::new();
+        for child in child_ids {
+            children.push(Box::pin(self.evidence(child)).await?);
+        }
+        Ok(Evidence {
+            instance,
+            chain,
+            children,
+        })
     }
 
     /// Tasks by role and status, soonest due first.

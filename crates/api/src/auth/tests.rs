@@ -192,6 +192,7 @@ fn debug_output_hides_secrets_and_tokens() {
             id: "portal".to_owned(),
             secrets: secrets(&["hunter2"]),
             roles: secrets(&["channel_manager"]),
+            events: vec![],
         }],
         operator_tokens: secrets(&["op-token"]),
         tolerance_secs: 300,
