@@ -11,3 +11,4 @@ mod durability;
 mod faults;
 mod helpers;
 mod onboarding;
+mod verification;

@@ -8,17 +8,19 @@
 //! - [`onboarding`]: business verification, automatic screening, activation, certificates,
 //!   suspension and termination of partners.
 //! - [`contract`]: agreement generation and archiving.
+//! - [`verification`]: business-verification providers (simulated, HTTP).
 //! - [`reference`]: the reference workload's handler (bench and fault tests).
 //! - [`registry`]: the names, in one place.
 
 pub mod contract;
 pub mod onboarding;
 pub mod reference;
+pub mod verification;
 
 use partnerflow_core::handler::{HandlerError, HandlerRegistry, StepContext};
 use serde::de::DeserializeOwned;
 
-pub use onboarding::{BusinessVerifier, SimulatedVerifier};
+pub use verification::{BusinessVerifier, HttpVerifier, SimulatedVerifier};
 
 /// Every handler and validator, with the given verification provider. `reference_pause`
 /// slows the reference workload's steps down (fault tests only).

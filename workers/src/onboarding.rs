@@ -2,14 +2,13 @@
 
 use chrono::{Datelike, NaiveTime};
 use partnerflow_core::handler::{HandlerError, StepContext, StepHandler, StepOutput};
-use partnerflow_core::onboarding::{
-    self, Application, DepositOutcome, FieldError, MicroDepositCheck,
-};
+use partnerflow_core::onboarding::{self, Application, FieldError};
 use partnerflow_core::programme::Programme;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use crate::read;
+use crate::verification::{BusinessVerifier, Verification};
 
 /// Validator `onboarding_application`: the application with every failing field named. The
 /// optional `micro_deposit_entries` (amounts the partner typed in, for the simulated provider)
@@ -45,82 +44,7 @@ pub fn validate_application(
     Ok(value)
 }
 
-const ENTRIES: &str = "micro_deposit_entries";
-
-/// Result of business / real-name verification.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verification {
-    Verified {
-        reference: String,
-    },
-    /// The micro-deposit was confirmed wrongly too many times.
-    Locked {
-        reason: String,
-    },
-}
-
-/// A business-verification provider (micro-deposit to the company's account, confirmed by
-/// the partner). The embedded default simulates one; production plugs in an HTTP provider.
-#[async_trait::async_trait]
-pub trait BusinessVerifier: Send + Sync + 'static {
-    /// `input` is the whole validated input, for provider-specific fields.
-    async fn verify(
-        &self,
-        app: &Application,
-        input: &Value,
-        programme: &Programme,
-    ) -> Result<Verification, HandlerError>;
-}
-
-/// Deterministic provider: the deposit amount derives from the USCC; the partner's entries are
-/// read from the application's optional `micro_deposit_entries` (absent: entered correctly).
-#[derive(Debug, Default, Clone)]
-pub struct SimulatedVerifier;
-
-#[async_trait::async_trait]
-impl BusinessVerifier for SimulatedVerifier {
-    async fn verify(
-        &self,
-        app: &Application,
-        input: &Value,
-        programme: &Programme,
-    ) -> Result<Verification, HandlerError> {
-        let expected = onboarding::micro_deposit_amount(
-            &app.company.uscc,
-            &programme.contract.verification_salt,
-        );
-        let entries: Vec<Decimal> = input
-            .get(ENTRIES)
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .unwrap_or_else(|| vec![expected]);
-        let mut check = MicroDepositCheck::default();
-        for entered in entries {
-            match check.confirm(
-                expected,
-                entered,
-                programme.onboarding.micro_deposit_attempts,
-            ) {
-                DepositOutcome::Verified => {
-                    return Ok(Verification::Verified {
-                        reference: format!("SIM-{}", app.company.uscc),
-                    });
-                }
-                DepositOutcome::Locked => {
-                    return Ok(Verification::Locked {
-                        reason: format!(
-                            "micro-deposit confirmed wrongly {} times",
-                            programme.onboarding.micro_deposit_attempts
-                        ),
-                    });
-                }
-                DepositOutcome::Retry { .. } => {}
-            }
-        }
-        Err(HandlerError::Retryable(
-            "the partner has not confirmed the micro-deposit yet".to_owned(),
-        ))
-    }
-}
+pub(crate) const ENTRIES: &str = "micro_deposit_entries";
 
 pub struct VerifyBusiness {
     verifier: Box<dyn BusinessVerifier>,

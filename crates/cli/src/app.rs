@@ -149,6 +149,28 @@ pub fn warn_if_calendar_ends_soon(
     Some(msg)
 }
 
+/// Step handlers and validators, with the configured verification provider.
+pub fn registry(settings: &Settings) -> Result<partnerflow_core::handler::HandlerRegistry> {
+    let pause = settings.engine.reference_step_ms.map(Duration::from_millis);
+    let v = &settings.verification;
+    Ok(match v.provider.as_str() {
+        "simulated" => partnerflow_workers::registry(partnerflow_workers::SimulatedVerifier, pause),
+        "http" if v.url.is_empty() => {
+            bail!("verification.url is required when verification.provider = \"http\"")
+        }
+        "http" => {
+            let verifier = partnerflow_workers::HttpVerifier::new(
+                &v.url,
+                v.token.clone(),
+                Duration::from_millis(v.timeout_ms),
+            )
+            .map_err(anyhow::Error::msg)?;
+            partnerflow_workers::registry(verifier, pause)
+        }
+        other => bail!("verification.provider must be `simulated` or `http`, got `{other}`"),
+    })
+}
+
 /// Builds and starts an engine from settings on the given clock.
 pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Engine> {
     let data = ConfigData::load(settings)?;
@@ -171,10 +193,7 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Engine>
         queue,
         notifier: Arc::new(partnerflow_notify::LogNotifier),
         clock,
-        registry: partnerflow_workers::registry(
-            partnerflow_workers::SimulatedVerifier,
-            settings.engine.reference_step_ms.map(Duration::from_millis),
-        ),
+        registry: registry(settings)?,
         calendar: data.calendar,
         directory: data.directory,
         programme: data.programme,

@@ -31,9 +31,19 @@ pub fn shanghai(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
 impl Harness {
     /// An engine on `database_url` (and the in-process queue) starting at `start`.
     pub async fn new(database_url: &str, start: DateTime<Utc>) -> Result<Self> {
+        Self::with_settings(database_url, start, |_| {}).await
+    }
+
+    /// Like [`Harness::new`], with settings adjusted by `adjust`.
+    pub async fn with_settings(
+        database_url: &str,
+        start: DateTime<Utc>,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Result<Self> {
         let mut settings = Settings::load(std::path::Path::new("config"))?;
         settings.database.url = database_url.to_owned();
         settings.queue.kind = "memory".to_owned();
+        adjust(&mut settings);
         let clock = Arc::new(VirtualClock::new(start));
         let engine = crate::app::build(&settings, clock.clone()).await?;
         Ok(Harness { engine, clock })

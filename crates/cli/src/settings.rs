@@ -9,6 +9,7 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub database: Database,
+    pub verification: Verification,
     pub queue: Queue,
     pub engine: Engine,
     pub http: Http,
@@ -20,6 +21,19 @@ pub struct Settings {
 pub struct Database {
     pub url: String,
     pub max_connections: u32,
+}
+
+/// The business-verification provider of `verify_business`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Verification {
+    /// `simulated` (deterministic, embedded default) or `http`.
+    pub provider: String,
+    /// The provider's endpoint (`http` only).
+    #[serde(default)]
+    pub url: String,
+    #[serde(default)]
+    pub token: Option<String>,
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
