@@ -23,6 +23,9 @@ pub(crate) struct Also {
     pub(crate) timer_fired: Option<i64>,
     /// The answer to store under the request's Idempotency-Key.
     pub(crate) idem: Option<(String, Idempotency)>,
+    /// The instance as the caller just read it: the first attempt works from it instead of
+    /// reading again (the version check still catches a concurrent writer).
+    pub(crate) preloaded: Option<instances::Stored>,
 }
 
 impl Also {
@@ -34,6 +37,7 @@ impl Also {
 
 enum Target {
     Existing(Uuid),
+    Loaded(Box<instances::Stored>),
     New(Box<InstanceState>),
 }
 
@@ -43,8 +47,11 @@ const MAX_ATTEMPTS: u32 = 8;
 impl Engine {
     /// Applies `cmd` to an existing instance; returns its state after the transition.
     pub(crate) async fn apply(&self, id: Uuid, cmd: Command, also: Also) -> Result<InstanceState> {
-        self.transact(|| Target::Existing(id), cmd, &also, |_| Value::Null)
-            .await
+        let target = |attempt| match also.preloaded.as_ref().filter(|_| attempt == 1) {
+            Some(stored) => Target::Loaded(Box::new(stored.clone())),
+            None => Target::Existing(id),
+        };
+        self.transact(target, cmd, &also, |_| Value::Null).await
     }
 
     /// Applies `cmd` and answers with `reply` of the new state; the same answer is stored under
@@ -57,7 +64,7 @@ impl Engine {
         reply: impl Fn(&InstanceState) -> Value,
     ) -> Result<Value> {
         let state = self
-            .transact(|| Target::Existing(id), cmd, &also, &reply)
+            .transact(|_| Target::Existing(id), cmd, &also, &reply)
             .await?;
         Ok(reply(&state))
     }
@@ -72,7 +79,7 @@ impl Engine {
         let also = Also::default().idem(idem);
         let state = self
             .transact(
-                || Target::New(Box::new(state.clone())),
+                |_| Target::New(Box::new(state.clone())),
                 cmd,
                 &also,
                 |s| serde_json::to_value(started(s)).unwrap_or(Value::Null),
@@ -83,7 +90,7 @@ impl Engine {
 
     async fn transact(
         &self,
-        target: impl Fn() -> Target,
+        target: impl Fn(u32) -> Target,
         cmd: Command,
         also: &Also,
         reply: impl Fn(&InstanceState) -> Value,
@@ -94,7 +101,7 @@ impl Engine {
             let now = self.now();
             let mut tx = self.inner.store.begin().await?;
             match self
-                .run(&mut tx, target(), cmd.clone(), also, &reply, now)
+                .run(&mut tx, target(attempt), cmd.clone(), also, &reply, now)
                 .await
             {
                 Ok((state, woke, notices)) => {
@@ -135,6 +142,7 @@ impl Engine {
         let mut notices = Vec::new();
         while let Some((target, cmd)) = work.pop_front() {
             let stored = match target {
+                Target::Loaded(stored) => *stored,
                 Target::Existing(id) => instances::load(tx, id)
                     .await?
                     .ok_or_else(|| Error::NotFound(format!("instance {id}")))?,

@@ -67,7 +67,7 @@ impl Engine {
                 .await;
         };
         let ctx = StepContext {
-            instance: stored.state,
+            instance: stored.state.clone(),
             step: step.to_owned(),
             now,
             calendar: self.inner.calendar.clone(),
@@ -86,6 +86,7 @@ impl Engine {
                         cmd,
                         Also {
                             outbox_done: Some(row.id),
+                            preloaded: Some(stored),
                             ..Also::default()
                         },
                     )

@@ -108,27 +108,14 @@ pub async fn save(
     let id = s.id.to_string();
     let mut hash = expected.last_hash.clone();
     let mut seq = expected.event_count;
-    if !events.is_empty() {
-        // One statement for all events of the transition: fewer round trips per commit.
-        let sql = format!(
-            "insert into events (instance_id, seq, kind, actor, at, payload, hash) values {}",
-            crate::values_clause(events.len(), 7)
-        );
-        let mut q = sqlx::query(crate::sql(sql));
-        for e in events {
-            seq += 1;
-            hash = chain_hash(&hash, &id, u64::try_from(seq).unwrap_or_default(), e);
-            q = q
-                .bind(id.clone())
-                .bind(seq)
-                .bind(e.kind.clone())
-                .bind(e.actor.clone())
-                .bind(to_micros(e.at))
-                .bind(e.payload.to_string())
-                .bind(hash.clone());
-        }
-        q.execute(&mut *conn).await?;
+    let mut chained = Vec::with_capacity(events.len());
+    for e in events {
+        seq += 1;
+        hash = chain_hash(&hash, &id, u64::try_from(seq).unwrap_or_default(), e);
+        chained.push((seq, e, hash.clone()));
     }
+    // The version check comes first, so a writer working from a stale read fails here with a
+    // conflict (and retries) instead of colliding on the events' keys.
     let updated = sqlx::query(
         r#"update instances set status = $1, current_step = $2, seq = $3, state = $4, version = version + 1,
                event_count = $5, last_hash = $6, updated_at = $7
@@ -149,6 +136,25 @@ pub async fn save(
         return Err(Error::Conflict(format!(
             "instance {id} changed concurrently"
         )));
+    }
+    if !chained.is_empty() {
+        // One statement for all events of the transition: fewer round trips per commit.
+        let sql = format!(
+            "insert into events (instance_id, seq, kind, actor, at, payload, hash) values {}",
+            crate::values_clause(chained.len(), 7)
+        );
+        let mut q = sqlx::query(crate::sql(sql));
+        for (seq, e, hash) in chained {
+            q = q
+                .bind(id.clone())
+                .bind(seq)
+                .bind(e.kind.clone())
+                .bind(e.actor.clone())
+                .bind(to_micros(e.at))
+                .bind(e.payload.to_string())
+                .bind(hash);
+        }
+        q.execute(&mut *conn).await?;
     }
     Ok(expected.version + 1)
 }

@@ -384,15 +384,18 @@ impl Machine<'_, '_> {
                 outcome: outcome.to_owned(),
             })?
             .clone();
+        let had_timers = step_has_timers(&step.kind);
         if let Some(task) = self.state.task.take() {
             self.out.effects.push(Effect::CloseTask {
                 task_id: task.id,
                 outcome: outcome.to_owned(),
             });
         }
-        self.out.effects.push(Effect::CancelTimers {
-            seq: self.state.seq,
-        });
+        if had_timers {
+            self.out.effects.push(Effect::CancelTimers {
+                seq: self.state.seq,
+            });
+        }
         self.notify_all(&transition.notify, outcome);
         self.enter(&transition.to)
     }
@@ -510,6 +513,16 @@ impl Machine<'_, '_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether entering a step of this kind schedules timers that leaving it must cancel.
+fn step_has_timers(kind: &StepKind) -> bool {
+    match kind {
+        StepKind::Human(_) | StepKind::Timer { .. } => true,
+        StepKind::WaitEvent { timeout, .. } => timeout.is_some(),
+        StepKind::Child { deadline, .. } => deadline.is_some(),
+        StepKind::Automated { .. } | StepKind::End { .. } => false,
     }
 }
 
