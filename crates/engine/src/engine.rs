@@ -127,7 +127,9 @@ pub(crate) struct Inner {
     pub(crate) definitions: RwLock<HashMap<(String, u32), Arc<WorkflowDefinition>>>,
     pub(crate) latest: RwLock<HashMap<String, u32>>,
     /// Woken after every commit that wrote outbox rows or timers.
-    pub(crate) wake: Notify,
+    pub(crate) wake_dispatcher: Notify,
+    /// Woken after a commit that scheduled a timer due within the poll interval.
+    pub(crate) wake_sweeper: Notify,
     /// Committed task openings and finishes, for in-process listeners (bench, dashboards).
     pub(crate) notices: tokio::sync::broadcast::Sender<Notice>,
 }
@@ -190,7 +192,8 @@ impl Engine {
                 settings: parts.settings,
                 definitions: RwLock::new(HashMap::new()),
                 latest: RwLock::new(HashMap::new()),
-                wake: Notify::new(),
+                wake_dispatcher: Notify::new(),
+                wake_sweeper: Notify::new(),
                 notices: tokio::sync::broadcast::channel(16 * 1024).0,
             }),
         }

@@ -126,7 +126,7 @@ impl Engine {
     /// The dispatcher: pushes due rows whenever a commit wakes it, and at least every poll
     /// interval (which is also when leases that ran out are noticed).
     pub async fn run_dispatcher(&self, shutdown: CancellationToken) {
-        self.run_loop("dispatcher", shutdown, |e| {
+        self.run_loop("dispatcher", &self.inner.wake_dispatcher, shutdown, |e| {
             Box::pin(async move { e.dispatch_once().await })
         })
         .await;
@@ -134,7 +134,7 @@ impl Engine {
 
     /// The timer sweeper.
     pub async fn run_sweeper(&self, shutdown: CancellationToken) {
-        self.run_loop("sweeper", shutdown, |e| {
+        self.run_loop("sweeper", &self.inner.wake_sweeper, shutdown, |e| {
             Box::pin(async move { e.sweep_once().await })
         })
         .await;
@@ -143,13 +143,17 @@ impl Engine {
     async fn run_loop(
         &self,
         name: &'static str,
+        wake: &tokio::sync::Notify,
         shutdown: CancellationToken,
         round: impl Fn(Engine) -> futures::future::BoxFuture<'static, Result<usize>>,
     ) {
         loop {
-            let woken = self.inner.wake.notified();
+            let woken = wake.notified();
             match round(self.clone()).await {
-                Ok(n) if n > 0 => continue,
+                // A full batch means there may be more right now; otherwise wait for a wake-up.
+                Ok(n) if n >= usize::try_from(self.inner.settings.batch).unwrap_or(usize::MAX) => {
+                    continue;
+                }
                 Ok(_) => {}
                 Err(e) => {
                     tracing::error!(loop_name = name, error = %e, "round failed; retrying after the poll interval")

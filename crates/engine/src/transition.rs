@@ -35,6 +35,20 @@ impl Also {
     }
 }
 
+/// Which loops a committed transition should wake.
+#[derive(Debug, Default, Clone, Copy)]
+struct Woke {
+    jobs: bool,
+    timers: bool,
+}
+
+impl std::ops::BitOrAssign for Woke {
+    fn bitor_assign(&mut self, other: Self) {
+        self.jobs |= other.jobs;
+        self.timers |= other.timers;
+    }
+}
+
 enum Target {
     Existing(Uuid),
     Loaded(Box<instances::Stored>),
@@ -107,8 +121,11 @@ impl Engine {
                 Ok((state, woke, notices)) => {
                     tx.commit().await.map_err(partnerflow_store::Error::from)?;
                     metrics::counter!("partnerflow_transitions_total").increment(1);
-                    if woke {
-                        self.inner.wake.notify_waiters();
+                    if woke.jobs {
+                        self.inner.wake_dispatcher.notify_waiters();
+                    }
+                    if woke.timers {
+                        self.inner.wake_sweeper.notify_waiters();
                     }
                     for notice in notices {
                         // Nobody listening is normal; notices are a convenience, not a record.
@@ -135,10 +152,10 @@ impl Engine {
         also: &Also,
         reply: &impl Fn(&InstanceState) -> Value,
         now: DateTime<Utc>,
-    ) -> Result<(InstanceState, bool, Vec<Notice>)> {
+    ) -> Result<(InstanceState, Woke, Vec<Notice>)> {
         let mut work = VecDeque::from([(first, cmd)]);
         let mut first_state = None;
-        let mut woke = false;
+        let mut woke = Woke::default();
         let mut notices = Vec::new();
         while let Some((target, cmd)) = work.pop_front() {
             let stored = match target {
@@ -220,7 +237,7 @@ impl Engine {
         effects: Vec<Effect>,
         work: &mut VecDeque<(Target, Command)>,
         now: DateTime<Utc>,
-    ) -> Result<bool> {
+    ) -> Result<Woke> {
         // Outbox rows and timers are written in one statement each, after the loop.
         let mut jobs = Vec::new();
         let mut new_timers = Vec::new();
@@ -276,7 +293,11 @@ impl Engine {
         }
         outbox::insert_many(tx, state.id, &jobs, now).await?;
         timers::insert_many(tx, state.id, &new_timers).await?;
-        Ok(!jobs.is_empty() || !new_timers.is_empty())
+        let soon = now + chrono::Duration::from_std(self.inner.settings.poll).unwrap_or_default();
+        Ok(Woke {
+            jobs: !jobs.is_empty(),
+            timers: new_timers.iter().any(|(_, _, due)| *due <= soon),
+        })
     }
 
     fn child_instance(

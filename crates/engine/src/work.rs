@@ -27,18 +27,20 @@ struct Address {
 impl Engine {
     /// Runs the outbox row `id` if it is still pending. Safe to call any number of times.
     pub async fn run_job(&self, id: i64) -> Result<()> {
-        let row = {
+        let found = {
             let mut conn = self.conn().await?;
             outbox::get_pending(&mut conn, id).await?
         };
-        let Some(row) = row else {
+        let Some((row, stored)) = found else {
             return Ok(());
         };
         let result = match &row.work {
             outbox::Work::RunStep { seq, step, handler } => {
-                self.run_step(&row, *seq, step, handler).await
+                self.run_step(&row, stored, *seq, step, handler).await
             }
-            outbox::Work::Notify { key, spec } => self.deliver(&row, key, spec).await,
+            outbox::Work::Notify { key, spec } => {
+                self.deliver(&row, stored.map(|s| s.state), key, spec).await
+            }
         };
         metrics::counter!("partnerflow_jobs_total", "kind" => kind_label(&row.work)).increment(1);
         result
@@ -47,15 +49,12 @@ impl Engine {
     async fn run_step(
         &self,
         row: &outbox::OutboxRow,
+        stored: Option<instances::Stored>,
         seq: u64,
         step: &str,
         handler: &str,
     ) -> Result<()> {
         let now = self.now();
-        let stored = {
-            let mut conn = self.conn().await?;
-            instances::load(&mut conn, row.instance_id).await?
-        };
         let Some(stored) =
             stored.filter(|s| s.state.status == Status::Running && s.state.seq == seq)
         else {
@@ -167,14 +166,14 @@ impl Engine {
 
     /// Records then delivers each address of a notification; the record's key makes a second
     /// delivery of the same row a no-op.
-    async fn deliver(&self, row: &outbox::OutboxRow, key: &str, spec: &NotifySpec) -> Result<()> {
+    async fn deliver(
+        &self,
+        row: &outbox::OutboxRow,
+        state: Option<partnerflow_core::machine::InstanceState>,
+        key: &str,
+        spec: &NotifySpec,
+    ) -> Result<()> {
         let now = self.now();
-        let state = {
-            let mut conn = self.conn().await?;
-            instances::load(&mut conn, row.instance_id)
-                .await?
-                .map(|s| s.state)
-        };
         let Some(state) = state else {
             return self.finish_row(row.id, now).await;
         };

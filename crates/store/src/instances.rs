@@ -21,13 +21,18 @@ pub struct Stored {
 const COLUMNS: &str = "state, version, event_count, last_hash, created_at, updated_at";
 
 fn from_row(row: &sqlx::any::AnyRow) -> Result<Stored> {
+    from_row_at(row, 0)
+}
+
+/// Reads [`COLUMNS`] starting at column `at` (for joins).
+pub(crate) fn from_row_at(row: &sqlx::any::AnyRow, at: usize) -> Result<Stored> {
     Ok(Stored {
-        state: json("instance state", &row.try_get::<String, _>(0)?)?,
-        version: row.try_get(1)?,
-        event_count: row.try_get(2)?,
-        last_hash: row.try_get(3)?,
-        created_at: from_micros(row.try_get(4)?),
-        updated_at: from_micros(row.try_get(5)?),
+        state: json("instance state", &row.try_get::<String, _>(at)?)?,
+        version: row.try_get(at + 1)?,
+        event_count: row.try_get(at + 2)?,
+        last_hash: row.try_get(at + 3)?,
+        created_at: from_micros(row.try_get(at + 4)?),
+        updated_at: from_micros(row.try_get(at + 5)?),
     })
 }
 

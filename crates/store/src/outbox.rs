@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use uuid::Uuid;
 
+use crate::instances::Stored;
 use crate::timers::parse_uuid;
 use crate::{Conn, Result, Store, json, to_micros};
 
@@ -103,19 +104,30 @@ pub async fn claim_due(
     Ok(ids)
 }
 
-/// The row if it is still pending (a completed row delivered again is ignored).
-pub async fn get_pending(conn: &mut Conn, id: i64) -> Result<Option<OutboxRow>> {
-    let row = sqlx::query("select id, instance_id, payload, failures from outbox where id = $1 and status = 'pending'")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
+/// The row if it is still pending (a completed row delivered again is ignored), with its
+/// instance as stored, in one query.
+pub async fn get_pending(conn: &mut Conn, id: i64) -> Result<Option<(OutboxRow, Option<Stored>)>> {
+    let row = sqlx::query(
+        r#"select o.id, o.instance_id, o.payload, o.failures,
+                  i.state, i.version, i.event_count, i.last_hash, i.created_at, i.updated_at
+           from outbox o left join instances i on i.id = o.instance_id
+           where o.id = $1 and o.status = 'pending'"#,
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
     row.map(|r| {
-        Ok(OutboxRow {
+        let outbox = OutboxRow {
             id: r.try_get(0)?,
             instance_id: parse_uuid(&r.try_get::<String, _>(1)?)?,
             work: json("outbox payload", &r.try_get::<String, _>(2)?)?,
             failures: r.try_get(3)?,
-        })
+        };
+        let instance = match r.try_get::<Option<String>, _>(4)? {
+            Some(_) => Some(crate::instances::from_row_at(&r, 4)?),
+            None => None,
+        };
+        Ok((outbox, instance))
     })
     .transpose()
 }
