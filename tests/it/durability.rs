@@ -146,3 +146,48 @@ on_both_backends!(
     a_running_instance_keeps_the_definition_version_it_started_with,
     shanghai(2025, 9, 1, 9, 0)
 );
+
+async fn concurrent_replays_of_one_decision_all_get_the_first_answer(h: Harness) {
+    let mut app = application("P-1002", "agent", "P-1002/liu");
+    app["sensitive_relationship_declared"] = json!(true);
+    let id = h.apply(app).await.expect("start");
+    h.settle().await.expect("settle");
+    let (task, _) = h.open_task(id).await.expect("task").expect("open");
+    let idem = || partnerflow_engine::Idempotency {
+        key: "decide-once".to_owned(),
+        request_hash: "same-body".to_owned(),
+    };
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let (engine, idem) = (h.engine.clone(), idem());
+        calls.spawn(async move {
+            engine
+                .decide(
+                    task,
+                    "approve",
+                    None,
+                    Actor {
+                        id: "cm.li".to_owned(),
+                    },
+                    serde_json::Value::Null,
+                    Some(idem),
+                )
+                .await
+        });
+    }
+    let mut answers = Vec::new();
+    while let Some(joined) = calls.join_next().await {
+        answers.push(joined.expect("join").expect("every replay gets an answer"));
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+    let v = h.view(id).await.expect("view");
+    assert_eq!(
+        kinds(&v).iter().filter(|k| *k == "decision").count(),
+        1,
+        "applied once"
+    );
+}
+on_both_backends!(
+    concurrent_replays_of_one_decision_all_get_the_first_answer,
+    shanghai(2025, 9, 1, 9, 0)
+);

@@ -142,6 +142,11 @@ impl From<EngineError> for ApiError {
             EngineError::Conflict(msg) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", format!("conflict: {msg}"))
             }
+            EngineError::Stale(msg) => ApiError::new(
+                StatusCode::CONFLICT,
+                "concurrent_change",
+                format!("{msg}; retry the request"),
+            ),
             EngineError::Definitions(errors) => {
                 let causes: Vec<String> = errors.iter().map(ToString::to_string).collect();
                 ApiError::hidden(

@@ -34,9 +34,12 @@ pub enum Error {
     /// The Idempotency-Key was used before with a different request.
     #[error("idempotency key `{0}` was already used with a different request")]
     KeyReused(String),
-    /// A concurrent write won (after retries).
+    /// A row with the same unique key exists.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The instance kept changing under concurrent writers, even after retries.
+    #[error("the instance changed concurrently: {0}")]
+    Stale(String),
     /// Definitions failed to load.
     #[error("definitions: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Definitions(Vec<DefinitionError>),
@@ -49,6 +52,7 @@ impl From<partnerflow_store::Error> for Error {
     fn from(e: partnerflow_store::Error) -> Self {
         match e {
             partnerflow_store::Error::Conflict(msg) => Error::Conflict(msg),
+            partnerflow_store::Error::Stale(msg) => Error::Stale(msg),
             partnerflow_store::Error::NotFound(what) => Error::NotFound(what),
             other => Error::Store(other),
         }
@@ -452,8 +456,7 @@ impl Engine {
             json!({ "task_id": task_id, "decision": decision, "instance_id": instance_id,
                     "instance_status": s.status.label(), "current_step": s.step })
         };
-        let also = crate::transition::Also::default().idem(idem.map(|i| (scope, i)));
-        self.apply_answering(instance_id, cmd, also, reply).await
+        self.answer_once(instance_id, cmd, scope, idem, reply).await
     }
 
     /// Delivers an external event (with its payload) to an instance waiting for it.
@@ -497,8 +500,32 @@ impl Engine {
             json!({ "instance_id": instance_id, "event": name,
                     "instance_status": s.status.label(), "current_step": s.step })
         };
-        let also = crate::transition::Also::default().idem(idem.map(|i| (scope, i)));
-        self.apply_answering(instance_id, cmd, also, reply).await
+        self.answer_once(instance_id, cmd, scope, idem, reply).await
+    }
+
+    /// Applies a request's command and stores its answer under its Idempotency-Key. When a
+    /// concurrent request with the same key commits first, its answer is returned.
+    async fn answer_once(
+        &self,
+        instance_id: Uuid,
+        cmd: Command,
+        scope: String,
+        idem: Option<Idempotency>,
+        reply: impl Fn(&InstanceState) -> Value,
+    ) -> Result<Value> {
+        let also =
+            crate::transition::Also::default().idem(idem.clone().map(|i| (scope.clone(), i)));
+        match self.apply_answering(instance_id, cmd, also, reply).await {
+            // A concurrent request with the same key may have committed first: then the
+            // refusal (task closed, key in use) is ours only, and its answer is the answer.
+            Err(e @ (Error::Conflict(_) | Error::Refused(_))) if idem.is_some() => {
+                match self.replayed(&scope, idem.as_ref()).await? {
+                    Some(answer) => Ok(answer),
+                    None => Err(e),
+                }
+            }
+            other => other,
+        }
     }
 
     /// The stored first answer for a replayed key, or a refusal when the body differs.

@@ -133,7 +133,7 @@ impl Engine {
                     }
                     return Ok(state);
                 }
-                Err(Error::Conflict(msg)) if attempt < MAX_ATTEMPTS => {
+                Err(Error::Stale(msg)) if attempt < MAX_ATTEMPTS => {
                     drop(tx);
                     tracing::debug!(attempt, %msg, "version conflict, retrying");
                     tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt) * 3))

@@ -138,9 +138,7 @@ pub async fn save(
     .execute(&mut *conn)
     .await?;
     if updated.rows_affected() == 0 {
-        return Err(Error::Conflict(format!(
-            "instance {id} changed concurrently"
-        )));
+        return Err(Error::Stale(format!("instance {id} changed concurrently")));
     }
     if !chained.is_empty() {
         // One statement for all events of the transition: fewer round trips per commit.

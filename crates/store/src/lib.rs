@@ -37,9 +37,12 @@ pub enum Error {
     /// The row asked for does not exist.
     #[error("not found: {0}")]
     NotFound(String),
-    /// A concurrent writer got there first (version check or unique key).
+    /// A row with the same unique key exists (a business key, an Idempotency-Key).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The instance changed since it was read: read again and retry.
+    #[error("stale: {0}")]
+    Stale(String),
     /// A stored document could not be read back.
     #[error("corrupt record: {0}")]
     Corrupt(String),
