@@ -219,6 +219,15 @@ impl TestApp {
             .await
     }
 
+    /// What a refused request must leave untouched: the instance's timeline, tasks and status.
+    async fn record(&self, id: &str) -> Value {
+        let (status, view) = self
+            .operator(Method::GET, &format!("/v1/instances/{id}"), None, None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{view}");
+        json!({ "timeline": view["timeline"], "tasks": view["tasks"], "status": view["status"] })
+    }
+
     async fn portal(&self, uri: &str, body: &str, key: Option<&str>) -> (StatusCode, Value) {
         self.signed_at(uri, "portal", PORTAL_NEW, self.now(), body, key)
             .await
@@ -565,7 +574,8 @@ async fn events_must_be_signed_and_expected() {
 #[tokio::test]
 async fn decisions_need_a_valid_signature_at_the_virtual_now() {
     let app = spawn_app(None).await;
-    let (_, task) = app.instance_under_review("P-6", "rev2").await;
+    let (id, task) = app.instance_under_review("P-6", "rev2").await;
+    let before = app.record(&id).await;
     let uri = format!("/v1/tasks/{task}/decision");
     let body = decision("approve", "rev1", None);
     assert_error(
@@ -599,6 +609,11 @@ async fn decisions_need_a_valid_signature_at_the_virtual_now() {
         StatusCode::UNAUTHORIZED,
         "bad_signature",
     );
+    assert_eq!(
+        app.record(&id).await,
+        before,
+        "refused callbacks change nothing"
+    );
     // The old secret of the rotation still works, and the clock moving makes a fresh signature valid.
     app.clock.advance(Duration::minutes(10));
     let (status, answer) = app
@@ -611,7 +626,8 @@ async fn decisions_need_a_valid_signature_at_the_virtual_now() {
 #[tokio::test]
 async fn decisions_are_checked_against_scope_directory_and_definition() {
     let app = spawn_app(None).await;
-    let (_, task) = app.instance_under_review("P-7", "rev2").await;
+    let (id, task) = app.instance_under_review("P-7", "rev2").await;
+    let before = app.record(&id).await;
     let uri = format!("/v1/tasks/{task}/decision");
     let finance = app
         .signed_at(
@@ -674,6 +690,11 @@ async fn decisions_are_checked_against_scope_directory_and_definition() {
         &app.portal(&uri, r#"{"decision":"approve"}"#, None).await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation_failed",
+    );
+    assert_eq!(
+        app.record(&id).await,
+        before,
+        "refused decisions change nothing"
     );
     let (status, answer) = app
         .portal(
