@@ -691,6 +691,11 @@ async fn decisions_are_checked_against_scope_directory_and_definition() {
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation_failed",
     );
+    assert_error(
+        &app.portal(&uri, "{oops", None).await,
+        StatusCode::BAD_REQUEST,
+        "malformed_json",
+    );
     assert_eq!(
         app.record(&id).await,
         before,
