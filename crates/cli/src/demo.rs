@@ -141,34 +141,59 @@ fn local(t: chrono::DateTime<chrono::Utc>) -> String {
 async fn print_timeline(h: &Harness, name: &str, id: Uuid) -> Result<()> {
     let v = h.view(id).await?;
     println!("── {name} · {} · status: {} ──", v.workflow_id, v.status);
-    let mut ids = vec![id];
-    ids.extend(h.children(id).await?);
-    let mut lines = Vec::new();
-    for (i, iid) in ids.iter().enumerate() {
-        let cv = h.view(*iid).await?;
-        let tag = if i == 0 { "" } else { "  contract" };
-        for e in &cv.timeline {
-            let detail = describe(&e.event.kind, &e.event.payload);
-            if let Some(d) = detail {
-                lines.push((e.event.at, format!("{tag} {:<15} {d}", e.event.kind)));
-            }
-        }
-        for n in &cv.notifications {
-            lines.push((
-                n.sent_at,
-                format!(
-                    "{tag} {:<15} {} → {} ({})",
-                    "notify", n.template, n.address, n.channel
-                ),
-            ));
-        }
-    }
-    lines.sort_by_key(|(at, _)| *at);
-    for (at, line) in lines {
+    for (at, line) in timeline_lines(h, id, 0).await? {
         println!("  {}  {line}", local(at));
     }
     println!();
     Ok(())
+}
+
+/// An instance's events and notifications in time order, each child workflow's own lines
+/// indented right after the event that started it.
+async fn timeline_lines(
+    h: &Harness,
+    id: Uuid,
+    depth: usize,
+) -> Result<Vec<(chrono::DateTime<chrono::Utc>, String)>> {
+    let v = h.view(id).await?;
+    let indent = "    ".repeat(depth);
+    let mut entries: Vec<(chrono::DateTime<chrono::Utc>, u8, String, Option<Uuid>)> = Vec::new();
+    for e in &v.timeline {
+        if let Some(d) = describe(&e.event.kind, &e.event.payload) {
+            let child = (e.event.kind == "child_started")
+                .then(|| {
+                    e.event
+                        .payload
+                        .get("child")
+                        .and_then(Value::as_str)
+                        .and_then(|c| c.parse().ok())
+                })
+                .flatten();
+            entries.push((
+                e.event.at,
+                0,
+                format!("{indent}{:<15} {d}", e.event.kind),
+                child,
+            ));
+        }
+    }
+    for n in &v.notifications {
+        let line = format!(
+            "{indent}{:<15} {} → {} ({})",
+            "notify", n.template, n.address, n.channel
+        );
+        entries.push((n.sent_at, 1, line, None));
+    }
+    // Stable: at the same moment, events keep their order and notifications follow them.
+    entries.sort_by_key(|(at, rank, _, _)| (*at, *rank));
+    let mut lines = Vec::new();
+    for (at, _, line, child) in entries {
+        lines.push((at, line));
+        if let Some(child) = child {
+            lines.extend(Box::pin(timeline_lines(h, child, depth + 1)).await?);
+        }
+    }
+    Ok(lines)
 }
 
 fn describe(kind: &str, p: &Value) -> Option<String> {
@@ -213,8 +238,10 @@ fn describe(kind: &str, p: &Value) -> Option<String> {
         "silence_applied" => format!("{} {}", s("step"), s("policy")),
         "event_received" => s("event"),
         "finished" => s("status"),
-        "child_started" | "child_finished" => format!("{} {}", s("workflow"), s("status")),
-        "started" | "failed" | "step_failed" | "calendar_exceeded" => p.to_string(),
+        "child_started" => s("workflow"),
+        "child_finished" => s("status"),
+        "started" => format!("{} v{}", s("workflow"), s("version")),
+        "failed" | "step_failed" | "calendar_exceeded" => p.to_string(),
         _ => return None,
     })
 }
