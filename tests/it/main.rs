@@ -6,6 +6,7 @@
 //! same. The fault tests (`faults`) run real `partnerflow worker` processes on PostgreSQL and
 //! Redis in real time, and kill workers or flush Redis in the middle of a run.
 
+mod api;
 mod contract;
 mod durability;
 mod faults;
