@@ -12,6 +12,7 @@ use partnerflow_core::programme::Programme;
 use partnerflow_engine::queue::{MemoryQueue, Queue, RedisQueue};
 use partnerflow_engine::{Clock, Engine, EngineParts};
 use partnerflow_store::Store;
+use tokio_util::sync::CancellationToken;
 
 use crate::settings::Settings;
 
@@ -243,4 +244,32 @@ pub fn auth_config(settings: &Settings) -> partnerflow_api::AuthConfig {
         operator_tokens: settings.auth.operator_tokens.clone(),
         tolerance_secs: settings.http.signature_tolerance_secs,
     }
+}
+
+/// Background loops every process runs: the dispatcher and the timer sweeper.
+pub fn spawn_loops(
+    engine: &Engine,
+    shutdown: &CancellationToken,
+    tracker: &tokio_util::task::TaskTracker,
+) {
+    let (e, s) = (engine.clone(), shutdown.clone());
+    tracker.spawn(async move { e.run_dispatcher(s).await });
+    let (e, s) = (engine.clone(), shutdown.clone());
+    tracker.spawn(async move { e.run_sweeper(s).await });
+}
+
+/// Workers on the configured queue; if they stop for good, the whole process shuts down.
+pub fn spawn_workers(
+    engine: &Engine,
+    concurrency: usize,
+    shutdown: &CancellationToken,
+    tracker: &tokio_util::task::TaskTracker,
+) {
+    let (e, s) = (engine.clone(), shutdown.clone());
+    tracker.spawn(async move {
+        if let Err(err) = e.run_workers(concurrency, s.clone()).await {
+            tracing::error!(error = %err, "workers stopped; shutting down");
+            s.cancel();
+        }
+    });
 }

@@ -74,24 +74,9 @@ pub async fn run(settings: &Settings, workflows: usize, concurrency: usize) -> R
 
     let shutdown = CancellationToken::new();
     let tracker = tokio_util::task::TaskTracker::new();
-    for (name, f) in [("dispatcher", 0), ("sweeper", 1)] {
-        let (e, s) = (engine.clone(), shutdown.clone());
-        tracker.spawn(async move {
-            tracing::debug!(loop_name = name, "started");
-            if f == 0 {
-                e.run_dispatcher(s).await
-            } else {
-                e.run_sweeper(s).await
-            }
-        });
-    }
-    let (e, s) = (engine.clone(), shutdown.clone());
+    app::spawn_loops(&engine, &shutdown, &tracker);
     let worker_concurrency = settings.engine.worker_concurrency.max(concurrency);
-    tracker.spawn(async move {
-        if let Err(err) = e.run_workers(worker_concurrency, s).await {
-            tracing::error!(error = %err, "workers stopped");
-        }
-    });
+    app::spawn_workers(&engine, worker_concurrency, &shutdown, &tracker);
     let slots: Slots = Arc::default();
     tracker.spawn(route_notices(
         engine.clone(),

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use partnerflow::app::{self, ConfigData};
 use partnerflow::settings::Settings;
-use partnerflow_engine::{Clock, Engine, SystemClock};
+use partnerflow_engine::{Clock, SystemClock};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -141,33 +141,6 @@ fn install_metrics() -> Result<Arc<dyn Fn() -> String + Send + Sync>> {
     Ok(Arc::new(move || handle.render()))
 }
 
-/// Background loops every process runs: the dispatcher and the timer sweeper.
-fn spawn_loops(
-    engine: &Engine,
-    shutdown: &CancellationToken,
-    tracker: &tokio_util::task::TaskTracker,
-) {
-    let (e, s) = (engine.clone(), shutdown.clone());
-    tracker.spawn(async move { e.run_dispatcher(s).await });
-    let (e, s) = (engine.clone(), shutdown.clone());
-    tracker.spawn(async move { e.run_sweeper(s).await });
-}
-
-fn spawn_workers(
-    engine: &Engine,
-    concurrency: usize,
-    shutdown: &CancellationToken,
-    tracker: &tokio_util::task::TaskTracker,
-) {
-    let (e, s) = (engine.clone(), shutdown.clone());
-    tracker.spawn(async move {
-        if let Err(err) = e.run_workers(concurrency, s.clone()).await {
-            tracing::error!(error = %err, "workers stopped; shutting down");
-            s.cancel();
-        }
-    });
-}
-
 async fn serve(settings: Settings) -> Result<()> {
     let addr: SocketAddr = settings
         .http
@@ -184,8 +157,8 @@ async fn serve(settings: Settings) -> Result<()> {
     let engine = app::build(&settings, clock.clone()).await?;
     let shutdown = CancellationToken::new();
     let tracker = tokio_util::task::TaskTracker::new();
-    spawn_loops(&engine, &shutdown, &tracker);
-    spawn_workers(
+    app::spawn_loops(&engine, &shutdown, &tracker);
+    app::spawn_workers(
         &engine,
         settings.engine.worker_concurrency,
         &shutdown,
@@ -217,9 +190,9 @@ async fn worker(settings: Settings, dispatch: bool) -> Result<()> {
     let shutdown = CancellationToken::new();
     let tracker = tokio_util::task::TaskTracker::new();
     if dispatch {
-        spawn_loops(&engine, &shutdown, &tracker);
+        app::spawn_loops(&engine, &shutdown, &tracker);
     }
-    spawn_workers(
+    app::spawn_workers(
         &engine,
         settings.engine.worker_concurrency,
         &shutdown,

@@ -8,7 +8,7 @@ use partnerflow_core::BusinessCalendar;
 use partnerflow_core::definition::{DefinitionError, WorkflowDefinition};
 use partnerflow_core::directory::Directory;
 use partnerflow_core::handler::HandlerRegistry;
-use partnerflow_core::machine::{self, Actor, Command, InstanceState, Status};
+use partnerflow_core::machine::{self, Actor, Command, InstanceState};
 use partnerflow_core::onboarding::{Contact, FieldError};
 use partnerflow_core::programme::Programme;
 use partnerflow_notify::Notifier;
@@ -334,26 +334,12 @@ impl Engine {
         let contact = input
             .pointer("/contacts/0")
             .and_then(|c| serde_json::from_value::<Contact>(c.clone()).ok());
+        let field = |name: &str| input.get(name).and_then(Value::as_str).map(str::to_owned);
         let state = InstanceState {
-            id: Uuid::now_v7(),
-            workflow_id: def.id.clone(),
-            version: def.version,
-            business_key: business_key.to_owned(),
-            partner_id: input
-                .get("partner_id")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            submitted_by: input
-                .get("submitted_by")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            partner_id: field("partner_id"),
+            submitted_by: field("submitted_by"),
             contact,
-            parent: None,
-            status: Status::Running,
-            step: None,
-            seq: 0,
-            task: None,
-            data: serde_json::Map::new(),
+            ..InstanceState::new(Uuid::now_v7(), &def, business_key)
         };
         Ok((def, state))
     }

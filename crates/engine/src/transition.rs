@@ -5,9 +5,7 @@
 use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
-use partnerflow_core::machine::{
-    self, Actor, Command, Ctx, Effect, InstanceState, ParentRef, Status,
-};
+use partnerflow_core::machine::{self, Actor, Command, Ctx, Effect, InstanceState, ParentRef};
 use partnerflow_store::{Conn, idempotency, instances, outbox, tasks, timers};
 use serde_json::Value;
 use uuid::Uuid;
@@ -310,19 +308,11 @@ impl Engine {
     ) -> Result<InstanceState> {
         let def = self.latest(workflow)?;
         Ok(InstanceState {
-            id,
-            workflow_id: def.id.clone(),
-            version: def.version,
-            business_key,
             partner_id: parent.partner_id.clone(),
             submitted_by: parent.submitted_by.clone(),
             contact: parent.contact.clone(),
             parent: Some(parent_ref),
-            status: Status::Running,
-            step: None,
-            seq: 0,
-            task: None,
-            data: serde_json::Map::new(),
+            ..InstanceState::new(id, &def, &business_key)
         })
     }
 }

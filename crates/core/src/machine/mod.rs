@@ -69,6 +69,28 @@ pub struct InstanceState {
     pub data: Map<String, Value>,
 }
 
+impl InstanceState {
+    /// A running instance of `def` that has not started yet; the caller fills in who it is
+    /// for (partner, submitter, contact, parent).
+    pub fn new(id: Uuid, def: &WorkflowDefinition, business_key: &str) -> Self {
+        InstanceState {
+            id,
+            workflow_id: def.id.clone(),
+            version: def.version,
+            business_key: business_key.to_owned(),
+            partner_id: None,
+            submitted_by: None,
+            contact: None,
+            parent: None,
+            status: Status::Running,
+            step: None,
+            seq: 0,
+            task: None,
+            data: Map::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OpenTask {
     pub id: Uuid,

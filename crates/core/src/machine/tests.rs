@@ -75,19 +75,8 @@ impl World {
     fn new() -> Self {
         let def = WorkflowDefinition::parse("panel.toml", FLOW, None, &Any).expect("valid");
         let state = InstanceState {
-            id: Uuid::from_u128(1),
-            workflow_id: "panel".to_owned(),
-            version: 1,
-            business_key: "k".to_owned(),
-            partner_id: None,
             submitted_by: Some("e2".to_owned()),
-            contact: None,
-            parent: None,
-            status: Status::Running,
-            step: None,
-            seq: 0,
-            task: None,
-            data: serde_json::Map::new(),
+            ..InstanceState::new(Uuid::from_u128(1), &def, "k")
         };
         World {
             def,
