@@ -124,7 +124,48 @@ async fn partner_and_reviewers_act_through_signed_callbacks(h: Harness) {
         .expect("partner_sign task")
         .to_owned();
     let uri = format!("/v1/tasks/{task}/decision");
-    let sign = json!({ "decision": "sign", "actor": { "id": "P-1001/zhang" }, "data": { "method": "electronic", "signer": "Zhang San" } });
+    let contract = tasks[0]["instance_id"]
+        .as_str()
+        .expect("contract instance")
+        .to_owned();
+    let (_, view) = call(
+        &api,
+        operator(Method::GET, &format!("/v1/instances/{contract}"), None),
+    )
+    .await;
+    let generated = view["data"]["steps"]["generate_agreement"]["document_sha256"].clone();
+    let signature = |hash: &Value| {
+        json!({ "decision": "sign", "actor": { "id": "P-1001/zhang" },
+                "data": { "method": "electronic", "signer": "Zhang San", "document_sha256": hash } })
+    };
+    // A signature over another document, or a paper signature without its tracking number, is
+    // refused with the field named, and changes nothing.
+    for (bad, field) in [
+        (signature(&json!("0".repeat(64))), "data.document_sha256"),
+        (
+            json!({ "decision": "sign", "actor": { "id": "P-1001/zhang" }, "data": { "method": "paper" } }),
+            "data.tracking_number",
+        ),
+    ] {
+        let (status, refused) = call(
+            &api,
+            signed(&h, &uri, "partner-portal", "dev-portal-secret", &bad),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+        assert_eq!(
+            refused["error"]["details"][0]["field"],
+            json!(field),
+            "{refused}"
+        );
+    }
+    let (_, after) = call(
+        &api,
+        operator(Method::GET, &format!("/v1/instances/{contract}"), None),
+    )
+    .await;
+    assert_eq!(after["timeline"], view["timeline"]);
+    let sign = signature(&generated);
     // The CRM integration is not scoped to the partner role.
     let (status, refused) = call(&api, signed(&h, &uri, "crm", "dev-crm-secret", &sign)).await;
     assert_eq!(

@@ -34,6 +34,7 @@ pub fn registry(
             reference::ReferenceStep::new(reference_pause),
         )
         .validator("onboarding_application", onboarding::validate_application)
+        .validator("agreement_signature", contract::validate_signature)
         .handler("verify_business", onboarding::VerifyBusiness::new(verifier))
         .handler("auto_screen", onboarding::AutoScreen)
         .handler("activate_partner", onboarding::Activate)

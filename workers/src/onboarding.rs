@@ -1,9 +1,10 @@
 //! Handlers of `partner_onboarding`.
 
 use chrono::{Datelike, NaiveTime};
-use partnerflow_core::handler::{HandlerError, StepContext, StepHandler, StepOutput};
+use partnerflow_core::handler::{
+    HandlerError, StepContext, StepHandler, StepOutput, ValidationContext,
+};
 use partnerflow_core::onboarding::{self, Application, FieldError};
-use partnerflow_core::programme::Programme;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -15,8 +16,7 @@ use crate::verification::{BusinessVerifier, Verification};
 /// are kept when they are all decimal strings.
 pub fn validate_application(
     input: &Value,
-    programme: &Programme,
-    today: chrono::NaiveDate,
+    ctx: &ValidationContext<'_>,
 ) -> Result<Value, Vec<FieldError>> {
     let entries = match input.get(ENTRIES) {
         None | Some(Value::Null) => None,
@@ -27,7 +27,7 @@ pub fn validate_application(
                 .ok_or_else(|| vec![FieldError { field: ENTRIES.to_owned(), rule: "format".to_owned(), message: "micro_deposit_entries must be a list of decimal strings such as \"0.37\"".to_owned() }])?,
         ),
     };
-    let app = onboarding::validate(input, &programme.onboarding, today)?;
+    let app = onboarding::validate(input, &ctx.programme.onboarding, ctx.today)?;
     let mut value = serde_json::to_value(app).map_err(|e| {
         vec![FieldError {
             field: String::new(),

@@ -178,6 +178,14 @@ impl From<machine::Error> for ApiError {
             M::NotRunning(_) => (StatusCode::CONFLICT, "not_running"),
             M::NoTransition { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "no_transition"),
             M::AlreadyStarted => (StatusCode::CONFLICT, "already_started"),
+            M::InvalidData(fields) => {
+                return ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                    e.to_string(),
+                )
+                .with_details(json!(fields));
+            }
             // A definition names a step it does not have: our fault, not the caller's.
             M::MissingStep(_) => {
                 return ApiError::hidden(

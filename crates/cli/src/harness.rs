@@ -164,9 +164,18 @@ impl Harness {
         Ok(answer)
     }
 
-    /// The partner signs electronically, then legal countersigns.
+    /// The partner signs the agreement electronically, then legal countersigns.
     pub async fn sign_contract(&self, id: Uuid, partner_user: &str) -> Result<()> {
-        let sig = json!({ "method": "electronic", "signer": partner_user });
+        let contract = *self
+            .children(id)
+            .await?
+            .last()
+            .ok_or_else(|| anyhow::anyhow!("no contract started by {id}"))?;
+        let generated =
+            self.view(contract).await?.data["steps"]["generate_agreement"]["document_sha256"]
+                .clone();
+        let sig =
+            json!({ "method": "electronic", "signer": partner_user, "document_sha256": generated });
         self.decide(id, partner_user, "sign", None, sig).await?;
         self.decide(id, "legal.sun", "approve", None, Value::Null)
             .await?;

@@ -59,8 +59,19 @@ pub trait StepHandler: Send + Sync + 'static {
     async fn run(&self, ctx: StepContext) -> Result<StepOutput, HandlerError>;
 }
 
-/// Checks and normalises input; returns every failing field.
-pub type Validator = fn(&Value, &Programme, NaiveDate) -> Result<Value, Vec<FieldError>>;
+/// What a validator may consult besides the input itself.
+#[derive(Debug, Clone, Copy)]
+pub struct ValidationContext<'a> {
+    pub programme: &'a Programme,
+    /// Today in the programme's time zone.
+    pub today: NaiveDate,
+    /// The instance the input is for (absent for a start).
+    pub instance: Option<&'a InstanceState>,
+}
+
+/// Checks and normalises input (a start's, an event's payload, a decision's data); returns
+/// every failing field.
+pub type Validator = fn(&Value, &ValidationContext<'_>) -> Result<Value, Vec<FieldError>>;
 
 /// Handlers and validators by name, as definitions refer to them.
 #[derive(Clone, Default)]

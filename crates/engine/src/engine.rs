@@ -7,7 +7,7 @@ use std::time::Duration;
 use partnerflow_core::BusinessCalendar;
 use partnerflow_core::definition::{DefinitionError, WorkflowDefinition};
 use partnerflow_core::directory::Directory;
-use partnerflow_core::handler::HandlerRegistry;
+use partnerflow_core::handler::{HandlerRegistry, ValidationContext};
 use partnerflow_core::machine::{self, Actor, Command, InstanceState};
 use partnerflow_core::onboarding::{Contact, FieldError};
 use partnerflow_core::programme::Programme;
@@ -345,7 +345,12 @@ impl Engine {
     }
 
     /// Runs a named validator over input; unknown validators are a definition error caught at load.
-    pub(crate) fn validate(&self, validator: Option<&str>, input: &Value) -> Result<Value> {
+    pub(crate) fn validate(
+        &self,
+        validator: Option<&str>,
+        input: &Value,
+        instance: Option<&InstanceState>,
+    ) -> Result<Value> {
         let Some(name) = validator else {
             return Ok(input.clone());
         };
@@ -358,7 +363,30 @@ impl Engine {
             .now()
             .with_timezone(&self.inner.calendar.timezone())
             .date_naive();
-        v(input, &self.inner.programme, today).map_err(Error::Invalid)
+        let ctx = ValidationContext {
+            programme: &self.inner.programme,
+            today,
+            instance,
+        };
+        v(input, &ctx).map_err(Error::Invalid)
+    }
+
+    /// The hook the state machine calls for a decision's data (`validator` of a human step).
+    pub(crate) fn validate_data(
+        &self,
+        name: &str,
+        data: &Value,
+        instance: &InstanceState,
+    ) -> Result<Value, Vec<FieldError>> {
+        match self.validate(Some(name), data, Some(instance)) {
+            Ok(v) => Ok(v),
+            Err(Error::Invalid(fields)) => Err(fields),
+            Err(e) => Err(vec![FieldError {
+                field: String::new(),
+                rule: "validator".to_owned(),
+                message: e.to_string(),
+            }]),
+        }
     }
 
     /// Starts an instance. The same Idempotency-Key returns the first answer; the same business
@@ -379,7 +407,7 @@ impl Engine {
             ));
         }
         let def = self.latest(workflow_id)?;
-        let input = self.validate(def.input_validator.as_deref(), &input)?;
+        let input = self.validate(def.input_validator.as_deref(), &input, None)?;
         {
             let mut conn = self.conn().await?;
             if let Some(existing) =
@@ -442,7 +470,8 @@ impl Engine {
             json!({ "task_id": task_id, "decision": decision, "instance_id": instance_id,
                     "instance_status": s.status.label(), "current_step": s.step })
         };
-        self.answer_once(instance_id, cmd, scope, idem, reply).await
+        self.answer_once(instance_id, cmd, scope, idem, None, reply)
+            .await
     }
 
     /// Delivers an external event (with its payload) to an instance waiting for it.
@@ -476,7 +505,7 @@ impl Engine {
                 } if event == name => validator.clone(),
                 _ => None,
             });
-        let payload = self.validate(validator.as_deref(), &payload)?;
+        let payload = self.validate(validator.as_deref(), &payload, Some(&stored.state))?;
         let cmd = Command::ExternalEvent {
             name: name.to_owned(),
             payload,
@@ -486,7 +515,8 @@ impl Engine {
             json!({ "instance_id": instance_id, "event": name,
                     "instance_status": s.status.label(), "current_step": s.step })
         };
-        self.answer_once(instance_id, cmd, scope, idem, reply).await
+        self.answer_once(instance_id, cmd, scope, idem, Some(stored), reply)
+            .await
     }
 
     /// Applies a request's command and stores its answer under its Idempotency-Key. When a
@@ -497,10 +527,13 @@ impl Engine {
         cmd: Command,
         scope: String,
         idem: Option<Idempotency>,
+        preloaded: Option<instances::Stored>,
         reply: impl Fn(&InstanceState) -> Value,
     ) -> Result<Value> {
-        let also =
-            crate::transition::Also::default().idem(idem.clone().map(|i| (scope.clone(), i)));
+        let also = crate::transition::Also {
+            preloaded,
+            ..crate::transition::Also::default().idem(idem.clone().map(|i| (scope.clone(), i)))
+        };
         match self.apply_answering(instance_id, cmd, also, reply).await {
             // A concurrent request with the same key may have committed first: then the
             // refusal (task closed, key in use) is ours only, and its answer is the answer.

@@ -75,9 +75,11 @@ impl Engine {
         also: Also,
         reply: impl Fn(&InstanceState) -> Value,
     ) -> Result<Value> {
-        let state = self
-            .transact(|_| Target::Existing(id), cmd, &also, &reply)
-            .await?;
+        let target = |attempt| match also.preloaded.as_ref().filter(|_| attempt == 1) {
+            Some(stored) => Target::Loaded(Box::new(stored.clone())),
+            None => Target::Existing(id),
+        };
+        let state = self.transact(target, cmd, &also, &reply).await?;
         Ok(reply(&state))
     }
 
@@ -182,6 +184,7 @@ impl Engine {
                     calendar: &self.inner.calendar,
                     directory: &self.inner.directory,
                     new_id: &mut new_id,
+                    validate: &|name, data, instance| self.validate_data(name, data, instance),
                 };
                 machine::apply(&def, &mut state, cmd, &mut ctx)?
             };

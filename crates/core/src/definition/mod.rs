@@ -89,6 +89,8 @@ pub enum StepKind {
 #[derive(Debug, Clone, Serialize)]
 pub struct HumanStep {
     pub role: String,
+    /// Validator of the data a decision carries (a signature, a tracking number).
+    pub validator: Option<String>,
     pub sla: Span,
     pub reminders: Vec<Span>,
     pub escalations: Vec<Escalation>,
@@ -502,12 +504,6 @@ fn build_step(rs: &RawStep, registry: &dyn Registry) -> Result<Step, StepProblem
         },
         "wait_event" => {
             let timeout = timer("timeout", &rs.timeout, &mut problems);
-            if let Some(v) = rs.validator.as_ref().filter(|v| !registry.has_validator(v)) {
-                problems.push((
-                    "unknown-validator",
-                    format!("validator `{v}` is not registered"),
-                ));
-            }
             match &rs.event {
                 Some(event) => Some(StepKind::WaitEvent {
                     event: event.clone(),
@@ -560,6 +556,12 @@ fn build_step(rs: &RawStep, registry: &dyn Registry) -> Result<Step, StepProblem
             None
         }
     };
+    if let Some(v) = rs.validator.as_ref().filter(|v| !registry.has_validator(v)) {
+        problems.push((
+            "unknown-validator",
+            format!("validator `{v}` is not registered"),
+        ));
+    }
     let step_notify = notify(&rs.notify, &mut problems);
     let on = rs
         .on
@@ -698,6 +700,7 @@ fn build_human(
     }
     Some(StepKind::Human(HumanStep {
         role,
+        validator: rs.validator.clone(),
         sla,
         reminders,
         escalations,

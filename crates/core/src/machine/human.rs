@@ -107,6 +107,12 @@ impl Machine<'_, '_> {
         if task.approvals.contains(&actor.id) {
             return Err(Error::AlreadyApproved(actor.id));
         }
+        let data = match &h.validator {
+            Some(name) => {
+                (self.ctx.validate)(name, &data, self.state).map_err(Error::InvalidData)?
+            }
+            None => data,
+        };
         self.event("decision", &actor, json!({ "task": task_id, "step": step.id, "decision": decision, "reason": reason, "data": data }));
         let record = json!({ "decision": decision, "reason": reason, "actor": actor.id, "data": data, "at": self.ctx.now });
         if decision == "approve" && h.quorum > 1 {

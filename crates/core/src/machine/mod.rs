@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::calendar::{BusinessCalendar, Due};
 use crate::definition::{NotifySpec, Step, StepKind, TimerSpec, WorkflowDefinition};
 use crate::directory::Directory;
+use crate::onboarding::FieldError;
 pub use effects::{Effect, Event, TimerKind};
 
 /// Lifecycle of an instance.
@@ -161,7 +162,13 @@ pub struct Ctx<'a> {
     pub calendar: &'a BusinessCalendar,
     pub directory: &'a Directory,
     pub new_id: &'a mut dyn FnMut() -> Uuid,
+    /// Runs the named validator over a decision's data, for the instance it is about.
+    pub validate: &'a DataValidator<'a>,
 }
+
+/// A validator as the machine calls it: name, data, instance → normalised data or every problem.
+pub type DataValidator<'a> =
+    dyn Fn(&str, &Value, &InstanceState) -> Result<Value, Vec<FieldError>> + 'a;
 
 /// Why a command was refused. Nothing changes when one is returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -192,6 +199,8 @@ pub enum Error {
     MissingStep(String),
     #[error("the instance has already started")]
     AlreadyStarted,
+    #[error("the decision's data is invalid: {} problem(s)", .0.len())]
+    InvalidData(Vec<FieldError>),
 }
 
 /// The result of applying a command.

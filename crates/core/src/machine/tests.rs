@@ -102,6 +102,7 @@ impl World {
             calendar: &self.cal,
             directory: &self.dir,
             new_id: &mut new_id,
+            validate: &|_, data, _| Ok(data.clone()),
         };
         let mut copy = self.state.clone();
         let out = apply(&self.def, &mut copy, cmd, &mut ctx);
