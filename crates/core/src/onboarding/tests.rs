@@ -1,5 +1,6 @@
 use serde_json::json;
 
+use super::validate::{is_email, mainland_mobile, money, uscc_problem};
 use super::*;
 
 /// The shipped defaults, so every test also checks that the config file says what the
