@@ -200,4 +200,18 @@ mod tests {
         assert_eq!(s.database.url, "postgres://x@y/z");
         assert_eq!(s.engine.lease_secs, 5);
     }
+
+    #[test]
+    fn integrations_can_come_from_one_environment_variable() {
+        let mut t: toml::Table = toml::from_str(DEFAULTS).expect("defaults parse");
+        set_path(
+            &mut t,
+            "auth__integrations",
+            r#"[{ id = "crm", secrets = ["s1", "s2"], roles = ["legal"], events = [] }]"#,
+        );
+        let s: Settings = t.try_into().expect("still valid");
+        assert_eq!(s.auth.integrations.len(), 1);
+        assert_eq!(s.auth.integrations[0].secrets, vec!["s1", "s2"]);
+        assert_eq!(s.auth.integrations[0].roles, vec!["legal"]);
+    }
 }
