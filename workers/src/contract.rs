@@ -120,7 +120,7 @@ pub fn validate_signature(
 
 #[cfg(test)]
 mod tests {
-    use partnerflow_core::definition::{Registry, WorkflowDefinition};
+    use partnerflow_core::definition::{AnyNames, WorkflowDefinition};
     use partnerflow_core::machine::InstanceState;
     use partnerflow_core::programme::Programme;
     use serde_json::json;
@@ -132,17 +132,8 @@ mod tests {
     }
 
     fn contract_instance(hash: &str) -> InstanceState {
-        struct All;
-        impl Registry for All {
-            fn has_handler(&self, _: &str) -> bool {
-                true
-            }
-            fn has_validator(&self, _: &str) -> bool {
-                true
-            }
-        }
         let text = include_str!("../../workflows/contract_signing.toml");
-        let def = WorkflowDefinition::parse("contract_signing.toml", text, None, &All)
+        let def = WorkflowDefinition::parse("contract_signing.toml", text, None, &AnyNames)
             .expect("definition");
         let mut state = InstanceState::new(uuid::Uuid::nil(), &def, "P-1/contract/1");
         state.data.insert(

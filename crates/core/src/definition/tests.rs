@@ -173,15 +173,6 @@ fn programme_overrides_apply_before_validation() {
 
 #[test]
 fn the_shipped_definitions_validate() {
-    struct All;
-    impl Registry for All {
-        fn has_handler(&self, _: &str) -> bool {
-            true
-        }
-        fn has_validator(&self, _: &str) -> bool {
-            true
-        }
-    }
     for (file, text) in [
         (
             "partner_onboarding.toml",
@@ -196,7 +187,7 @@ fn the_shipped_definitions_validate() {
             include_str!("../../../../workflows/reference/approval.toml"),
         ),
     ] {
-        if let Err(e) = WorkflowDefinition::parse(file, text, None, &All) {
+        if let Err(e) = WorkflowDefinition::parse(file, text, None, &AnyNames) {
             panic!("{e:?}");
         }
     }

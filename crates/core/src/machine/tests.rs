@@ -5,18 +5,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::*;
-use crate::definition::{Registry, WorkflowDefinition};
-
-struct Any;
-
-impl Registry for Any {
-    fn has_handler(&self, _: &str) -> bool {
-        true
-    }
-    fn has_validator(&self, _: &str) -> bool {
-        true
-    }
-}
+use crate::definition::{AnyNames, WorkflowDefinition};
 
 const FLOW: &str = r#"
 id = "panel"
@@ -73,7 +62,7 @@ struct World {
 
 impl World {
     fn new() -> Self {
-        let def = WorkflowDefinition::parse("panel.toml", FLOW, None, &Any).expect("valid");
+        let def = WorkflowDefinition::parse("panel.toml", FLOW, None, &AnyNames).expect("valid");
         let state = InstanceState {
             submitted_by: Some("e2".to_owned()),
             ..InstanceState::new(Uuid::from_u128(1), &def, "k")
