@@ -181,7 +181,9 @@ impl Engine {
         if addresses.is_empty() {
             tracing::warn!(instance = %state.id, template = %spec.template, to = ?spec.to, "notification has no address; recorded as undeliverable");
         }
-        let mut tx = self.inner.store.begin().await?;
+        // One transaction per address: the record is written, the message sent, and both commit
+        // together, so a failure on one address neither loses nor repeats the others. A
+        // concurrent delivery of the same row waits on the record's key and then skips it.
         for a in &addresses {
             let sent = notifications::Sent {
                 key: format!("{key}:{}:{:?}", a.recipient, a.channel).to_lowercase(),
@@ -193,6 +195,7 @@ impl Engine {
                 payload: json!({ "workflow": state.workflow_id, "business_key": state.business_key, "step": state.step, "status": state.status.label() }),
                 sent_at: now,
             };
+            let mut tx = self.inner.store.begin().await?;
             if !notifications::record(&mut tx, &sent).await? {
                 continue;
             }
@@ -209,10 +212,9 @@ impl Engine {
                 drop(tx);
                 return self.notify_failed(row, &e, now).await;
             }
+            tx.commit().await.map_err(partnerflow_store::Error::from)?;
         }
-        outbox::complete(&mut tx, row.id, now).await?;
-        tx.commit().await.map_err(partnerflow_store::Error::from)?;
-        Ok(())
+        self.finish_row(row.id, now).await
     }
 
     async fn notify_failed(
