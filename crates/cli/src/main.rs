@@ -99,10 +99,7 @@ async fn validate(config_dir: &std::path::Path, path: Option<PathBuf>) -> Result
     };
     let mut failed = 0;
     for (file, text) in &files {
-        let id = toml::from_str::<toml::Table>(text)
-            .ok()
-            .and_then(|t| t.get("id").and_then(|v| v.as_str().map(str::to_owned)));
-        let overrides = id.as_deref().and_then(|id| data.programme.overrides(id));
+        let overrides = Some(&data.programme.workflows);
         match partnerflow_core::WorkflowDefinition::parse(file, text, overrides, &registry) {
             Ok(def) => println!(
                 "ok      {file}: {} v{} ({} steps)",

@@ -46,9 +46,4 @@ impl Programme {
     pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
         toml::from_str(text)
     }
-
-    /// The override table for one workflow, if any.
-    pub fn overrides(&self, workflow_id: &str) -> Option<&toml::Table> {
-        self.workflows.get(workflow_id)?.as_table()
-    }
 }

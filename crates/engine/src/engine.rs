@@ -231,12 +231,7 @@ impl Engine {
         let mut errors = Vec::new();
         let mut current = Vec::new();
         for (file, text) in files {
-            let id_hint = toml::from_str::<toml::Table>(text)
-                .ok()
-                .and_then(|t| t.get("id").and_then(|v| v.as_str().map(str::to_owned)));
-            let overrides = id_hint
-                .as_deref()
-                .and_then(|id| self.inner.programme.overrides(id));
+            let overrides = Some(&self.inner.programme.workflows);
             match WorkflowDefinition::parse(file, text, overrides, &self.inner.registry) {
                 Ok(def) => current.push(def),
                 Err(e) => errors.extend(e),

@@ -262,12 +262,13 @@ fn implied_outcomes(kind: &StepKind) -> Vec<String> {
 }
 
 impl WorkflowDefinition {
-    /// Parses and validates one definition. `overrides` is the programme's
-    /// `[workflows.<id>.steps.<step>]` table, merged into the steps before validation.
+    /// Parses and validates one definition. `programme_overrides` is the programme's
+    /// `[workflows]` table: the entry named by this definition's `id` (its `steps.<step>`
+    /// fields) is merged into the steps before validation.
     pub fn parse(
         file: &str,
         text: &str,
-        overrides: Option<&toml::Table>,
+        programme_overrides: Option<&toml::Table>,
         registry: &dyn Registry,
     ) -> Result<Self, Vec<DefinitionError>> {
         let err = |step: Option<&str>, rule, message: String| DefinitionError {
@@ -278,8 +279,20 @@ impl WorkflowDefinition {
         };
         let mut table: toml::Table =
             toml::from_str(text).map_err(|e| vec![err(None, "toml", e.to_string())])?;
-        if let Some(over) = overrides {
-            apply_overrides(&mut table, over).map_err(|m| vec![err(None, "override", m)])?;
+        let id = table
+            .get("id")
+            .and_then(toml::Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        match programme_overrides.and_then(|all| all.get(&id)) {
+            Some(toml::Value::Table(over)) => {
+                apply_overrides(&mut table, over).map_err(|m| vec![err(None, "override", m)])?;
+            }
+            Some(_) => {
+                let message = format!("`workflows.{id}` in the programme must be a table");
+                return Err(vec![err(None, "override", message)]);
+            }
+            None => {}
         }
         let source = table.to_string();
         let fingerprint = hex::encode(Sha256::digest(source.as_bytes()));

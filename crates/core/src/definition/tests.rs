@@ -149,7 +149,7 @@ fn bad_durations_recipients_and_timers_are_named() {
 
 #[test]
 fn programme_overrides_apply_before_validation() {
-    let over: toml::Table = toml::from_str("[steps.review]\nsla = \"4WD\"").expect("toml");
+    let over: toml::Table = toml::from_str("[flow.steps.review]\nsla = \"4WD\"").expect("toml");
     let def = WorkflowDefinition::parse("f", GOOD, Some(&over), &Known).expect("valid");
     let StepKind::Human(h) = &def.steps["review"].kind else {
         panic!("human step")
@@ -160,15 +160,20 @@ fn programme_overrides_apply_before_validation() {
         parse(GOOD).expect("valid").fingerprint,
         "an override changes the fingerprint"
     );
-    let bad: toml::Table = toml::from_str("[steps.review]\nsla = \"soon\"").expect("toml");
+    let bad: toml::Table = toml::from_str("[flow.steps.review]\nsla = \"soon\"").expect("toml");
     assert!(
         WorkflowDefinition::parse("f", GOOD, Some(&bad), &Known).is_err(),
         "an override cannot make a definition invalid"
     );
-    let ghost: toml::Table = toml::from_str("[steps.ghost]\nsla = \"4WD\"").expect("toml");
+    let ghost: toml::Table = toml::from_str("[flow.steps.ghost]\nsla = \"4WD\"").expect("toml");
     let errs =
         WorkflowDefinition::parse("f", GOOD, Some(&ghost), &Known).expect_err("unknown step");
     assert_eq!(errs[0].rule, "override");
+    let other: toml::Table = toml::from_str("[other.steps.review]\nsla = \"soon\"").expect("toml");
+    assert!(
+        WorkflowDefinition::parse("f", GOOD, Some(&other), &Known).is_ok(),
+        "another workflow's overrides do not apply"
+    );
 }
 
 #[test]
