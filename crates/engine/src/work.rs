@@ -65,6 +65,7 @@ impl Engine {
                 .step_failed(row, seq, format!("handler `{handler}` is not registered"))
                 .await;
         };
+        let attempts = self.max_attempts(&stored.state, step);
         let ctx = StepContext {
             instance: stored.state.clone(),
             step: step.to_owned(),
@@ -97,7 +98,6 @@ impl Engine {
             }
             Err(HandlerError::Fatal(msg)) => self.step_failed(row, seq, msg).await,
             Err(HandlerError::Retryable(msg)) => {
-                let attempts = self.max_attempts(&row.instance_id, step).await;
                 if row.failures + 1 >= attempts {
                     self.step_failed(
                         row,
@@ -112,14 +112,9 @@ impl Engine {
         }
     }
 
-    async fn max_attempts(&self, instance_id: &uuid::Uuid, step: &str) -> i64 {
-        let Ok(mut conn) = self.inner.store.pool.acquire().await else {
-            return 1;
-        };
-        let Ok(Some(stored)) = instances::load(&mut conn, *instance_id).await else {
-            return 1;
-        };
-        self.definition(&stored.state.workflow_id, stored.state.version)
+    /// Attempts the step's definition allows, from the instance the worker already read.
+    fn max_attempts(&self, state: &InstanceState, step: &str) -> i64 {
+        self.definition(&state.workflow_id, state.version)
             .ok()
             .and_then(|d| match d.step(step).map(|s| &s.kind) {
                 Some(partnerflow_core::definition::StepKind::Automated {
