@@ -120,18 +120,7 @@ impl Harness {
 
     /// Child instances started by `id`, oldest first.
     pub async fn children(&self, id: Uuid) -> Result<Vec<Uuid>> {
-        let v = self.view(id).await?;
-        Ok(v.timeline
-            .iter()
-            .filter(|e| e.event.kind == "child_started")
-            .filter_map(|e| {
-                e.event
-                    .payload
-                    .get("child")
-                    .and_then(Value::as_str)
-                    .and_then(|s| Uuid::parse_str(s).ok())
-            })
-            .collect())
+        Ok(self.view(id).await?.children())
     }
 
     /// Decides the open task of `id` (or its child) and does the work that follows.

@@ -59,11 +59,7 @@ const MAX_ATTEMPTS: u32 = 8;
 impl Engine {
     /// Applies `cmd` to an existing instance; returns its state after the transition.
     pub(crate) async fn apply(&self, id: Uuid, cmd: Command, also: Also) -> Result<InstanceState> {
-        let target = |attempt| match also.preloaded.as_ref().filter(|_| attempt == 1) {
-            Some(stored) => Target::Loaded(Box::new(stored.clone())),
-            None => Target::Existing(id),
-        };
-        self.transact(target, cmd, &also, |_| Value::Null).await
+        self.apply_storing(id, cmd, also, |_| Value::Null).await
     }
 
     /// Applies `cmd` and answers with `reply` of the new state; the same answer is stored under
@@ -75,12 +71,24 @@ impl Engine {
         also: Also,
         reply: impl Fn(&InstanceState) -> Value,
     ) -> Result<Value> {
+        let state = self.apply_storing(id, cmd, also, &reply).await?;
+        Ok(reply(&state))
+    }
+
+    /// Applies `cmd` to an existing instance, storing `reply` under the Idempotency-Key if any.
+    /// The first attempt works from the preloaded instance, if the caller has one.
+    async fn apply_storing(
+        &self,
+        id: Uuid,
+        cmd: Command,
+        also: Also,
+        reply: impl Fn(&InstanceState) -> Value,
+    ) -> Result<InstanceState> {
         let target = |attempt| match also.preloaded.as_ref().filter(|_| attempt == 1) {
             Some(stored) => Target::Loaded(Box::new(stored.clone())),
             None => Target::Existing(id),
         };
-        let state = self.transact(target, cmd, &also, &reply).await?;
-        Ok(reply(&state))
+        self.transact(target, cmd, &also, reply).await
     }
 
     /// Creates an instance and applies its first command.

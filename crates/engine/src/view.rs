@@ -49,6 +49,32 @@ pub struct ChainCheck {
     pub last_hash: Option<String>,
 }
 
+impl InstanceView {
+    /// The child workflows this instance started, oldest first.
+    pub fn children(&self) -> Vec<Uuid> {
+        self.timeline
+            .iter()
+            .filter(|e| e.event.kind == "child_started")
+            .filter_map(|e| e.event.payload.get("child")?.as_str()?.parse().ok())
+            .collect()
+    }
+}
+
+/// Recomputes a stored chain; the first event whose hash does not match, on failure.
+fn check_chain(id: Uuid, events: &[StoredEvent]) -> Result<(), u64> {
+    let sid = id.to_string();
+    partnerflow_core::audit::verify(
+        &sid,
+        events.iter().map(|e| {
+            (
+                u64::try_from(e.seq).unwrap_or_default(),
+                &e.event,
+                e.hash.as_str(),
+            )
+        }),
+    )
+}
+
 /// Where an open task stands against its SLA, in working time.
 #[derive(Debug, Clone, Serialize)]
 pub struct SlaClock {
@@ -142,21 +168,15 @@ impl Engine {
     /// The evidence bundle of an instance and of its child workflows.
     pub async fn evidence(&self, id: Uuid) -> Result<Evidence> {
         let instance = self.instance(id).await?;
-        let check = self.verify_chain(id).await?;
+        let check = check_chain(id, &instance.timeline);
         let chain = ChainCheck {
             events: instance.timeline.len(),
             verified: check.is_ok(),
             broken_at: check.err(),
             last_hash: instance.timeline.last().map(|e| e.hash.clone()),
         };
-        let child_ids: Vec<Uuid> = instance
-            .timeline
-            .iter()
-            .filter(|e| e.event.kind == "child_started")
-            .filter_map(|e| e.event.payload.get("child")?.as_str()?.parse().ok())
-            .collect();
         let mut children = Vec::new();
-        for child in child_ids {
+        for child in instance.children() {
             children.push(Box::pin(self.evidence(child)).await?);
         }
         Ok(Evidence {
@@ -190,18 +210,7 @@ impl Engine {
     /// Verifies the stored audit chain of an instance; the first broken sequence number on failure.
     pub async fn verify_chain(&self, id: Uuid) -> Result<Result<(), u64>> {
         let mut conn = self.conn().await?;
-        let events = instances::events(&mut conn, id).await?;
-        let sid = id.to_string();
-        Ok(partnerflow_core::audit::verify(
-            &sid,
-            events.iter().map(|e| {
-                (
-                    u64::try_from(e.seq).unwrap_or_default(),
-                    &e.event,
-                    e.hash.as_str(),
-                )
-            }),
-        ))
+        Ok(check_chain(id, &instances::events(&mut conn, id).await?))
     }
 
     /// Whether the database answers (for `/readyz`).
