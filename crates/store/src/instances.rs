@@ -81,7 +81,7 @@ pub async fn insert(
     .bind(s.parent.as_ref().map(|p| p.instance_id.to_string()))
     .bind(s.status.label().to_owned())
     .bind(s.step.clone())
-    .bind(seq_i64(s.seq))
+    .bind(crate::seq_i64(s.seq))
     .bind(to_json(s))
     .bind(partnerflow_core::audit::GENESIS)
     .bind(to_micros(now))
@@ -95,10 +95,6 @@ pub async fn insert(
         ))),
         Err(e) => Err(e.into()),
     }
-}
-
-fn seq_i64(seq: u64) -> i64 {
-    i64::try_from(seq).unwrap_or(i64::MAX)
 }
 
 /// Writes the new state and appends `events` to the chain, if nobody wrote since `expected`.
@@ -128,7 +124,7 @@ pub async fn save(
     )
     .bind(s.status.label().to_owned())
     .bind(s.step.clone())
-    .bind(seq_i64(s.seq))
+    .bind(crate::seq_i64(s.seq))
     .bind(to_json(s))
     .bind(seq)
     .bind(&hash)

@@ -158,6 +158,11 @@ pub fn to_micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
+/// A step sequence number as stored (bigint); beyond `i64::MAX` it saturates.
+pub(crate) fn seq_i64(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
 /// The inverse of [`to_micros`].
 pub fn from_micros(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or_default()

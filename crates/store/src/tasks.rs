@@ -63,7 +63,7 @@ pub async fn insert(
     .bind(id.to_string())
     .bind(instance_id.to_string())
     .bind(step)
-    .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+    .bind(crate::seq_i64(seq))
     .bind(role)
     .bind(OPEN)
     .bind(to_micros(now))

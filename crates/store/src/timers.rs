@@ -34,7 +34,7 @@ pub async fn insert_many(
     for (seq, kind, due_at) in timers {
         q = q
             .bind(instance_id.to_string())
-            .bind(i64::try_from(*seq).unwrap_or(i64::MAX))
+            .bind(crate::seq_i64(*seq))
             .bind(to_json(kind))
             .bind(to_micros(*due_at))
             .bind("pending");
@@ -47,7 +47,7 @@ pub async fn insert_many(
 pub async fn cancel(conn: &mut Conn, instance_id: Uuid, seq: u64) -> Result<()> {
     sqlx::query("update timers set status = 'cancelled' where instance_id = $1 and seq = $2 and status = 'pending'")
         .bind(instance_id.to_string())
-        .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+        .bind(crate::seq_i64(seq))
         .execute(&mut *conn)
         .await?;
     Ok(())
