@@ -191,3 +191,26 @@ on_both_backends!(
     concurrent_replays_of_one_decision_all_get_the_first_answer,
     shanghai(2025, 9, 1, 9, 0)
 );
+
+async fn a_second_start_with_the_same_business_key_answers_with_the_first_instance(h: Harness) {
+    let app = application("P-1001", "agent", "P-1001/zhang");
+    let actor = || Actor { id: "t".to_owned() };
+    let (first, created) = h
+        .engine
+        .start("partner_onboarding", "P-1001", app.clone(), actor(), None)
+        .await
+        .expect("first start");
+    assert!(created);
+    let (again, created) = h
+        .engine
+        .start("partner_onboarding", "P-1001", app, actor(), None)
+        .await
+        .expect("second start");
+    assert!(!created);
+    assert_eq!(again, first);
+    assert_eq!(h.engine.instances(None, 10).await.expect("list").len(), 1);
+}
+on_both_backends!(
+    a_second_start_with_the_same_business_key_answers_with_the_first_instance,
+    shanghai(2025, 9, 1, 9, 0)
+);

@@ -318,25 +318,18 @@ impl Engine {
         self.definition(workflow_id, version)
     }
 
-    /// A fresh instance of the latest version of `workflow_id`, from validated input.
-    pub(crate) fn new_instance(
-        &self,
-        workflow_id: &str,
-        business_key: &str,
-        input: &Value,
-    ) -> Result<(Arc<WorkflowDefinition>, InstanceState)> {
-        let def = self.latest(workflow_id)?;
+    /// A fresh instance of `def`, from validated input.
+    fn new_instance(def: &WorkflowDefinition, business_key: &str, input: &Value) -> InstanceState {
         let contact = input
             .pointer("/contacts/0")
             .and_then(|c| serde_json::from_value::<Contact>(c.clone()).ok());
         let field = |name: &str| input.get(name).and_then(Value::as_str).map(str::to_owned);
-        let state = InstanceState {
+        InstanceState {
             partner_id: field("partner_id"),
             submitted_by: field("submitted_by"),
             contact,
-            ..InstanceState::new(Uuid::now_v7(), &def, business_key)
-        };
-        Ok((def, state))
+            ..InstanceState::new(Uuid::now_v7(), def, business_key)
+        }
     }
 
     /// Runs a named validator over input; unknown validators are a definition error caught at load.
@@ -403,22 +396,15 @@ impl Engine {
         }
         let def = self.latest(workflow_id)?;
         let input = self.validate(def.input_validator.as_deref(), &input, None)?;
-        {
-            let mut conn = self.conn().await?;
-            if let Some(existing) =
-                instances::find_by_key(&mut conn, workflow_id, business_key).await?
-            {
-                return Ok((started(&existing.state), false));
-            }
-        }
-        let (_, state) = self.new_instance(workflow_id, business_key, &input)?;
+        let state = Self::new_instance(&def, business_key, &input);
         let idem = idem.map(|i| (scope, i));
         match self
             .create(state, Command::Start { input, actor }, idem)
             .await
         {
             Ok(reply) => Ok((reply, true)),
-            // A concurrent start with the same business key won: answer with its instance.
+            // The business key is taken (earlier, or by a concurrent start): answer with its
+            // instance. The unique key decides, so there is no lookup before the insert.
             Err(Error::Conflict(_)) => {
                 let mut conn = self.conn().await?;
                 match instances::find_by_key(&mut conn, workflow_id, business_key).await? {
