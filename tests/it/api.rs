@@ -1,83 +1,27 @@
 //! The HTTP API over the real onboarding workflow: a refused application, and a partner's
 //! signature and a reviewer's decision as signed callbacks.
 
-use std::sync::Arc;
-
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use partnerflow::harness::{Harness, application};
-use partnerflow::settings::Settings;
-use partnerflow_engine::Clock;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
+use crate::http::Api;
 use crate::on_both_backends;
 
-const OPERATOR: &str = "Bearer dev-operator-token";
-
-fn router(h: &Harness) -> axum::Router {
-    let settings = Settings::load(std::path::Path::new("config")).expect("settings");
-    partnerflow_api::router(partnerflow_api::AppState {
-        engine: h.engine.clone(),
-        auth: Arc::new(partnerflow::app::auth_config(&settings)),
-        metrics: None,
-        clock: h.clock.clone(),
-    })
-}
-
-async fn call(router: &axum::Router, request: Request<Body>) -> (StatusCode, Value) {
-    let response = router.clone().oneshot(request).await.expect("response");
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .expect("body");
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
-fn operator(method: Method, uri: &str, body: Option<Value>) -> Request<Body> {
-    Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("authorization", OPERATOR)
-        .header("content-type", "application/json")
-        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-        .expect("request")
-}
-
-fn signed(h: &Harness, uri: &str, integration: &str, secret: &str, body: &Value) -> Request<Body> {
-    let body = body.to_string();
-    Request::builder()
-        .method(Method::POST)
-        .uri(uri)
-        .header(partnerflow_api::INTEGRATION_HEADER, integration)
-        .header(
-            partnerflow_api::SIGNATURE_HEADER,
-            partnerflow_api::sign(secret, h.clock.now().timestamp(), body.as_bytes()),
-        )
-        .header("content-type", "application/json")
-        .body(Body::from(body))
-        .expect("request")
-}
-
 async fn an_application_failing_several_rules_gets_one_422_naming_every_field(h: Harness) {
-    let api = router(&h);
+    let api = Api::new(&h);
     let mut bad = application("P-1001", "agent", "P-1001/zhang");
     bad["company"]["registered_capital"] = json!("999999.99");
     bad["exam_passers"] = json!(2);
     bad["company"]["established_on"] = json!("2025-06-01");
     let body = json!({ "business_key": "P-1001", "input": bad });
-    let (status, error) = call(
-        &api,
-        operator(
+    let (status, error) = api
+        .operator(
             Method::POST,
             "/v1/workflows/partner_onboarding/instances",
             Some(body),
-        ),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
     let fields: Vec<&str> = error["error"]["details"]
         .as_array()
@@ -92,7 +36,7 @@ async fn an_application_failing_several_rules_gets_one_422_naming_every_field(h:
     ] {
         assert!(fields.contains(&f), "{f} missing from {error}");
     }
-    let (_, list) = call(&api, operator(Method::GET, "/v1/instances", None)).await;
+    let (_, list) = api.operator(Method::GET, "/v1/instances", None).await;
     assert_eq!(list, json!([]), "nothing is stored as submitted");
 }
 on_both_backends!(
@@ -101,24 +45,22 @@ on_both_backends!(
 );
 
 async fn partner_and_reviewers_act_through_signed_callbacks(h: Harness) {
-    let api = router(&h);
-    let body = json!({ "business_key": "P-1001", "input": application("P-1001", "agent", "P-1001/zhang") });
-    let (status, started) = call(
-        &api,
-        operator(
-            Method::POST,
+    let api = Api::new(&h);
+    // P-1001's portal submits for its own person.
+    let body = json!({ "business_key": "P-1001", "input": application("P-1001", "agent", "P-1001/zhang"),
+                       "actor": { "id": "P-1001/zhang" } });
+    let (status, started) = api
+        .signed(
             "/v1/workflows/partner_onboarding/instances",
-            Some(body),
-        ),
-    )
-    .await;
+            "portal-p1001",
+            &body,
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{started}");
     h.settle().await.expect("settle");
-    let (_, tasks) = call(
-        &api,
-        operator(Method::GET, "/v1/tasks?role=partner&status=open", None),
-    )
-    .await;
+    let (_, tasks) = api
+        .operator(Method::GET, "/v1/tasks?role=partner&status=open", None)
+        .await;
     let task = tasks[0]["id"]
         .as_str()
         .expect("partner_sign task")
@@ -128,11 +70,9 @@ async fn partner_and_reviewers_act_through_signed_callbacks(h: Harness) {
         .as_str()
         .expect("contract instance")
         .to_owned();
-    let (_, view) = call(
-        &api,
-        operator(Method::GET, &format!("/v1/instances/{contract}"), None),
-    )
-    .await;
+    let (_, view) = api
+        .operator(Method::GET, &format!("/v1/instances/{contract}"), None)
+        .await;
     let generated = view["data"]["steps"]["generate_agreement"]["document_sha256"].clone();
     let signature = |hash: &Value| {
         json!({ "decision": "sign", "actor": { "id": "P-1001/zhang" },
@@ -147,11 +87,7 @@ async fn partner_and_reviewers_act_through_signed_callbacks(h: Harness) {
             "data.tracking_number",
         ),
     ] {
-        let (status, refused) = call(
-            &api,
-            signed(&h, &uri, "partner-portal", "dev-portal-secret", &bad),
-        )
-        .await;
+        let (status, refused) = api.signed(&uri, "portal-p1001", &bad).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
         assert_eq!(
             refused["error"]["details"][0]["field"],
@@ -159,48 +95,32 @@ async fn partner_and_reviewers_act_through_signed_callbacks(h: Harness) {
             "{refused}"
         );
     }
-    let (_, after) = call(
-        &api,
-        operator(Method::GET, &format!("/v1/instances/{contract}"), None),
-    )
-    .await;
+    let (_, after) = api
+        .operator(Method::GET, &format!("/v1/instances/{contract}"), None)
+        .await;
     assert_eq!(after["timeline"], view["timeline"]);
     let sign = signature(&generated);
     // The CRM integration is not scoped to the partner role.
-    let (status, refused) = call(&api, signed(&h, &uri, "crm", "dev-crm-secret", &sign)).await;
+    let (status, refused) = api.signed(&uri, "crm", &sign).await;
     assert_eq!(
         (status, refused["error"]["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("out_of_scope"))
     );
-    let (status, answer) = call(
-        &api,
-        signed(&h, &uri, "partner-portal", "dev-portal-secret", &sign),
-    )
-    .await;
+    let (status, answer) = api.signed(&uri, "portal-p1001", &sign).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["current_step"], json!("countersign"));
     h.settle().await.expect("settle");
-    let (_, tasks) = call(
-        &api,
-        operator(Method::GET, "/v1/tasks?role=legal&status=open", None),
-    )
-    .await;
+    let (_, tasks) = api
+        .operator(Method::GET, "/v1/tasks?role=legal&status=open", None)
+        .await;
     let task = tasks[0]["id"]
         .as_str()
         .expect("countersign task")
         .to_owned();
     let approve = json!({ "decision": "approve", "actor": { "id": "legal.sun" } });
-    let (status, answer) = call(
-        &api,
-        signed(
-            &h,
-            &format!("/v1/tasks/{task}/decision"),
-            "crm",
-            "dev-crm-secret",
-            &approve,
-        ),
-    )
-    .await;
+    let (status, answer) = api
+        .signed(&format!("/v1/tasks/{task}/decision"), "crm", &approve)
+        .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(
         answer["current_step"],
@@ -209,17 +129,13 @@ async fn partner_and_reviewers_act_through_signed_callbacks(h: Harness) {
     );
     h.settle().await.expect("settle");
     let id = started["id"].as_str().expect("id");
-    let (_, view) = call(
-        &api,
-        operator(Method::GET, &format!("/v1/instances/{id}"), None),
-    )
-    .await;
+    let (_, view) = api
+        .operator(Method::GET, &format!("/v1/instances/{id}"), None)
+        .await;
     assert_eq!(view["current_steps"], json!(["assessment_period"]));
-    let (_, evidence) = call(
-        &api,
-        operator(Method::GET, &format!("/v1/instances/{id}/evidence"), None),
-    )
-    .await;
+    let (_, evidence) = api
+        .operator(Method::GET, &format!("/v1/instances/{id}/evidence"), None)
+        .await;
     assert_eq!(evidence["chain"]["verified"], json!(true));
     assert_eq!(
         evidence["children"][0]["instance"]["data"]["steps"]["partner_sign"]["data"]["signer"],

@@ -6,6 +6,16 @@ use partnerflow_store::outbox;
 use serde_json::json;
 
 use crate::helpers::kinds;
+
+/// P-1001's own person, submitting through P-1001's portal.
+fn zhang() -> partnerflow_engine::Submitter {
+    partnerflow_engine::Submitter {
+        actor: Actor {
+            id: "P-1001/zhang".to_owned(),
+        },
+        partner: Some("P-1001".to_owned()),
+    }
+}
 use crate::on_both_backends;
 
 async fn the_same_job_delivered_twice_applies_once(h: Harness) {
@@ -15,7 +25,7 @@ async fn the_same_job_delivered_twice_applies_once(h: Harness) {
             "partner_onboarding",
             "P-1001",
             application("P-1001", "agent", "P-1001/zhang"),
-            Actor { id: "t".to_owned() },
+            zhang(),
             None,
         )
         .await
@@ -194,21 +204,27 @@ on_both_backends!(
 
 async fn a_second_start_with_the_same_business_key_answers_with_the_first_instance(h: Harness) {
     let app = application("P-1001", "agent", "P-1001/zhang");
-    let actor = || Actor { id: "t".to_owned() };
     let (first, created) = h
         .engine
-        .start("partner_onboarding", "P-1001", app.clone(), actor(), None)
+        .start("partner_onboarding", "P-1001", app.clone(), zhang(), None)
         .await
         .expect("first start");
     assert!(created);
     let (again, created) = h
         .engine
-        .start("partner_onboarding", "P-1001", app, actor(), None)
+        .start("partner_onboarding", "P-1001", app, zhang(), None)
         .await
         .expect("second start");
     assert!(!created);
     assert_eq!(again, first);
-    assert_eq!(h.engine.instances(None, 10).await.expect("list").len(), 1);
+    assert_eq!(
+        h.engine
+            .instances(None, None, 10)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
 }
 on_both_backends!(
     a_second_start_with_the_same_business_key_answers_with_the_first_instance,

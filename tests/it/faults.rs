@@ -242,8 +242,17 @@ impl Rig {
 
     async fn progress(&self) -> Progress {
         let e = &self.engine;
-        let instances = e.instances(None, 10_000).await.expect("instances");
-        let tasks = e.tasks(Some(ROLE), None, 10_000).await.expect("tasks");
+        let instances = e.instances(None, None, 10_000).await.expect("instances");
+        let tasks = e
+            .tasks(
+                &partnerflow_engine::TaskFilter {
+                    role: Some(ROLE),
+                    ..Default::default()
+                },
+                10_000,
+            )
+            .await
+            .expect("tasks");
         let mut by_status = BTreeMap::new();
         for i in &instances {
             let key = format!("{}/{}", i.status, i.current_step.as_deref().unwrap_or("-"));
@@ -297,8 +306,11 @@ impl Rig {
                         WORKFLOW,
                         &format!("F-{i:04}"),
                         json!({}),
-                        Actor {
-                            id: "bench".to_owned(),
+                        partnerflow_engine::Submitter {
+                            actor: Actor {
+                                id: "bench".to_owned(),
+                            },
+                            partner: None,
                         },
                         None,
                     )
@@ -315,7 +327,14 @@ impl Rig {
     async fn decide_open(&self) -> usize {
         let open = self
             .engine
-            .tasks(Some(ROLE), Some("open"), 10_000)
+            .tasks(
+                &partnerflow_engine::TaskFilter {
+                    role: Some(ROLE),
+                    status: Some("open"),
+                    partner: None,
+                },
+                10_000,
+            )
             .await
             .expect("open tasks");
         let mut decisions = tokio::task::JoinSet::new();

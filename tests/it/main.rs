@@ -11,5 +11,8 @@ mod contract;
 mod durability;
 mod faults;
 mod helpers;
+mod http;
 mod onboarding;
+mod principals;
+mod signatures;
 mod verification;

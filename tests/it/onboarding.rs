@@ -29,7 +29,11 @@ async fn refused_application_names_every_failing_field_and_stores_nothing(h: Har
         assert!(named.contains(&field), "{field} not named in {named:?}");
     }
     assert!(
-        h.engine.instances(None, 10).await.expect("list").is_empty(),
+        h.engine
+            .instances(None, None, 10)
+            .await
+            .expect("list")
+            .is_empty(),
         "nothing may be stored"
     );
 }
@@ -154,19 +158,9 @@ async fn returned_application_is_withdrawn_after_30_calendar_days_unless_resubmi
         .expect("advance");
     let mut fixed = application("P-9007", "agent", "P-9007/a");
     fixed["company"]["address"] = json!("Fuzhou");
-    h.engine
-        .post_event(
-            prompt,
-            "application_resubmitted",
-            fixed,
-            machine::Actor {
-                id: "P-9007/a".to_owned(),
-            },
-            None,
-        )
+    h.post_event(prompt, "application_resubmitted", fixed, "P-9007/a")
         .await
         .expect("resubmit");
-    h.settle().await.expect("settle");
     assert_eq!(
         h.view(late).await.expect("view").status,
         "running",

@@ -1,190 +1,47 @@
-//! Who is calling: operators with a bearer token, integrations with an HMAC-signed request.
-//!
-//! A signed request carries `X-Partnerflow-Integration: <id>` and
-//! `X-Partnerflow-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`.
-//! Any of the integration's secrets may match (rotation: add the new secret, move the senders,
-//! drop the old one), the comparison is constant-time, and the timestamp must lie within the
-//! configured tolerance of the injected clock's now, so tests on a virtual clock sign with
-//! virtual time. Several `v1=` entries are accepted, as a sender mid-rotation may send both.
+//! Who is calling, and what they may do: operators with a named bearer token, integrations with
+//! a request signed as [`signature`] describes.
 //!
 //! The extractors read the body (a signature covers it), so they come last in a handler's
 //! arguments: [`Caller`] accepts either kind of credential, [`SignedIntegration`] only a
-//! signature. Both hand the raw body on as a [`Payload`].
+//! signature. Both hand the raw body on as a [`Payload`]. Every signed write must carry an
+//! `Idempotency-Key` (it is part of what is signed).
 
-use axum::extract::{FromRequest, Request};
+mod config;
+mod signature;
+
+use axum::extract::{FromRequest, OriginalUri, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use hmac::{Hmac, Mac};
+use axum::http::{HeaderMap, Method};
 use partnerflow_core::machine::Actor;
 use sha2::{Digest, Sha256};
 
+pub use config::{AuthConfig, DEFAULT_TOLERANCE_SECS, Integration, Operator, Read};
+use signature::verify;
+pub use signature::{SignedRequest, sign};
+
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::Payload;
+use crate::extract::{IdempotencyKey, Payload};
 
 /// The header naming the calling integration.
 pub const INTEGRATION_HEADER: &str = "x-partnerflow-integration";
 /// The header carrying `t=<unix>,v1=<hex>`.
 pub const SIGNATURE_HEADER: &str = "x-partnerflow-signature";
-/// The signature tolerance of the product spec (±5 minutes).
-pub const DEFAULT_TOLERANCE_SECS: i64 = 300;
 
-type HmacSha256 = Hmac<Sha256>;
-
-/// The credentials the API accepts. Built by the CLI from configuration.
-#[derive(Clone)]
-pub struct AuthConfig {
-    pub integrations: Vec<Integration>,
-    /// Bearer tokens of operators (any matches).
-    pub operator_tokens: Vec<String>,
-    /// How far a signature's timestamp may lie from now, in seconds, either way.
-    pub tolerance_secs: i64,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        AuthConfig {
-            integrations: Vec::new(),
-            operator_tokens: Vec::new(),
-            tolerance_secs: DEFAULT_TOLERANCE_SECS,
-        }
-    }
-}
-
-impl std::fmt::Debug for AuthConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthConfig")
-            .field("integrations", &self.integrations)
-            .field(
-                "operator_tokens",
-                &format_args!("[{} redacted]", self.operator_tokens.len()),
-            )
-            .field("tolerance_secs", &self.tolerance_secs)
-            .finish()
-    }
-}
-
-/// A system that calls back (a review portal, an e-signature provider, a bank feed).
-#[derive(Clone)]
-pub struct Integration {
-    pub id: String,
-    /// Several during a rotation: any of them may sign.
-    pub secrets: Vec<String>,
-    /// The task roles it may decide for.
-    pub roles: Vec<String>,
-    /// The external events it may post.
-    pub events: Vec<String>,
-}
-
-impl std::fmt::Debug for Integration {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Integration")
-            .field("id", &self.id)
-            .field(
-                "secrets",
-                &format_args!("[{} redacted]", self.secrets.len()),
-            )
-            .field("roles", &self.roles)
-            .finish()
-    }
-}
-
-/// Signs `body` at `timestamp` with `secret`: the header value `t=<unix>,v1=<hex>`.
-/// Used by tests, the bench and the README's examples.
-pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let tag = mac(secret, timestamp, body).finalize().into_bytes();
-    format!("t={timestamp},v1={}", hex::encode(tag))
-}
-
-fn mac(secret: &str, timestamp: i64, body: &[u8]) -> HmacSha256 {
-    let mut mac =
-        HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac
-}
-
-/// Why a signature was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum SignatureError {
-    #[error("the signature header is not `t=<unix>,v1=<hex>`")]
-    Malformed,
-    #[error("the signature's timestamp is outside the allowed window")]
-    OutsideTolerance,
-    #[error("the signature does not match")]
-    Mismatch,
-}
-
-impl SignatureError {
-    fn label(self) -> &'static str {
-        match self {
-            SignatureError::Malformed => "malformed_signature",
-            SignatureError::OutsideTolerance => "stale_signature",
-            SignatureError::Mismatch => "bad_signature",
-        }
-    }
-}
-
-/// Checks a `t=…,v1=…` header over `body` against any of `secrets`, at `now` (unix seconds).
-pub(crate) fn verify(
-    header: &str,
-    body: &[u8],
-    secrets: &[String],
-    now: i64,
-    tolerance_secs: i64,
-) -> Result<(), SignatureError> {
-    let mut timestamp = None;
-    let mut tags = Vec::new();
-    for part in header.split(',') {
-        let (key, value) = part
-            .trim()
-            .split_once('=')
-            .ok_or(SignatureError::Malformed)?;
-        match key {
-            "t" if timestamp.is_none() => {
-                timestamp = Some(
-                    value
-                        .parse::<i64>()
-                        .map_err(|_| SignatureError::Malformed)?,
-                )
-            }
-            "t" => return Err(SignatureError::Malformed),
-            "v1" => tags.push(hex::decode(value).map_err(|_| SignatureError::Malformed)?),
-            // Other schemes (a future v2) are ignored, as long as a v1 is present.
-            _ => {}
-        }
-    }
-    let timestamp = timestamp.ok_or(SignatureError::Malformed)?;
-    if tags.is_empty() {
-        return Err(SignatureError::Malformed);
-    }
-    if now.abs_diff(timestamp) > tolerance_secs.max(0).unsigned_abs() {
-        return Err(SignatureError::OutsideTolerance);
-    }
-    let matched = secrets.iter().filter(|s| !s.is_empty()).any(|secret| {
-        tags.iter()
-            .any(|tag| mac(secret, timestamp, body).verify_slice(tag).is_ok())
-    });
-    if matched {
-        Ok(())
-    } else {
-        Err(SignatureError::Mismatch)
-    }
-}
-
-/// Constant-time token check: both sides are hashed first, so neither content nor length leaks.
-fn token_matches(given: &str, tokens: &[String]) -> bool {
+/// Constant-time token check: both sides are hashed first, so neither content nor length
+/// leaks. Returns the operator whose token matched.
+fn operator_for<'a>(given: &str, operators: &'a [Operator]) -> Option<&'a Operator> {
     let given = Sha256::digest(given.as_bytes());
-    tokens
+    operators
         .iter()
-        .filter(|t| !t.is_empty())
-        .fold(false, |found, token| {
-            let diff = Sha256::digest(token.as_bytes())
+        .filter(|o| !o.token.is_empty())
+        .fold(None, |found, operator| {
+            let diff = Sha256::digest(operator.token.as_bytes())
                 .iter()
                 .zip(given.iter())
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-            found | (diff == 0)
+            if diff == 0 { Some(operator) } else { found }
         })
 }
 
@@ -193,37 +50,65 @@ fn refuse(reason: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::unauthorized(reason, message)
 }
 
-/// The integration a request was signed by, with the roles it may act for.
-#[derive(Debug, Clone)]
-pub(crate) struct IntegrationId {
-    pub(crate) id: String,
-    pub(crate) roles: Vec<String>,
-    pub(crate) events: Vec<String>,
-}
-
-impl IntegrationId {
-    /// How the integration appears as an actor in the audit trail.
-    pub(crate) fn actor(&self) -> Actor {
-        Actor {
-            id: format!("integration:{}", self.id),
-        }
-    }
-}
-
 /// Who made an authenticated request.
 #[derive(Debug, Clone)]
 pub(crate) enum Who {
-    Operator,
-    Integration(IntegrationId),
+    /// An operator, by the id their token is configured with.
+    Operator(String),
+    Integration(Integration),
 }
 
 impl Who {
+    /// How the caller itself appears as an actor in the audit trail.
     pub(crate) fn actor(&self) -> Actor {
         match self {
-            Who::Operator => Actor {
-                id: "operator".to_owned(),
+            Who::Operator(id) => Actor { id: id.clone() },
+            Who::Integration(i) => Actor {
+                id: format!("integration:{}", i.id),
             },
-            Who::Integration(i) => i.actor(),
+        }
+    }
+
+    /// The partner a partner-side integration is bound to.
+    pub(crate) fn partner(&self) -> Option<&str> {
+        match self {
+            Who::Operator(_) => None,
+            Who::Integration(i) => i.partner.as_deref(),
+        }
+    }
+
+    /// 403 unless the caller may read `what`.
+    pub(crate) fn may_read(&self, what: Read) -> Result<(), ApiError> {
+        match self {
+            Who::Operator(_) => Ok(()),
+            Who::Integration(i) if i.reads.contains(&what) => Ok(()),
+            Who::Integration(i) => Err(ApiError::forbidden(
+                "out_of_scope",
+                format!("integration `{}` may not read {}", i.id, what.label()),
+            )),
+        }
+    }
+
+    /// 403 unless the caller may start `workflow`.
+    pub(crate) fn may_start(&self, workflow: &str) -> Result<(), ApiError> {
+        match self {
+            Who::Operator(_) => Ok(()),
+            Who::Integration(i) if i.workflows.iter().any(|w| w == workflow) => Ok(()),
+            Who::Integration(i) => Err(ApiError::forbidden(
+                "out_of_scope",
+                format!("integration `{}` may not start `{workflow}`", i.id),
+            )),
+        }
+    }
+
+    /// 404 when a partner-side caller asks about another partner's instance, so it cannot
+    /// even learn that the instance exists.
+    pub(crate) fn may_see(&self, what: &str, partner: Option<&str>) -> Result<(), ApiError> {
+        match self.partner() {
+            Some(own) if partner != Some(own) => {
+                Err(ApiError::not_found(format!("not found: {what}")))
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -238,7 +123,7 @@ pub(crate) struct Caller {
 /// A request signed by an integration, and its body.
 #[derive(Debug)]
 pub(crate) struct SignedIntegration {
-    pub(crate) integration: IntegrationId,
+    pub(crate) integration: Integration,
     pub(crate) payload: Payload,
 }
 
@@ -248,10 +133,10 @@ impl FromRequest<AppState> for Caller {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let (parts, body) = req.into_parts();
         if parts.headers.contains_key(AUTHORIZATION) {
-            operator(&parts, state)?;
+            let id = operator(&parts, state)?;
             let payload = Payload::read(parts, body, state).await?;
             return Ok(Caller {
-                who: Who::Operator,
+                who: Who::Operator(id),
                 payload,
             });
         }
@@ -267,6 +152,33 @@ impl FromRequest<AppState> for Caller {
             who: Who::Integration(signed.integration),
             payload: signed.payload,
         })
+    }
+}
+
+/// The request target as sent (path and query), which the signature covers.
+fn target(parts: &Parts) -> String {
+    let uri = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(&parts.uri, |u| &u.0);
+    uri.path_and_query()
+        .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned())
+}
+
+/// Reads are GET and HEAD; everything else is a write and must carry an Idempotency-Key.
+fn is_write(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD)
+}
+
+fn idempotency_key(headers: &HeaderMap, method: &Method) -> Result<String, ApiError> {
+    match IdempotencyKey::from_headers(headers)?.0 {
+        Some(key) => Ok(key),
+        None if is_write(method) => Err(ApiError::bad_request(
+            "idempotency_key_required",
+            "a signed write must carry an Idempotency-Key header; it is part of what is signed",
+        )
+        .with_details(serde_json::json!([{ "field": "Idempotency-Key", "rule": "required" }]))),
+        None => Ok(String::new()),
     }
 }
 
@@ -289,19 +201,22 @@ impl FromRequest<AppState> for SignedIntegration {
                 "this endpoint needs a signed request (X-Partnerflow-Integration and X-Partnerflow-Signature)",
             ));
         };
+        let key = idempotency_key(&parts.headers, &parts.method)?;
+        let method = parts.method.clone();
+        let path = target(&parts);
         let integration = state.auth.integrations.iter().find(|i| i.id == id);
         // Read the body before judging the integration, so an unknown id and a bad signature
         // cost the same.
         let payload = Payload::read(parts, body, state).await?;
         let now = state.clock.now().timestamp();
         let secrets = integration.map_or(&[][..], |i| &i.secrets[..]);
-        if let Err(e) = verify(
-            &signature,
-            &payload.body,
-            secrets,
-            now,
-            state.auth.tolerance_secs,
-        ) {
+        let request = SignedRequest {
+            method: method.as_str(),
+            path: &path,
+            idempotency_key: &key,
+            body: &payload.body,
+        };
+        if let Err(e) = verify(&signature, request, secrets, now, state.auth.tolerance_secs) {
             let message = if integration.is_none() {
                 "unknown integration or bad signature".to_owned()
             } else {
@@ -315,20 +230,15 @@ impl FromRequest<AppState> for SignedIntegration {
                 "unknown integration or bad signature",
             ));
         };
-        let integration = IntegrationId {
-            id: integration.id.clone(),
-            roles: integration.roles.clone(),
-            events: integration.events.clone(),
-        };
         Ok(SignedIntegration {
-            integration,
+            integration: integration.clone(),
             payload,
         })
     }
 }
 
-/// Checks `Authorization: Bearer <token>` against the operator tokens.
-fn operator(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
+/// Checks `Authorization: Bearer <token>` against the operators' tokens; the operator's id.
+fn operator(parts: &Parts, state: &AppState) -> Result<String, ApiError> {
     let value = parts
         .headers
         .get(AUTHORIZATION)
@@ -343,10 +253,9 @@ fn operator(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
             "the Authorization header must be `Bearer <token>`",
         ));
     };
-    if token_matches(token.trim(), &state.auth.operator_tokens) {
-        Ok(())
-    } else {
-        Err(refuse("bad_token", "the bearer token is not valid"))
+    match operator_for(token.trim(), &state.auth.operators) {
+        Some(op) => Ok(op.id.clone()),
+        None => Err(refuse("bad_token", "the bearer token is not valid")),
     }
 }
 

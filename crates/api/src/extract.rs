@@ -4,8 +4,8 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request};
-use axum::http::Method;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
 use partnerflow_engine::Idempotency;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -45,13 +45,12 @@ pub(crate) fn limit(asked: Option<i64>) -> Result<i64, ApiError> {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct IdempotencyKey(pub(crate) Option<String>);
 
+pub(crate) const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 const MAX_KEY_LEN: usize = 255;
 
-impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let Some(value) = parts.headers.get("idempotency-key") else {
+impl IdempotencyKey {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
+        let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
             return Ok(IdempotencyKey(None));
         };
         let key = value.to_str().ok().filter(|k| {
@@ -64,6 +63,14 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
                 format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
             )),
         }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Self::from_headers(&parts.headers)
     }
 }
 

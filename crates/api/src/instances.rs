@@ -1,18 +1,24 @@
 //! Instances: start one (`POST /v1/workflows/{workflow_id}/instances`), show one with its
-//! timeline, tasks and SLA clocks, and list them by status. Operators and signed integrations
-//! may call all three.
+//! timeline, tasks and SLA clocks, and list them by status. Operators may do all of it; an
+//! integration only what its scopes list, and a partner-side integration only for its partner.
+//!
+//! The submitter of a start is the operator, or the person the integration names in `actor`
+//! (confirmed by the directory; for a partner-side integration, one of its partner's people),
+//! or the integration itself when it names nobody.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use partnerflow_core::machine::Actor;
+use partnerflow_engine::Submitter;
 use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::auth::Caller;
+use crate::auth::{Caller, Read, Who};
 use crate::error::ApiError;
 use crate::extract::{AppPath, AppQuery, IdempotencyKey, limit};
 
@@ -28,6 +34,52 @@ pub(crate) fn router() -> Router<AppState> {
 struct StartBody {
     business_key: String,
     input: Value,
+    /// The person an integration submits for; operators submit as themselves.
+    #[serde(default)]
+    actor: Option<crate::tasks::ActorBody>,
+}
+
+/// The submitter of a start, from authentication and the directory.
+fn submitter(state: &AppState, who: &Who, asserted: Option<String>) -> Result<Submitter, ApiError> {
+    let partner = who.partner().map(str::to_owned);
+    let actor = match (who, asserted) {
+        (Who::Operator(id), Some(named)) if named != *id => {
+            return Err(ApiError::invalid_field(
+                "actor.id",
+                "principal",
+                format!("operator `{id}` submits as themselves, not as `{named}`"),
+            ));
+        }
+        (Who::Operator(_), _) => who.actor(),
+        (Who::Integration(_), Some(named)) => {
+            let person = state.engine.directory().person(&named);
+            match person {
+                Some(p) if p.partner.as_deref() == partner.as_deref() => Actor { id: named },
+                Some(_) => {
+                    return Err(ApiError::forbidden(
+                        "actor_out_of_scope",
+                        format!("`{named}` does not belong to this integration's partner"),
+                    ));
+                }
+                None => {
+                    return Err(ApiError::invalid_field(
+                        "actor.id",
+                        "directory",
+                        format!("`{named}` is not a person in the directory"),
+                    ));
+                }
+            }
+        }
+        (Who::Integration(i), None) if i.partner.is_some() => {
+            return Err(ApiError::invalid_field(
+                "actor.id",
+                "required",
+                "a partner-side integration must name the partner's person who submits",
+            ));
+        }
+        (Who::Integration(_), None) => who.actor(),
+    };
+    Ok(Submitter { actor, partner })
 }
 
 /// 201 with the new instance; 200 with the existing one when the Idempotency-Key or the
@@ -38,6 +90,7 @@ async fn start(
     key: IdempotencyKey,
     caller: Caller,
 ) -> Result<Response, ApiError> {
+    caller.who.may_start(&workflow_id)?;
     let body: StartBody = caller.payload.json()?;
     if body.business_key.trim().is_empty() {
         return Err(ApiError::invalid_field(
@@ -46,6 +99,7 @@ async fn start(
             "business_key must not be empty",
         ));
     }
+    let submitter = submitter(&state, &caller.who, body.actor.map(|a| a.id))?;
     let idem = caller.payload.idempotency(key);
     let (started, created) = state
         .engine
@@ -53,7 +107,7 @@ async fn start(
             &workflow_id,
             &body.business_key,
             body.input,
-            caller.who.actor(),
+            submitter,
             idem,
         )
         .await?;
@@ -71,9 +125,14 @@ async fn start(
 async fn show(
     State(state): State<AppState>,
     AppPath(id): AppPath<Uuid>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(state.engine.instance(id).await?))
+    caller.who.may_read(Read::Instances)?;
+    let view = state.engine.instance(id).await?;
+    caller
+        .who
+        .may_see(&format!("instance {id}"), view.partner_id.as_deref())?;
+    Ok(Json(view))
 }
 
 /// The evidence bundle: timeline, tasks, notifications, the audit-chain check, and the same
@@ -81,8 +140,13 @@ async fn show(
 async fn evidence(
     State(state): State<AppState>,
     AppPath(id): AppPath<Uuid>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
+    caller.who.may_read(Read::Evidence)?;
+    let partner = state.engine.partner_of(id).await?;
+    caller
+        .who
+        .may_see(&format!("instance {id}"), partner.as_deref())?;
     Ok(Json(state.engine.evidence(id).await?))
 }
 
@@ -95,10 +159,15 @@ struct ListQuery {
 async fn list(
     State(state): State<AppState>,
     AppQuery(q): AppQuery<ListQuery>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
+    caller.who.may_read(Read::Instances)?;
     let limit = limit(q.limit)?;
+    let partner = caller.who.partner();
     Ok(Json(
-        state.engine.instances(q.status.as_deref(), limit).await?,
+        state
+            .engine
+            .instances(q.status.as_deref(), partner, limit)
+            .await?,
     ))
 }

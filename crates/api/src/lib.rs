@@ -2,14 +2,14 @@
 //! `partnerflow serve` and the tests (which drive it with `tower::ServiceExt::oneshot`).
 //!
 //! Handlers extract, call the engine and map the result; they never parse headers or make
-//! business decisions. Authentication lives in extractors: operators send a bearer token,
-//! integrations (review portals, e-signature providers, bank feeds) sign the raw body with
-//! HMAC-SHA256 ([`sign`]); decisions and external events must be signed. Every error is
+//! business decisions. Authentication lives in extractors: operators send a named bearer
+//! token, integrations (review portals, e-signature providers, bank feeds, partners' systems)
+//! sign the whole request with HMAC-SHA256 ([`sign`]), and are held to their scopes. Every error is
 //! `{"error": {"code", "message", "details"}}` with its status, mapped once in `error`.
 //!
 //! # Layout
-//! - `auth`: [`AuthConfig`], [`Integration`], [`sign`], signature checks and the `Caller` /
-//!   `SignedIntegration` extractors.
+//! - `auth`: [`AuthConfig`], [`Operator`], [`Integration`] and its scopes, [`sign`], signature
+//!   checks and the `Caller` / `SignedIntegration` extractors.
 //! - `error`: [`ApiError`], the exhaustive mapping of engine errors, JSON for every error answer.
 //! - `extract`: path, query and `Idempotency-Key` extractors, and the raw body as JSON.
 //! - `instances`: start, show and list instances.
@@ -39,7 +39,8 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultMakeSpan, TraceLayer};
 
 pub use auth::{
-    AuthConfig, DEFAULT_TOLERANCE_SECS, INTEGRATION_HEADER, Integration, SIGNATURE_HEADER, sign,
+    AuthConfig, DEFAULT_TOLERANCE_SECS, INTEGRATION_HEADER, Integration, Operator, Read,
+    SIGNATURE_HEADER, SignedRequest, sign,
 };
 pub use error::ApiError;
 

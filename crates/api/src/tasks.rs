@@ -1,22 +1,23 @@
-//! Human tasks: the work lists (`GET /v1/tasks?role=R&status=open`) and reviewer callbacks
+//! Human tasks: the work lists (`GET /v1/tasks?role=R&status=open`) and decisions
 //! (`POST /v1/tasks/{task_id}/decision`).
 //!
-//! A decision must be signed by an integration scoped to the task's role; whether the person
-//! named as `actor` holds that role, and four-eyes, are the engine's checks against the
-//! directory, never a role claimed in the request.
+//! A decision comes from an operator (who decides as themselves) or is signed by an
+//! integration scoped to the task's role, which names the person deciding; whether that person
+//! holds the role, and four-eyes, are the engine's checks against the directory, never a role
+//! claimed in the request. A partner-side integration sees only its partner's tasks.
 
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use partnerflow_core::machine::Actor;
-use partnerflow_engine::Engine;
+use partnerflow_engine::TaskFilter;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::auth::{Caller, IntegrationId, SignedIntegration};
+use crate::auth::{Caller, Read, Who};
 use crate::error::ApiError;
 use crate::extract::{AppPath, AppQuery, IdempotencyKey, limit};
 
@@ -47,13 +48,16 @@ struct TaskItem {
 async fn list(
     State(state): State<AppState>,
     AppQuery(q): AppQuery<ListQuery>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<Json<Vec<TaskItem>>, ApiError> {
+    caller.who.may_read(Read::Tasks)?;
     let limit = limit(q.limit)?;
-    let tasks = state
-        .engine
-        .tasks(q.role.as_deref(), q.status.as_deref(), limit)
-        .await?;
+    let filter = TaskFilter {
+        role: q.role.as_deref(),
+        status: q.status.as_deref(),
+        partner: caller.who.partner(),
+    };
+    let tasks = state.engine.tasks(&filter, limit).await?;
     let items = tasks
         .into_iter()
         .map(|t| TaskItem {
@@ -75,14 +79,16 @@ struct DecisionBody {
     decision: String,
     #[serde(default)]
     reason: Option<String>,
-    actor: ActorBody,
+    /// Who decides: required from an integration; an operator decides as themselves.
+    #[serde(default)]
+    actor: Option<ActorBody>,
     #[serde(default)]
     data: Value,
 }
 
 #[derive(Debug, Deserialize)]
-struct ActorBody {
-    id: String,
+pub(crate) struct ActorBody {
+    pub(crate) id: String,
 }
 
 /// 200 with the engine's answer, also when an Idempotency-Key is replayed.
@@ -90,19 +96,37 @@ async fn decide(
     State(state): State<AppState>,
     AppPath(task_id): AppPath<Uuid>,
     key: IdempotencyKey,
-    signed: SignedIntegration,
+    caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let body: DecisionBody = signed.payload.json()?;
-    if body.actor.id.trim().is_empty() {
+    let body: DecisionBody = caller.payload.json()?;
+    let named = body.actor.map(|a| a.id);
+    if named.as_deref().is_some_and(|id| id.trim().is_empty()) {
         return Err(ApiError::invalid_field(
             "actor.id",
             "required",
             "actor.id must name a person",
         ));
     }
-    ensure_in_scope(&state.engine, task_id, &signed.integration).await?;
-    let idem = signed.payload.idempotency(key);
-    let actor = Actor { id: body.actor.id };
+    let actor = match (&caller.who, named) {
+        (Who::Operator(id), Some(named)) if named != *id => {
+            return Err(ApiError::invalid_field(
+                "actor.id",
+                "principal",
+                format!("operator `{id}` decides as themselves, not as `{named}`"),
+            ));
+        }
+        (Who::Operator(id), _) => Actor { id: id.clone() },
+        (Who::Integration(_), Some(named)) => Actor { id: named },
+        (Who::Integration(_), None) => {
+            return Err(ApiError::invalid_field(
+                "actor.id",
+                "required",
+                "actor.id must name the person deciding",
+            ));
+        }
+    };
+    ensure_in_scope(&state, task_id, &caller.who).await?;
+    let idem = caller.payload.idempotency(key);
     let answer = state
         .engine
         .decide(task_id, &body.decision, body.reason, actor, body.data, idem)
@@ -110,22 +134,25 @@ async fn decide(
     Ok(Json(answer))
 }
 
-/// Ok when `task_id` is a task of one of the integration's roles; 403 when it belongs to
-/// another role, 404 when there is no such task.
-///
-/// The engine has no lookup by task id, so this searches listings: the integration's open
-/// tasks first (the usual case), then all of its tasks (a late or replayed decision on a closed
-/// task, which the engine answers with 409 or the first answer), and only on the way to an
-/// error every task, to tell 403 from 404. `engine.task(task_id)` would replace all of it.
-async fn ensure_in_scope(
-    engine: &Engine,
-    task_id: Uuid,
-    integration: &IntegrationId,
-) -> Result<(), ApiError> {
-    let task = engine
+/// Ok when the caller may decide `task_id`: an operator always (the directory still decides
+/// whether they hold the role), an integration for its roles (403 otherwise) and, when
+/// partner-side, only on its partner's instances (404 otherwise, as for a task that does not
+/// exist).
+async fn ensure_in_scope(state: &AppState, task_id: Uuid, who: &Who) -> Result<(), ApiError> {
+    let task = state
+        .engine
         .task(task_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("not found: task {task_id}")))?;
+    let Who::Integration(integration) = who else {
+        return Ok(());
+    };
+    if who.partner().is_some() {
+        let instance = Uuid::parse_str(&task.instance_id)
+            .map_err(|_| ApiError::not_found(format!("not found: task {task_id}")))?;
+        let partner = state.engine.partner_of(instance).await?;
+        who.may_see(&format!("task {task_id}"), partner.as_deref())?;
+    }
     if integration.roles.contains(&task.role) {
         return Ok(());
     }

@@ -8,7 +8,9 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{Method, Request, StatusCode};
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use partnerflow_api::{AppState, AuthConfig, Integration, router, sign};
+use partnerflow_api::{
+    AppState, AuthConfig, Integration, Operator, Read, SignedRequest, router, sign,
+};
 use partnerflow_core::BusinessCalendar;
 use partnerflow_core::directory::Directory;
 use partnerflow_core::handler::HandlerRegistry;
@@ -133,15 +135,24 @@ async fn spawn_app(metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>) -> Te
                 secrets: vec![PORTAL_OLD.to_owned(), PORTAL_NEW.to_owned()],
                 roles: vec!["reviewer".to_owned()],
                 events: vec!["docs_uploaded".to_owned()],
+                workflows: vec!["review_flow".to_owned()],
+                reads: vec![Read::Instances, Read::Tasks],
+                partner: None,
             },
             Integration {
                 id: "finance-feed".to_owned(),
                 secrets: vec![FINANCE.to_owned()],
                 roles: vec!["finance".to_owned()],
                 events: vec![],
+                workflows: vec![],
+                reads: vec![],
+                partner: None,
             },
         ],
-        operator_tokens: vec![OPERATOR.to_owned()],
+        operators: vec![Operator {
+            id: "op.alice".to_owned(),
+            token: OPERATOR.to_owned(),
+        }],
         tolerance_secs: 300,
     };
     let state = AppState {
@@ -197,7 +208,8 @@ impl TestApp {
         .await
     }
 
-    /// A request signed by `integration` with `secret` at time `t`.
+    /// A POST signed by `integration` with `secret` at time `t`, under `key` (a fresh one when
+    /// `None`: every signed write carries one).
     async fn signed_at(
         &self,
         uri: &str,
@@ -207,14 +219,20 @@ impl TestApp {
         body: &str,
         key: Option<&str>,
     ) -> (StatusCode, Value) {
-        let mut req = Request::builder()
+        let fresh = uuid::Uuid::new_v4().to_string();
+        let key = key.unwrap_or(&fresh);
+        let signed = SignedRequest {
+            method: "POST",
+            path: uri,
+            idempotency_key: key,
+            body: body.as_bytes(),
+        };
+        let req = Request::builder()
             .method(Method::POST)
             .uri(uri)
             .header("x-partnerflow-integration", integration)
-            .header("x-partnerflow-signature", sign(secret, t, body.as_bytes()));
-        if let Some(k) = key {
-            req = req.header("idempotency-key", k);
-        }
+            .header("x-partnerflow-signature", sign(secret, t, signed))
+            .header("idempotency-key", key);
         self.call(req.body(Body::from(body.to_owned())).expect("request"))
             .await
     }
@@ -233,23 +251,20 @@ impl TestApp {
             .await
     }
 
-    /// Starts an instance submitted by `submitter` and delivers its documents: its review task is open.
+    /// Starts an instance submitted by `submitter` (through the portal, which names them) and
+    /// delivers its documents: its review task is open.
     async fn instance_under_review(&self, business_key: &str, submitter: &str) -> (String, String) {
-        let body = json!({ "business_key": business_key, "input": { "submitted_by": submitter } })
-            .to_string();
+        let body =
+            json!({ "business_key": business_key, "input": {}, "actor": { "id": submitter } })
+                .to_string();
         let (status, started) = self
-            .operator(
-                Method::POST,
-                "/v1/workflows/review_flow/instances",
-                Some(&body),
-                None,
-            )
+            .portal("/v1/workflows/review_flow/instances", &body, None)
             .await;
         assert_eq!(status, StatusCode::CREATED, "{started}");
         let id = started["id"].as_str().expect("id").to_owned();
         let (status, answer) = self
             .portal(
-                &format!("/v1/instances/{id}/events/docs_uploaded"),
+                &format!("/v1/instances/{id}/events/docs_uploaded?correlation=1"),
                 r#"{"files":1}"#,
                 None,
             )
@@ -532,7 +547,7 @@ async fn open_tasks_are_listed_by_role() {
 async fn events_must_be_signed_and_expected() {
     let app = spawn_app(None).await;
     let (id, _) = app.instance_under_review("P-5", "rev2").await;
-    let uri = format!("/v1/instances/{id}/events/docs_uploaded");
+    let uri = format!("/v1/instances/{id}/events/docs_uploaded?correlation=1");
     assert_error(
         &app.operator(Method::POST, &uri, Some("{}"), None).await,
         StatusCode::UNAUTHORIZED,
@@ -558,7 +573,10 @@ async fn events_must_be_signed_and_expected() {
         .operator(Method::GET, &format!("/v1/instances/{id}"), None, None)
         .await;
     assert_eq!(before.1["timeline"], after.1["timeline"]);
-    let unknown = format!("/v1/instances/{}/events/docs_uploaded", uuid::Uuid::nil());
+    let unknown = format!(
+        "/v1/instances/{}/events/docs_uploaded?correlation=1",
+        uuid::Uuid::nil()
+    );
     assert_error(
         &app.portal(&unknown, "{}", None).await,
         StatusCode::NOT_FOUND,
@@ -578,11 +596,14 @@ async fn decisions_need_a_valid_signature_at_the_virtual_now() {
     let before = app.record(&id).await;
     let uri = format!("/v1/tasks/{task}/decision");
     let body = decision("approve", "rev1", None);
+    // An operator decides as themselves: naming someone else is refused.
+    let as_other = app.operator(Method::POST, &uri, Some(&body), None).await;
     assert_error(
-        &app.operator(Method::POST, &uri, Some(&body), None).await,
-        StatusCode::UNAUTHORIZED,
-        "signature_required",
+        &as_other,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
     );
+    assert_eq!(as_other.1["error"]["details"][0]["field"], "actor.id");
     let wall_clock = Utc::now().timestamp();
     assert_error(
         &app.signed_at(&uri, "portal", PORTAL_NEW, wall_clock, &body, None)
@@ -774,7 +795,7 @@ async fn a_replayed_key_returns_the_identical_first_body() {
         )
         .await;
     let uri = format!(
-        "/v1/instances/{}/events/docs_uploaded",
+        "/v1/instances/{}/events/docs_uploaded?correlation=1",
         started["id"].as_str().expect("id")
     );
     let first = app.portal(&uri, "{}", Some("event-1")).await;

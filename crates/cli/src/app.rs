@@ -239,9 +239,20 @@ pub fn auth_config(settings: &Settings) -> partnerflow_api::AuthConfig {
                 secrets: i.secrets.clone(),
                 roles: i.roles.clone(),
                 events: i.events.clone(),
+                workflows: i.workflows.clone(),
+                reads: i.reads.clone(),
+                partner: i.partner.clone(),
             })
             .collect(),
-        operator_tokens: settings.auth.operator_tokens.clone(),
+        operators: settings
+            .auth
+            .operators
+            .iter()
+            .map(|o| partnerflow_api::Operator {
+                id: o.id.clone(),
+                token: o.token.clone(),
+            })
+            .collect(),
         tolerance_secs: settings.http.signature_tolerance_secs,
     }
 }

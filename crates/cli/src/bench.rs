@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 use axum::body::Body;
 use axum::http::Request;
 use partnerflow_core::machine::Actor;
+use partnerflow_engine::Submitter;
 use partnerflow_engine::{Clock, Engine, Notice, SystemClock};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -217,8 +218,11 @@ impl Client {
                 WORKFLOW,
                 key,
                 serde_json::json!({}),
-                Actor {
-                    id: "bench".to_owned(),
+                Submitter {
+                    actor: Actor {
+                        id: "bench".to_owned(),
+                    },
+                    partner: None,
                 },
                 None,
             )
@@ -248,12 +252,21 @@ impl Client {
             &serde_json::json!({ "decision": "approve", "reason": null, "actor": { "id": "cm.li" } }),
         )?;
         let now = chrono::Utc::now().timestamp();
-        let request = Request::post(format!("/v1/tasks/{task}/decision"))
+        let path = format!("/v1/tasks/{task}/decision");
+        let key = format!("bench-approve-{task}");
+        let signed = partnerflow_api::SignedRequest {
+            method: "POST",
+            path: &path,
+            idempotency_key: &key,
+            body: &body,
+        };
+        let request = Request::post(&path)
             .header("content-type", "application/json")
+            .header("idempotency-key", &key)
             .header(partnerflow_api::INTEGRATION_HEADER, &self.integration)
             .header(
                 partnerflow_api::SIGNATURE_HEADER,
-                partnerflow_api::sign(&self.secret, now, &body),
+                partnerflow_api::sign(&self.secret, now, signed),
             )
             .body(Body::from(body))?;
         let done = {

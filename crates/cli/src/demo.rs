@@ -52,18 +52,8 @@ async fn scenario(h: &Harness) -> Result<()> {
     .await?;
     h.advance_to(shanghai(2025, 8, 8, 10, 0)).await?;
     let fixed = application("P-1004", "agent", "P-1004/qian");
-    h.engine
-        .post_event(
-            returned,
-            "application_resubmitted",
-            fixed,
-            partnerflow_core::machine::Actor {
-                id: "P-1004/qian".to_owned(),
-            },
-            None,
-        )
+    h.post_event(returned, "application_resubmitted", fixed, "P-1004/qian")
         .await?;
-    h.settle().await?;
     h.sign_contract(returned, "P-1004/qian").await?;
 
     // An application failing several hard rules is refused with every field named.

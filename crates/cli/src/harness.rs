@@ -78,26 +78,53 @@ impl Harness {
         self.settle().await
     }
 
-    /// Starts onboarding for `application`, keyed by its partner id.
+    /// Starts onboarding for `application`, keyed by its partner id and submitted by the
+    /// person it names, as a partner-side integration of that partner would.
     pub async fn apply(&self, application: Value) -> Result<Uuid, partnerflow_engine::Error> {
-        let key = application
-            .get("partner_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let field = |name: &str| {
+            application
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (key, submitter) = (field("partner_id"), field("submitted_by"));
+        let submitter = partnerflow_engine::Submitter {
+            actor: Actor { id: submitter },
+            partner: Some(key.clone()),
+        };
         let (started, _) = self
             .engine
-            .start(
-                "partner_onboarding",
-                &key,
-                application,
-                Actor {
-                    id: "partner-portal".to_owned(),
-                },
-                None,
-            )
+            .start("partner_onboarding", &key, application, submitter, None)
             .await?;
         Ok(started.id)
+    }
+
+    /// Posts `event` to the open wait of `id` (naming its correlation id) and does the work
+    /// that follows.
+    pub async fn post_event(
+        &self,
+        id: Uuid,
+        event: &str,
+        payload: Value,
+        actor: &str,
+    ) -> Result<Value> {
+        let correlation = self
+            .view(id)
+            .await?
+            .waits
+            .first()
+            .map(|w| w.correlation.clone())
+            .ok_or_else(|| anyhow::anyhow!("{id} is not waiting for an event"))?;
+        let actor = Actor {
+            id: actor.to_owned(),
+        };
+        let answer = self
+            .engine
+            .post_event(id, event, &correlation, payload, actor, None)
+            .await?;
+        self.settle().await?;
+        Ok(answer)
     }
 
     pub async fn view(&self, id: Uuid) -> Result<InstanceView> {

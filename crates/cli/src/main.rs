@@ -144,11 +144,7 @@ async fn serve(settings: Settings) -> Result<()> {
         .listen
         .parse()
         .with_context(|| format!("http.listen `{}`", settings.http.listen))?;
-    if settings.auth.development_secrets && !addr.ip().is_loopback() {
-        bail!(
-            "refusing to listen on {addr} with the development secrets: set auth.development_secrets = false and real secrets (config/production.toml, config/local.toml or PARTNERFLOW__AUTH__*)"
-        );
-    }
+    settings.auth.check_listen(addr)?;
     let metrics = install_metrics()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let engine = app::build(&settings, clock.clone()).await?;

@@ -74,18 +74,30 @@ pub struct Paths {
 
 #[derive(Clone, Deserialize)]
 pub struct Auth {
-    /// True while the shipped development secrets are in use.
+    /// Says the shipped development secrets are in use. The listen guard does not trust it
+    /// alone: it also compares every configured secret with the shipped ones.
     pub development_secrets: bool,
-    pub operator_tokens: Vec<String>,
+    #[serde(default)]
+    pub operators: Vec<Operator>,
     #[serde(default)]
     pub integrations: Vec<Integration>,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct Operator {
+    /// Recorded as the actor of everything the operator does.
+    pub id: String,
+    pub token: String,
 }
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Auth")
             .field("development_secrets", &self.development_secrets)
-            .field("operator_tokens", &self.operator_tokens.len())
+            .field(
+                "operators",
+                &self.operators.iter().map(|o| &o.id).collect::<Vec<_>>(),
+            )
             .field(
                 "integrations",
                 &self.integrations.iter().map(|i| &i.id).collect::<Vec<_>>(),
@@ -103,6 +115,15 @@ pub struct Integration {
     /// External events it may post.
     #[serde(default)]
     pub events: Vec<String>,
+    /// Workflows it may start.
+    #[serde(default)]
+    pub workflows: Vec<String>,
+    /// What it may read: `instances`, `tasks`, `evidence`.
+    #[serde(default)]
+    pub reads: Vec<partnerflow_api::Read>,
+    /// A partner-side integration's partner: it sees and acts on that partner's instances only.
+    #[serde(default)]
+    pub partner: Option<String>,
 }
 
 /// The settings shipped in the binary, so `partnerflow demo` works from any directory.
@@ -134,6 +155,68 @@ impl Settings {
             }
         }
         merged.try_into().context("settings")
+    }
+}
+
+impl Auth {
+    /// Where a shipped development secret is still configured (`auth.operators[id].token`,
+    /// `auth.integrations[id].secrets`): such a service must not listen beyond loopback.
+    pub fn shipped_secrets_in_use(&self) -> Vec<String> {
+        let Ok(shipped) = toml::from_str::<toml::Table>(DEFAULTS)
+            .map_err(|e| e.to_string())
+            .and_then(|t| {
+                toml::Value::Table(t)
+                    .get("auth")
+                    .cloned()
+                    .ok_or_else(|| "no [auth]".to_owned())
+            })
+            .and_then(|a| a.try_into::<Auth>().map_err(|e| e.to_string()))
+        else {
+            return Vec::new();
+        };
+        let shipped_tokens: Vec<&str> =
+            shipped.operators.iter().map(|o| o.token.as_str()).collect();
+        let shipped_secrets: Vec<&str> = shipped
+            .integrations
+            .iter()
+            .flat_map(|i| i.secrets.iter().map(String::as_str))
+            .chain(shipped_tokens.iter().copied())
+            .collect();
+        let mut found = Vec::new();
+        for o in &self.operators {
+            if shipped_secrets.contains(&o.token.as_str()) {
+                found.push(format!("auth.operators[{}].token", o.id));
+            }
+        }
+        for i in &self.integrations {
+            if i.secrets
+                .iter()
+                .any(|s| shipped_secrets.contains(&s.as_str()))
+            {
+                found.push(format!("auth.integrations[{}].secrets", i.id));
+            }
+        }
+        found
+    }
+
+    /// Refuses a non-loopback address while development secrets are in use, whether the
+    /// `development_secrets` flag says so or a shipped secret is configured.
+    pub fn check_listen(&self, addr: std::net::SocketAddr) -> Result<()> {
+        if addr.ip().is_loopback() {
+            return Ok(());
+        }
+        let shipped = self.shipped_secrets_in_use();
+        if self.development_secrets || !shipped.is_empty() {
+            let which = if shipped.is_empty() {
+                "auth.development_secrets = true".to_owned()
+            } else {
+                format!("shipped development secrets in {}", shipped.join(", "))
+            };
+            anyhow::bail!(
+                "refusing to listen on {addr} with development secrets ({which}): configure your own operators and integration secrets (config/production.toml, config/local.toml or PARTNERFLOW__AUTH__*) and set auth.development_secrets = false"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -207,11 +290,61 @@ mod tests {
         set_path(
             &mut t,
             "auth__integrations",
-            r#"[{ id = "crm", secrets = ["s1", "s2"], roles = ["legal"], events = [] }]"#,
+            r#"[{ id = "crm", secrets = ["s1", "s2"], roles = ["legal"], events = [], workflows = ["partner_onboarding"], reads = ["tasks"], partner = "P-1" }]"#,
         );
         let s: Settings = t.try_into().expect("still valid");
         assert_eq!(s.auth.integrations.len(), 1);
-        assert_eq!(s.auth.integrations[0].secrets, vec!["s1", "s2"]);
-        assert_eq!(s.auth.integrations[0].roles, vec!["legal"]);
+        let crm = &s.auth.integrations[0];
+        assert_eq!(crm.secrets, vec!["s1", "s2"]);
+        assert_eq!(crm.roles, vec!["legal"]);
+        assert_eq!(crm.workflows, vec!["partner_onboarding"]);
+        assert_eq!(crm.reads, vec![partnerflow_api::Read::Tasks]);
+        assert_eq!(crm.partner.as_deref(), Some("P-1"));
+    }
+
+    fn defaults() -> Settings {
+        toml::from_str::<toml::Table>(DEFAULTS)
+            .expect("defaults parse")
+            .try_into()
+            .expect("defaults are complete")
+    }
+
+    #[test]
+    fn shipped_secrets_on_a_public_address_are_refused_whatever_the_flag_says() {
+        let public: std::net::SocketAddr = "0.0.0.0:8080".parse().expect("addr");
+        let loopback: std::net::SocketAddr = "127.0.0.1:8080".parse().expect("addr");
+        let mut s = defaults();
+        assert!(s.auth.check_listen(loopback).is_ok());
+        assert!(s.auth.check_listen(public).is_err());
+        // Claiming the secrets are real does not make them so.
+        s.auth.development_secrets = false;
+        let refused = s.auth.check_listen(public).expect_err("shipped secrets");
+        assert!(refused.to_string().contains("auth.operators["), "{refused}");
+        for o in &mut s.auth.operators {
+            o.token = format!("real-token-{}", o.id);
+        }
+        let refused = s
+            .auth
+            .check_listen(public)
+            .expect_err("integration secrets");
+        assert!(
+            refused.to_string().contains("auth.integrations["),
+            "{refused}"
+        );
+        // One shipped secret kept beside a new one during a rotation is still refused.
+        for i in &mut s.auth.integrations {
+            i.secrets = vec![format!("real-secret-{}", i.id)];
+        }
+        s.auth.integrations[0]
+            .secrets
+            .push("dev-crm-secret".to_owned());
+        assert!(s.auth.check_listen(public).is_err());
+        s.auth.integrations[0].secrets.pop();
+        assert!(s.auth.check_listen(public).is_ok());
+        s.auth.development_secrets = true;
+        assert!(
+            s.auth.check_listen(public).is_err(),
+            "the flag alone refuses too"
+        );
     }
 }

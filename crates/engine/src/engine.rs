@@ -108,6 +108,46 @@ pub struct Idempotency {
     pub request_hash: String,
 }
 
+/// Who submits a start, as authentication established it: the actor (the operator, or the
+/// person an integration asserted and the directory confirmed) and, for a partner-side caller,
+/// the partner it is bound to. The input may repeat them but never contradict them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitter {
+    pub actor: Actor,
+    pub partner: Option<String>,
+}
+
+impl Submitter {
+    /// The submitter as the instance's input records it: `submitted_by` (and `partner_id` for a
+    /// partner-side caller) are filled in when absent; the fields that name someone else.
+    fn stamp(&self, input: &mut Value) -> Vec<FieldError> {
+        let Some(map) = input.as_object_mut() else {
+            return Vec::new();
+        };
+        let mut problems = Vec::new();
+        let mut claim = |field: &str, fact: &str| {
+            match map.get(field) {
+            None | Some(Value::Null) => {
+                map.insert(field.to_owned(), Value::String(fact.to_owned()));
+            }
+            Some(Value::String(s)) if s == fact => {}
+            Some(other) => problems.push(FieldError {
+                field: field.to_owned(),
+                rule: "principal".to_owned(),
+                message: format!(
+                    "{field} is {other}, but the request was authenticated as `{fact}`; it may be omitted, never differ"
+                ),
+            }),
+        }
+        };
+        claim("submitted_by", &self.actor.id);
+        if let Some(partner) = &self.partner {
+            claim("partner_id", partner);
+        }
+        problems
+    }
+}
+
 /// The answer to a start.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct Started {
@@ -318,18 +358,40 @@ impl Engine {
         self.definition(workflow_id, version)
     }
 
-    /// A fresh instance of `def`, from validated input.
-    fn new_instance(def: &WorkflowDefinition, business_key: &str, input: &Value) -> InstanceState {
+    /// A fresh instance of `def`, from validated input, submitted by `submitter`.
+    fn new_instance(
+        def: &WorkflowDefinition,
+        business_key: &str,
+        input: &Value,
+        submitter: &Submitter,
+    ) -> InstanceState {
         let contact = input
             .pointer("/contacts/0")
             .and_then(|c| serde_json::from_value::<Contact>(c.clone()).ok());
-        let field = |name: &str| input.get(name).and_then(Value::as_str).map(str::to_owned);
+        let partner = submitter.partner.clone().or_else(|| {
+            input
+                .get("partner_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
         InstanceState {
-            partner_id: field("partner_id"),
-            submitted_by: field("submitted_by"),
+            partner_id: partner,
+            submitted_by: Some(submitter.actor.id.clone()),
             contact,
             ..InstanceState::new(Uuid::now_v7(), def, business_key)
         }
+    }
+
+    /// The partner an instance belongs to (for a partner-side caller's scope).
+    pub async fn partner_of(&self, instance_id: Uuid) -> Result<Option<String>> {
+        let mut conn = self.conn().await?;
+        instances::partner_of(&mut conn, instance_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("instance {instance_id}")))
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.inner.directory
     }
 
     /// Runs a named validator over input; unknown validators are a definition error caught at load.
@@ -383,8 +445,8 @@ impl Engine {
         &self,
         workflow_id: &str,
         business_key: &str,
-        input: Value,
-        actor: Actor,
+        mut input: Value,
+        submitter: Submitter,
         idem: Option<Idempotency>,
     ) -> Result<(Started, bool)> {
         let scope = format!("start:{workflow_id}");
@@ -395,9 +457,20 @@ impl Engine {
             ));
         }
         let def = self.latest(workflow_id)?;
-        let input = self.validate(def.input_validator.as_deref(), &input, None)?;
-        let state = Self::new_instance(&def, business_key, &input);
+        // Every problem at once: the principal's and the validator's.
+        let mut problems = submitter.stamp(&mut input);
+        let input = match self.validate(def.input_validator.as_deref(), &input, None) {
+            Ok(input) if problems.is_empty() => input,
+            Ok(_) => return Err(Error::Invalid(problems)),
+            Err(Error::Invalid(more)) => {
+                problems.extend(more);
+                return Err(Error::Invalid(problems));
+            }
+            Err(e) => return Err(e),
+        };
+        let state = Self::new_instance(&def, business_key, &input, &submitter);
         let idem = idem.map(|i| (scope, i));
+        let actor = submitter.actor;
         match self
             .create(state, Command::Start { input, actor }, idem)
             .await
@@ -455,11 +528,12 @@ impl Engine {
             .await
     }
 
-    /// Delivers an external event (with its payload) to an instance waiting for it.
+    /// Delivers an external event (with its payload) to the wait it names by `correlation`.
     pub async fn post_event(
         &self,
         instance_id: Uuid,
         name: &str,
+        correlation: &str,
         payload: Value,
         actor: Actor,
         idem: Option<Idempotency>,
@@ -489,6 +563,7 @@ impl Engine {
         let payload = self.validate(validator.as_deref(), &payload, Some(&stored.state))?;
         let cmd = Command::ExternalEvent {
             name: name.to_owned(),
+            correlation: correlation.to_owned(),
             payload,
             actor,
         };

@@ -27,4 +27,7 @@ pub mod view;
 mod work;
 
 pub use clock::{Clock, SystemClock, VirtualClock};
-pub use engine::{Engine, EngineParts, Error, Idempotency, Notice, Result, Settings, Started};
+pub use engine::{
+    Engine, EngineParts, Error, Idempotency, Notice, Result, Settings, Started, Submitter,
+};
+pub use partnerflow_store::tasks::Filter as TaskFilter;

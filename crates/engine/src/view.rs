@@ -21,6 +21,8 @@ pub struct InstanceView {
     pub parent_id: Option<Uuid>,
     pub status: String,
     pub current_steps: Vec<String>,
+    /// The open wait for an external event: an event must name its correlation id.
+    pub waits: Vec<partnerflow_core::machine::OpenWait>,
     pub data: serde_json::Map<String, serde_json::Value>,
     pub tasks: Vec<Task>,
     pub sla_clocks: Vec<SlaClock>,
@@ -148,6 +150,7 @@ impl Engine {
             parent_id: s.parent.map(|p| p.instance_id),
             status: s.status.label().to_owned(),
             current_steps: s.step.into_iter().filter(|_| stored.version > 0).collect(),
+            waits: s.wait.into_iter().collect(),
             data: s.data,
             tasks,
             sla_clocks,
@@ -186,25 +189,21 @@ impl Engine {
         })
     }
 
-    /// Tasks by role and status, soonest due first.
-    pub async fn tasks(
-        &self,
-        role: Option<&str>,
-        status: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<Task>> {
+    /// Tasks by role, status and partner, soonest due first.
+    pub async fn tasks(&self, filter: &tasks::Filter<'_>, limit: i64) -> Result<Vec<Task>> {
         let mut conn = self.conn().await?;
-        Ok(tasks::list(&mut conn, role, status, limit).await?)
+        Ok(tasks::list(&mut conn, filter, limit).await?)
     }
 
-    /// Instances by status, newest first.
+    /// Instances by status and partner, newest first.
     pub async fn instances(
         &self,
         status: Option<&str>,
+        partner: Option<&str>,
         limit: i64,
     ) -> Result<Vec<instances::Summary>> {
         let mut conn = self.conn().await?;
-        Ok(instances::list(&mut conn, status, limit).await?)
+        Ok(instances::list(&mut conn, status, partner, limit).await?)
     }
 
     /// Verifies the stored audit chain of an instance; the first broken sequence number on failure.

@@ -108,7 +108,10 @@ async fn a_failed_address_is_retried_alone_and_none_is_sent_twice() {
             "announce",
             "k1",
             json!({}),
-            Actor { id: "t".to_owned() },
+            partnerflow_engine::Submitter {
+                actor: Actor { id: "t".to_owned() },
+                partner: None,
+            },
             None,
         )
         .await

@@ -198,12 +198,20 @@ pub struct Summary {
     pub current_step: Option<String>,
 }
 
-/// Instances by status (all when `status` is None), newest first.
-pub async fn list(conn: &mut Conn, status: Option<&str>, limit: i64) -> Result<Vec<Summary>> {
+/// Instances by status and partner (all when None), newest first.
+pub async fn list(
+    conn: &mut Conn,
+    status: Option<&str>,
+    partner: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Summary>> {
     let rows = sqlx::query(
-        "select id, workflow_id, business_key, status, current_step from instances where ($1 is null or status = $1) order by created_at desc limit $2",
+        "select id, workflow_id, business_key, status, current_step from instances
+         where ($1 is null or status = $1) and ($2 is null or partner_id = $2)
+         order by created_at desc limit $3",
     )
     .bind(status.map(str::to_owned))
+    .bind(partner.map(str::to_owned))
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
@@ -218,6 +226,17 @@ pub async fn list(conn: &mut Conn, status: Option<&str>, limit: i64) -> Result<V
             })
         })
         .collect()
+}
+
+/// The partner of an instance: `None` when there is no such instance, `Some(None)` when it
+/// belongs to no partner.
+pub async fn partner_of(conn: &mut Conn, id: Uuid) -> Result<Option<Option<String>>> {
+    let row = sqlx::query("select partner_id from instances where id = $1")
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| Ok(r.try_get::<Option<String>, _>(0)?))
+        .transpose()
 }
 
 /// How many instances are in each status.

@@ -104,18 +104,25 @@ pub async fn get(conn: &mut Conn, id: Uuid) -> Result<Option<Task>> {
     row.as_ref().map(from_row).transpose()
 }
 
-/// Tasks filtered by role and status, soonest due first.
-pub async fn list(
-    conn: &mut Conn,
-    role: Option<&str>,
-    status: Option<&str>,
-    limit: i64,
-) -> Result<Vec<Task>> {
+/// Which tasks a listing returns; `None` matches everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter<'a> {
+    pub role: Option<&'a str>,
+    pub status: Option<&'a str>,
+    /// Only tasks of this partner's instances.
+    pub partner: Option<&'a str>,
+}
+
+/// Tasks filtered by role, status and partner, soonest due first.
+pub async fn list(conn: &mut Conn, filter: &Filter<'_>, limit: i64) -> Result<Vec<Task>> {
     let rows = sqlx::query(crate::sql(format!(
-        "select {COLUMNS} from tasks where ($1 is null or role = $1) and ($2 is null or status = $2) order by due_at limit $3"
+        "select {COLUMNS} from tasks where ($1 is null or role = $1) and ($2 is null or status = $2)
+           and ($3 is null or instance_id in (select id from instances where partner_id = $3))
+         order by due_at limit $4"
     )))
-    .bind(role.map(str::to_owned))
-    .bind(status.map(str::to_owned))
+    .bind(filter.role.map(str::to_owned))
+    .bind(filter.status.map(str::to_owned))
+    .bind(filter.partner.map(str::to_owned))
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;

@@ -76,6 +76,10 @@ pub enum StepKind {
         validator: Option<String>,
         timeout: Option<TimerSpec>,
         replaces_input: bool,
+        /// A JSON pointer into the instance's data whose value, when the step is entered, is
+        /// the correlation id an event must name (a milestone number, a payable id); without
+        /// one, the step entry's sequence number.
+        correlate: Option<String>,
     },
     Child {
         workflow: String,
@@ -538,6 +542,16 @@ fn build_step(rs: &RawStep, registry: &dyn Registry) -> Result<Step, StepProblem
                     validator: rs.validator.clone(),
                     timeout,
                     replaces_input: rs.replaces_input.unwrap_or(false),
+                    correlate: match &rs.correlate {
+                        Some(p) if !p.starts_with('/') => {
+                            problems.push((
+                                "bad-correlate",
+                                format!("`correlate` must be a JSON pointer such as `/input/milestone`, not `{p}`"),
+                            ));
+                            None
+                        }
+                        other => other.clone(),
+                    },
                 }),
                 None => {
                     problems.push((

@@ -49,6 +49,7 @@ pub(crate) struct RawStep {
     pub(crate) event: Option<String>,
     pub(crate) validator: Option<String>,
     pub(crate) replaces_input: Option<bool>,
+    pub(crate) correlate: Option<String>,
     pub(crate) timeout: Option<String>,
     pub(crate) timeout_until: Option<String>,
     pub(crate) workflow: Option<String>,

@@ -66,6 +66,9 @@ pub struct InstanceState {
     pub seq: u64,
     /// The open task of the current human step.
     pub task: Option<OpenTask>,
+    /// The open wait of the current wait_event step.
+    #[serde(default)]
+    pub wait: Option<OpenWait>,
     /// Input and step outputs: `input`, `steps.<step>`, `events.<name>`.
     pub data: Map<String, Value>,
 }
@@ -87,6 +90,7 @@ impl InstanceState {
             step: None,
             seq: 0,
             task: None,
+            wait: None,
             data: Map::new(),
         }
     }
@@ -99,6 +103,15 @@ pub struct OpenTask {
     pub opened_at: DateTime<Utc>,
     /// Distinct persons who approved so far (quorum).
     pub approvals: Vec<String>,
+}
+
+/// A wait for an external event: an event must name the correlation id of the entry it
+/// answers, so a late retry meant for an earlier loop is refused rather than taken by this one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenWait {
+    pub step: String,
+    pub event: String,
+    pub correlation: String,
 }
 
 /// Who acts.
@@ -142,6 +155,8 @@ pub enum Command {
     },
     ExternalEvent {
         name: String,
+        /// The correlation id of the wait it answers.
+        correlation: String,
         payload: Value,
         actor: Actor,
     },
@@ -191,6 +206,14 @@ pub enum Error {
     AlreadyApproved(String),
     #[error("the instance is not waiting for event `{0}`")]
     EventNotExpected(String),
+    #[error(
+        "the wait `{correlation}` for event `{event}` is no longer open (the open one is `{open}`)"
+    )]
+    WaitClosed {
+        event: String,
+        correlation: String,
+        open: String,
+    },
     #[error("the instance is {0}, not running")]
     NotRunning(String),
     #[error("outcome `{outcome}` of step `{step}` has no transition")]
@@ -311,6 +334,7 @@ impl Machine<'_, '_> {
             } => self.decide(task_id, decision, reason, actor, data),
             Command::ExternalEvent {
                 name,
+                correlation,
                 payload,
                 actor,
             } => {
@@ -322,10 +346,18 @@ impl Machine<'_, '_> {
                     } if *event == name => *replaces_input,
                     _ => return Err(Error::EventNotExpected(name)),
                 };
+                let open = self.open_correlation();
+                if correlation != open {
+                    return Err(Error::WaitClosed {
+                        event: name,
+                        correlation,
+                        open,
+                    });
+                }
                 self.event(
                     "event_received",
                     &actor,
-                    json!({ "event": name, "payload": payload }),
+                    json!({ "event": name, "correlation": correlation, "payload": payload }),
                 );
                 if replaces_input {
                     self.state.data.insert("input".to_owned(), payload.clone());
@@ -371,6 +403,14 @@ impl Machine<'_, '_> {
         }
     }
 
+    /// The correlation id of the open wait (the entry's seq for a wait recorded without one).
+    fn open_correlation(&self) -> String {
+        self.state
+            .wait
+            .as_ref()
+            .map_or_else(|| self.state.seq.to_string(), |w| w.correlation.clone())
+    }
+
     fn stale(&mut self) -> Result<(), Error> {
         self.out.changed = false;
         Ok(())
@@ -383,6 +423,26 @@ impl Machine<'_, '_> {
     fn current(&self) -> Result<&Step, Error> {
         let id = self.current_id();
         self.def.step(&id).ok_or(Error::MissingStep(id))
+    }
+
+    /// A value of the instance's data as a correlation id (strings as they are, numbers in
+    /// decimal); `None` when the pointer finds nothing usable.
+    fn state_pointer(&self, pointer: &str) -> Option<String> {
+        let (head, rest) = pointer
+            .trim_start_matches('/')
+            .split_once('/')
+            .map_or((pointer.trim_start_matches('/'), ""), |(h, r)| (h, r));
+        let root = self.state.data.get(head)?;
+        let value = if rest.is_empty() {
+            root
+        } else {
+            root.pointer(&format!("/{rest}"))?
+        };
+        match value {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
     }
 
     fn put_step_output(&mut self, step: &str, output: Value) {
@@ -416,6 +476,7 @@ impl Machine<'_, '_> {
             })?
             .clone();
         let had_timers = step_has_timers(&step.kind);
+        self.state.wait = None;
         if let Some(task) = self.state.task.take() {
             self.out.effects.push(Effect::CloseTask {
                 task_id: task.id,
@@ -500,7 +561,26 @@ impl Machine<'_, '_> {
                 let due = self.due(*fires);
                 self.schedule(TimerKind::Elapsed, due);
             }
-            StepKind::WaitEvent { timeout, .. } => {
+            StepKind::WaitEvent {
+                event,
+                correlate,
+                timeout,
+                ..
+            } => {
+                let correlation = correlate
+                    .as_deref()
+                    .and_then(|p| self.state_pointer(p))
+                    .unwrap_or_else(|| seq.to_string());
+                self.state.wait = Some(OpenWait {
+                    step: id.to_owned(),
+                    event: event.clone(),
+                    correlation: correlation.clone(),
+                });
+                self.event(
+                    "wait_opened",
+                    &Actor::system(),
+                    json!({ "step": id, "event": event, "correlation": correlation }),
+                );
                 if let Some(t) = timeout {
                     let due = self.due(*t);
                     self.schedule(TimerKind::Timeout, due);
