@@ -230,3 +230,51 @@ on_both_backends!(
     a_second_start_with_the_same_business_key_answers_with_the_first_instance,
     shanghai(2025, 9, 1, 9, 0)
 );
+
+async fn a_timer_fires_once_when_a_claim_runs_out_mid_batch(h: Harness) {
+    let (id, _) = crate::signatures::under_review(&h, "P-1001", "P-1001/zhang").await;
+    let due = h.engine.next_due().await.expect("next").expect("a timer");
+    h.clock.set(due);
+    // Sweeper A claims the due timers for one second, then stalls.
+    let store = h.engine.store().clone();
+    let claimed_by_a =
+        partnerflow_store::timers::claim_due(&store, due, due + chrono::Duration::seconds(1), 100)
+            .await
+            .expect("claim");
+    assert!(!claimed_by_a.is_empty());
+    // Its claim runs out; sweeper B claims and fires them.
+    h.clock.set(due + chrono::Duration::seconds(2));
+    assert_eq!(
+        h.engine.sweep_once().await.expect("sweep"),
+        claimed_by_a.len()
+    );
+    h.settle().await.expect("settle");
+    let after_b = h.view(id).await.expect("view");
+    // A wakes up and fires what it claimed: nothing happens a second time.
+    for t in &claimed_by_a {
+        h.engine
+            .fire_timer(t, h.now())
+            .await
+            .expect("a superseded firing is not an error");
+    }
+    h.settle().await.expect("settle");
+    let after_a = h.view(id).await.expect("view");
+    assert_eq!(kinds(&after_a), kinds(&after_b));
+    assert_eq!(
+        kinds(&after_a).iter().filter(|k| *k == "reminder").count(),
+        1,
+        "{:?}",
+        kinds(&after_a)
+    );
+    let keys = |v: &partnerflow_engine::view::InstanceView| {
+        v.notifications
+            .iter()
+            .map(|n| n.key.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(&after_a), keys(&after_b));
+}
+on_both_backends!(
+    a_timer_fires_once_when_a_claim_runs_out_mid_batch,
+    shanghai(2025, 9, 1, 9, 0)
+);

@@ -142,6 +142,11 @@ impl From<EngineError> for ApiError {
             EngineError::Conflict(msg) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", format!("conflict: {msg}"))
             }
+            EngineError::Superseded(msg) => ApiError::new(
+                StatusCode::CONFLICT,
+                "superseded",
+                format!("{msg}; nothing changed"),
+            ),
             EngineError::Stale(msg) => ApiError::new(
                 StatusCode::CONFLICT,
                 "concurrent_change",

@@ -61,6 +61,8 @@ impl Harness {
     }
 
     /// Moves the clock to `until`, stopping at every due timer on the way and doing its work.
+    /// Fails when something is due but nothing can run (a timer or row claimed and never
+    /// finished), rather than spinning at the same moment for ever.
     pub async fn advance_to(&self, until: DateTime<Utc>) -> Result<()> {
         self.settle().await?;
         while let Some(next) = self.engine.next_due().await? {
@@ -69,6 +71,11 @@ impl Harness {
             }
             if next > self.now() {
                 self.clock.set(next);
+            } else if self.engine.drain().await? == 0 {
+                anyhow::bail!(
+                    "work due at {next} cannot run at {}: it is claimed and was never finished",
+                    self.now()
+                );
             }
             self.settle().await?;
         }

@@ -22,6 +22,9 @@ use crate::programme::Programme;
 pub struct StepContext {
     pub instance: InstanceState,
     pub step: String,
+    /// `instance:seq:step`: the same for every attempt of this step entry, so a handler's own
+    /// external calls (a provider that accepts an idempotency key) are never repeated as new.
+    pub idempotency_key: String,
     pub now: DateTime<Utc>,
     pub calendar: Arc<BusinessCalendar>,
     pub programme: Arc<Programme>,

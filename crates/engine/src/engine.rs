@@ -37,6 +37,10 @@ pub enum Error {
     /// A row with the same unique key exists.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The outbox row or timer behind a result was finished by someone else first: the result
+    /// was discarded and nothing changed.
+    #[error("superseded: {0}")]
+    Superseded(String),
     /// The instance kept changing under concurrent writers, even after retries.
     #[error("the instance changed concurrently: {0}")]
     Stale(String),

@@ -9,12 +9,18 @@ use partnerflow_core::machine::Command;
 use partnerflow_store::{outbox, timers};
 use tokio_util::sync::CancellationToken;
 
+use futures::{FutureExt, StreamExt};
+
 use crate::engine::{Engine, Error, Result};
+
+/// Timers of one sweep fired at once: enough to hide each transition's commit latency, few
+/// enough to leave connections for the API and the workers.
+const SWEEP_CONCURRENCY: usize = 16;
 use crate::queue::{Job, JobSink};
 use crate::transition::Also;
 
 impl Engine {
-    fn lease_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+    pub(crate) fn lease_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         now + chrono::Duration::from_std(self.inner.settings.lease)
             .unwrap_or(chrono::Duration::seconds(30))
     }
@@ -48,7 +54,9 @@ impl Engine {
         Ok(n)
     }
 
-    /// Fires due timers. Returns how many fired.
+    /// Fires due timers: the instances concurrently (up to `SWEEP_CONCURRENCY` at once), each
+    /// instance's timers in due order. Returns how many were claimed. A timer whose firing fails
+    /// is left to its claim running out (then claimed again), without holding up the rest.
     pub async fn sweep_once(&self) -> Result<usize> {
         let now = self.now();
         let due = timers::claim_due(
@@ -59,34 +67,52 @@ impl Engine {
         )
         .await?;
         let n = due.len();
+        let mut by_instance: Vec<Vec<timers::Timer>> = Vec::new();
+        let mut index = std::collections::HashMap::new();
         for t in due {
-            let late = (now - t.due_at).num_milliseconds().max(0);
-            metrics::histogram!("partnerflow_timer_lateness_seconds").record(late as f64 / 1000.0);
-            let cmd = Command::TimerFired {
-                seq: t.seq,
-                timer: t.kind.clone(),
-            };
-            match self
-                .apply(
-                    t.instance_id,
-                    cmd,
-                    Also {
-                        timer_fired: Some(t.id),
-                        ..Also::default()
-                    },
-                )
-                .await
-            {
-                Ok(_) => {}
-                Err(Error::Refused(e)) => {
-                    tracing::error!(instance = %t.instance_id, timer = t.id, error = %e, "timer refused by the state machine; marked fired");
-                    let mut conn = self.conn().await?;
-                    timers::mark_fired(&mut conn, t.id).await?;
-                }
-                Err(e) => return Err(e),
-            }
+            let slot = *index.entry(t.instance_id).or_insert_with(|| {
+                by_instance.push(Vec::new());
+                by_instance.len() - 1
+            });
+            by_instance[slot].push(t);
         }
+        futures::stream::iter(by_instance)
+            .for_each_concurrent(SWEEP_CONCURRENCY, |timers| async move {
+                for t in timers {
+                    if let Err(e) = self.fire_timer(&t, now).await {
+                        tracing::warn!(instance = %t.instance_id, timer = t.id, error = %e, "timer not fired; it is claimed again when its claim runs out");
+                        metrics::counter!("partnerflow_timer_failures_total").increment(1);
+                    }
+                }
+            })
+            .await;
         Ok(n)
+    }
+
+    /// Fires one claimed timer. A timer that another sweeper fired first (its claim outlived
+    /// ours) changes nothing.
+    pub async fn fire_timer(&self, t: &timers::Timer, now: DateTime<Utc>) -> Result<()> {
+        let late = (now - t.due_at).num_milliseconds().max(0);
+        metrics::histogram!("partnerflow_timer_lateness_seconds").record(late as f64 / 1000.0);
+        let cmd = Command::TimerFired {
+            seq: t.seq,
+            timer: t.kind.clone(),
+        };
+        let also = Also {
+            timer_fired: Some(t.id),
+            ..Also::default()
+        };
+        match self.apply(t.instance_id, cmd, also).await {
+            // Fired by another sweeper whose claim outlived ours: nothing to do.
+            Ok(_) | Err(Error::Superseded(_)) => Ok(()),
+            Err(Error::Refused(e)) => {
+                tracing::error!(instance = %t.instance_id, timer = t.id, error = %e, "timer refused by the state machine; marked fired");
+                let mut conn = self.conn().await?;
+                timers::mark_fired(&mut conn, t.id).await?;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Runs every piece of due work inline, without the queue, until none is left at the
@@ -149,14 +175,30 @@ impl Engine {
     ) {
         loop {
             let woken = wake.notified();
-            match round(self.clone()).await {
+            // A panic in a round is caught here, logged and counted; the loop goes on, so a
+            // dispatcher or sweeper never dies silently.
+            match std::panic::AssertUnwindSafe(round(self.clone()))
+                .catch_unwind()
+                .await
+            {
                 // A full batch means there may be more right now; otherwise wait for a wake-up.
-                Ok(n) if n >= usize::try_from(self.inner.settings.batch).unwrap_or(usize::MAX) => {
+                Ok(Ok(n))
+                    if n >= usize::try_from(self.inner.settings.batch).unwrap_or(usize::MAX) =>
+                {
                     continue;
                 }
-                Ok(_) => {}
-                Err(e) => {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
                     tracing::error!(loop_name = name, error = %e, "round failed; retrying after the poll interval")
+                }
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!(loop_name = name, panic = %what, "round panicked; the loop goes on after the poll interval");
+                    metrics::counter!("partnerflow_loop_panics_total", "loop" => name).increment(1);
                 }
             }
             tokio::select! {

@@ -161,6 +161,23 @@ impl Engine {
         reply: &impl Fn(&InstanceState) -> Value,
         now: DateTime<Utc>,
     ) -> Result<(InstanceState, Woke, Vec<Notice>)> {
+        // Fencing, first (before the transition's own effects can cancel the timer that caused
+        // it): the row or timer must still be ours to finish. When another worker or sweeper
+        // finished it first, this result is discarded whole.
+        if let Some(id) = also.outbox_done
+            && !outbox::complete(tx, id, now).await?
+        {
+            return Err(Error::Superseded(format!(
+                "outbox row {id} was finished by another worker"
+            )));
+        }
+        if let Some(id) = also.timer_fired
+            && !timers::mark_fired(tx, id).await?
+        {
+            return Err(Error::Superseded(format!(
+                "timer {id} fired or was cancelled already"
+            )));
+        }
         let mut work = VecDeque::from([(first, cmd)]);
         let mut first_state = None;
         let mut woke = Woke::default();
@@ -219,12 +236,6 @@ impl Engine {
             if first_state.is_none() {
                 first_state = Some(state);
             }
-        }
-        if let Some(id) = also.outbox_done {
-            outbox::complete(tx, id, now).await?;
-        }
-        if let Some(id) = also.timer_fired {
-            timers::mark_fired(tx, id).await?;
         }
         let state = first_state.ok_or_else(|| Error::Conflict("empty transition".to_owned()))?;
         if let Some((scope, idem)) = &also.idem {

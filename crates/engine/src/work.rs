@@ -43,7 +43,15 @@ impl Engine {
             }
         };
         metrics::counter!("partnerflow_jobs_total", "kind" => kind_label(&row.work)).increment(1);
-        result
+        match result {
+            // Another worker finished the row first (a duplicate delivery): our result is void.
+            Err(Error::Superseded(why)) => {
+                tracing::debug!(outbox = id, %why, "result discarded");
+                metrics::counter!("partnerflow_results_discarded_total").increment(1);
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     async fn run_step(
@@ -67,6 +75,7 @@ impl Engine {
         };
         let attempts = self.max_attempts(&stored.state, step);
         let ctx = StepContext {
+            idempotency_key: format!("{}:{seq}:{step}", stored.state.id),
             instance: stored.state.clone(),
             step: step.to_owned(),
             now,
@@ -159,8 +168,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Records then delivers each address of a notification; the record's key makes a second
-    /// delivery of the same row a no-op.
+    /// Delivers each address of a notification: intent, provider call, result. The record's
+    /// key makes a second delivery of the same row a no-op.
     async fn deliver(
         &self,
         row: &outbox::OutboxRow,
@@ -176,9 +185,10 @@ impl Engine {
         if addresses.is_empty() {
             tracing::warn!(instance = %state.id, template = %spec.template, to = ?spec.to, "notification has no address; recorded as undeliverable");
         }
-        // One transaction per address: the record is written, the message sent, and both commit
-        // together, so a failure on one address neither loses nor repeats the others. A
-        // concurrent delivery of the same row waits on the record's key and then skips it.
+        // Per address: the intent is committed (claimed under its key), the provider called
+        // outside any transaction, the result committed. An address another sender holds right
+        // now leaves the row for later, so it is not completed while that send may still fail.
+        let until = self.lease_until(now);
         for a in &addresses {
             let sent = notifications::Sent {
                 key: format!("{key}:{}:{:?}", a.recipient, a.channel).to_lowercase(),
@@ -189,10 +199,18 @@ impl Engine {
                 template: spec.template.clone(),
                 payload: json!({ "workflow": state.workflow_id, "business_key": state.business_key, "step": state.step, "status": state.status.label() }),
                 sent_at: now,
+                status: notifications::SENDING.to_owned(),
+                attempts: 0,
+                last_error: None,
             };
-            let mut tx = self.inner.store.begin().await?;
-            if !notifications::record(&mut tx, &sent).await? {
-                continue;
+            let claim = {
+                let mut conn = self.conn().await?;
+                notifications::claim(&mut conn, &sent, now, until).await?
+            };
+            match claim {
+                notifications::Claim::Sent => continue,
+                notifications::Claim::Busy => return Ok(()),
+                notifications::Claim::Send => {}
             }
             let message = Message {
                 key: sent.key.clone(),
@@ -203,11 +221,16 @@ impl Engine {
                 template: spec.template.clone(),
                 vars: sent.payload.clone(),
             };
-            if let Err(e) = self.inner.notifier.send(&message).await {
-                drop(tx);
-                return self.notify_failed(row, &e, now).await;
+            let result = self.inner.notifier.send(&message).await;
+            let mut conn = self.conn().await?;
+            match result {
+                Ok(()) => notifications::mark_sent(&mut conn, &sent.key, self.now()).await?,
+                Err(e) => {
+                    notifications::release(&mut conn, &sent.key, &e.to_string()).await?;
+                    drop(conn);
+                    return self.notify_failed(row, &e, now).await;
+                }
             }
-            tx.commit().await.map_err(partnerflow_store::Error::from)?;
         }
         self.finish_row(row.id, now).await
     }

@@ -73,6 +73,122 @@ impl Notifier for Flaky {
     }
 }
 
+/// Accepts every message, but the first answer is lost (a timeout after the provider took it).
+#[derive(Default)]
+struct LostAnswer {
+    received: Mutex<Vec<(String, String)>>,
+}
+
+#[async_trait::async_trait]
+impl Notifier for LostAnswer {
+    async fn send(&self, m: &Message) -> Result<(), Error> {
+        let mut received = self
+            .received
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        received.push((m.address.clone(), m.key.clone()));
+        if received.len() == 1 {
+            return Err(Error::Retryable(
+                "timed out waiting for the answer".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_call_whose_result_was_lost_is_retried_under_the_same_key_and_shown_meanwhile() {
+    let notifier = Arc::new(LostAnswer::default());
+    let (engine, clock, id) = announce(notifier.clone()).await;
+    engine.drain().await.expect("first delivery");
+    let view = engine.instance(id).await.expect("view");
+    let pending: Vec<_> = view
+        .notifications
+        .iter()
+        .filter(|n| n.status == "sending")
+        .collect();
+    assert_eq!(
+        pending.len(),
+        1,
+        "the unanswered call is visible on the instance"
+    );
+    assert_eq!(pending[0].attempts, 1);
+    assert!(
+        pending[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("timed out"))
+    );
+    let first = notifier.received.lock().expect("lock")[0].clone();
+
+    clock.advance(Duration::seconds(5));
+    engine.drain().await.expect("retry");
+    let received = notifier.received.lock().expect("lock").clone();
+    let to_first: Vec<&String> = received
+        .iter()
+        .filter(|(address, _)| *address == first.0)
+        .map(|(_, key)| key)
+        .collect();
+    assert_eq!(
+        to_first,
+        vec![&first.1, &first.1],
+        "the retry carries the same key"
+    );
+    let view = engine.instance(id).await.expect("view");
+    assert!(
+        view.notifications.iter().all(|n| n.status == "sent"),
+        "{:?}",
+        view.notifications
+    );
+    let retried = view
+        .notifications
+        .iter()
+        .find(|n| n.key == first.1)
+        .expect("record");
+    assert_eq!(retried.attempts, 2);
+    assert_eq!(engine.backlog().await.expect("backlog"), 0);
+}
+
+/// An engine on a fresh SQLite file with the `announce` flow started once.
+async fn announce(notifier: Arc<dyn Notifier>) -> (Engine, Arc<VirtualClock>, uuid::Uuid) {
+    let db = std::env::temp_dir().join(format!("pf-notify-{}.db", uuid::Uuid::now_v7()));
+    let store = partnerflow_store::Store::connect(&format!("sqlite:{}", db.display()), 4)
+        .await
+        .expect("store");
+    store.migrate().await.expect("migrate");
+    let start = Utc
+        .with_ymd_and_hms(2026, 3, 2, 2, 0, 0)
+        .single()
+        .expect("time");
+    let clock = Arc::new(VirtualClock::new(start));
+    let engine = Engine::new(EngineParts {
+        store,
+        queue: Arc::new(MemoryQueue::default()),
+        notifier,
+        clock: clock.clone(),
+        registry: HandlerRegistry::default(),
+        calendar: Arc::new(BusinessCalendar::weekdays_only(chrono_tz::Asia::Shanghai)),
+        directory: Arc::new(toml::from_str(DIRECTORY).expect("directory")),
+        programme: Arc::new(
+            Programme::parse(include_str!("../../../config/programme.toml")).expect("programme"),
+        ),
+        settings: Settings::default(),
+    });
+    engine
+        .load_definitions(&[("announce.toml".to_owned(), FLOW.to_owned())])
+        .await
+        .expect("definitions");
+    let submitter = partnerflow_engine::Submitter {
+        actor: Actor { id: "t".to_owned() },
+        partner: None,
+    };
+    let (started, _) = engine
+        .start("announce", "k1", json!({}), submitter, None)
+        .await
+        .expect("start");
+    (engine, clock, started.id)
+}
+
 #[tokio::test]
 async fn a_failed_address_is_retried_alone_and_none_is_sent_twice() {
     let db = std::env::temp_dir().join(format!("pf-notify-{}.db", uuid::Uuid::now_v7()));

@@ -53,12 +53,15 @@ pub async fn cancel(conn: &mut Conn, instance_id: Uuid, seq: u64) -> Result<()> 
     Ok(())
 }
 
-pub async fn mark_fired(conn: &mut Conn, id: i64) -> Result<()> {
-    sqlx::query("update timers set status = 'fired' where id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+/// Moves a pending timer to fired. False when it was not pending (fired by another sweeper
+/// whose claim outlived ours, or cancelled): the caller's transition must not commit.
+pub async fn mark_fired(conn: &mut Conn, id: i64) -> Result<bool> {
+    let res =
+        sqlx::query("update timers set status = 'fired' where id = $1 and status = 'pending'")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    Ok(res.rows_affected() == 1)
 }
 
 /// Claims up to `limit` due timers for `lease_until`, oldest due first.
