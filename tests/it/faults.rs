@@ -102,6 +102,7 @@ impl Rig {
         settings.queue.redis_url = redis_url.to_owned();
         settings.queue.namespace = namespace.clone();
         settings.engine.lease_secs = LEASE_SECS;
+        settings.engine.redispatch_secs = LEASE_SECS;
         settings.paths.workflows = root.join("workflows");
         settings.paths.extra_workflows = vec![root.join("workflows/reference")];
         settings.paths.programme = root.join("config/programme.toml");
@@ -156,6 +157,10 @@ impl Rig {
             .env("PARTNERFLOW__QUEUE__REDIS_URL", &self.redis_url)
             .env("PARTNERFLOW__QUEUE__NAMESPACE", &self.namespace)
             .env("PARTNERFLOW__ENGINE__LEASE_SECS", LEASE_SECS.to_string())
+            .env(
+                "PARTNERFLOW__ENGINE__REDISPATCH_SECS",
+                LEASE_SECS.to_string(),
+            )
             .env("PARTNERFLOW__ENGINE__POLL_MS", "50")
             .env("PARTNERFLOW__ENGINE__REFERENCE_STEP_MS", "30")
             .env(

@@ -200,6 +200,7 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Engine>
         programme: data.programme,
         settings: partnerflow_engine::Settings {
             lease: Duration::from_secs(settings.engine.lease_secs),
+            redispatch: Duration::from_secs(settings.engine.redispatch_secs),
             batch: settings.engine.batch,
             poll: Duration::from_millis(settings.engine.poll_ms),
             ..partnerflow_engine::Settings::default()

@@ -47,6 +47,7 @@ pub struct Queue {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Engine {
     pub lease_secs: u64,
+    pub redispatch_secs: u64,
     pub batch: i64,
     pub poll_ms: u64,
     pub worker_concurrency: usize,

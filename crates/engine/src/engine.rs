@@ -68,8 +68,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Tunables of the engine, all with defaults that suit the embedded mode.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// How long a dispatched outbox row or claimed timer is leased before it is handed out again.
+    /// How long a worker's lease on an outbox row (renewed while the work runs) or a sweeper's
+    /// claim on a timer lasts before another may take it.
     pub lease: Duration,
+    /// How long a row pushed to the queue may wait there before it is pushed again (the queue
+    /// lost it: a Redis restart, a FLUSHALL).
+    pub redispatch: Duration,
     /// Rows claimed per dispatcher or sweeper round.
     pub batch: i64,
     /// Idle poll interval of the dispatcher and sweeper (they are also woken on commit).
@@ -84,6 +88,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             lease: Duration::from_secs(30),
+            redispatch: Duration::from_secs(60),
             batch: 256,
             poll: Duration::from_millis(200),
             notify_attempts: 8,

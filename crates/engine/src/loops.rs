@@ -25,15 +25,19 @@ impl Engine {
             .unwrap_or(chrono::Duration::seconds(30))
     }
 
-    /// Leases a batch of due outbox rows (new ones, and ones whose lease ran out).
+    /// Marks a batch of due outbox rows dispatched: new ones, ones the queue did not hand to a
+    /// worker in time, and ones whose worker's lease ran out.
     async fn claim_outbox(&self) -> Result<Vec<i64>> {
         let now = self.now();
         let batch = self.inner.settings.batch;
-        Ok(outbox::claim_due(&self.inner.store, now, self.lease_until(now), batch).await?)
+        let redispatch_at = now
+            + chrono::Duration::from_std(self.inner.settings.redispatch)
+                .unwrap_or(chrono::Duration::seconds(60));
+        Ok(outbox::claim_due(&self.inner.store, now, redispatch_at, batch).await?)
     }
 
-    /// Leases due outbox rows — new ones, and ones whose lease ran out because the queue or a
-    /// worker lost them — and pushes them to the queue. Returns how many were pushed.
+    /// Pushes due outbox rows — new ones, and ones the queue or a worker lost — to the queue.
+    /// Returns how many were pushed.
     pub async fn dispatch_once(&self) -> Result<usize> {
         let ids = self.claim_outbox().await?;
         if ids.is_empty() {
@@ -46,7 +50,7 @@ impl Engine {
             .push(ids.into_iter().map(|outbox_id| Job { outbox_id }).collect())
             .await
         {
-            // The rows stay leased and come back when the lease runs out.
+            // The rows come back when their dispatch deadline runs out.
             tracing::warn!(error = %e, rows = n, "queue refused jobs; they will be re-dispatched after the lease");
             return Ok(0);
         }

@@ -15,8 +15,8 @@ use crate::engine::{Engine, Error, Idempotency, Notice, Result, Started, started
 /// What else commits with the transition.
 #[derive(Debug, Default)]
 pub(crate) struct Also {
-    /// The outbox row whose work this transition completes.
-    pub(crate) outbox_done: Option<i64>,
+    /// The outbox row whose work this transition completes, under the worker's lease.
+    pub(crate) outbox_done: Option<outbox::Lease>,
     /// The timer this transition fires.
     pub(crate) timer_fired: Option<i64>,
     /// The answer to store under the request's Idempotency-Key.
@@ -164,11 +164,12 @@ impl Engine {
         // Fencing, first (before the transition's own effects can cancel the timer that caused
         // it): the row or timer must still be ours to finish. When another worker or sweeper
         // finished it first, this result is discarded whole.
-        if let Some(id) = also.outbox_done
-            && !outbox::complete(tx, id, now).await?
+        if let Some(lease) = &also.outbox_done
+            && !outbox::complete(tx, lease, now).await?
         {
             return Err(Error::Superseded(format!(
-                "outbox row {id} was finished by another worker"
+                "outbox row {} is no longer leased to this worker",
+                lease.id
             )));
         }
         if let Some(id) = also.timer_fired

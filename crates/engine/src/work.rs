@@ -11,6 +11,7 @@ use partnerflow_core::machine::{Command, InstanceState, Status};
 use partnerflow_notify::Message;
 use partnerflow_store::{instances, notifications, outbox};
 use serde_json::json;
+use uuid::Uuid;
 
 use crate::engine::{Engine, Error, Result};
 use crate::transition::Also;
@@ -25,22 +26,38 @@ struct Address {
 }
 
 impl Engine {
-    /// Runs the outbox row `id` if it is still pending. Safe to call any number of times.
+    /// Runs the outbox row `id` if it is still pending and no other worker holds its lease.
+    /// Safe to call any number of times, concurrently too: the lease is taken first, renewed
+    /// while the work runs, and the result commits only while it is still held.
     pub async fn run_job(&self, id: i64) -> Result<()> {
+        let lease = outbox::Lease {
+            id,
+            token: Uuid::now_v7().to_string(),
+        };
         let found = {
+            let now = self.now();
             let mut conn = self.conn().await?;
+            if !outbox::take(&mut conn, &lease, now, self.lease_until(now)).await? {
+                return Ok(());
+            }
             outbox::get_pending(&mut conn, id).await?
         };
         let Some((row, stored)) = found else {
             return Ok(());
         };
-        let result = match &row.work {
-            outbox::Work::RunStep { seq, step, handler } => {
-                self.run_step(&row, stored, *seq, step, handler).await
+        let work = async {
+            match &row.work {
+                outbox::Work::RunStep { seq, step, handler } => {
+                    self.run_step(&row, stored, *seq, step, handler).await
+                }
+                outbox::Work::Notify { key, spec } => {
+                    self.deliver(&row, stored.map(|s| s.state), key, spec).await
+                }
             }
-            outbox::Work::Notify { key, spec } => {
-                self.deliver(&row, stored.map(|s| s.state), key, spec).await
-            }
+        };
+        let result = tokio::select! {
+            result = work => result,
+            never = self.keep_leased(&row.lease) => match never {},
         };
         metrics::counter!("partnerflow_jobs_total", "kind" => kind_label(&row.work)).increment(1);
         match result {
@@ -51,6 +68,30 @@ impl Engine {
                 Ok(())
             }
             other => other,
+        }
+    }
+
+    /// Renews `lease` every third of the lease period for as long as it is polled. A lost
+    /// lease is only logged: the work's result will then be discarded at commit.
+    async fn keep_leased(&self, lease: &outbox::Lease) -> std::convert::Infallible {
+        let period = self.inner.settings.lease / 3;
+        loop {
+            tokio::time::sleep(period).await;
+            let until = self.lease_until(self.now());
+            let renewed = match self.conn().await {
+                Ok(mut conn) => outbox::renew(&mut conn, lease, until).await,
+                Err(e) => Err(partnerflow_store::Error::NotFound(e.to_string())),
+            };
+            match renewed {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(
+                        outbox = lease.id,
+                        "lease lost; the result will be discarded"
+                    )
+                }
+                Err(e) => tracing::warn!(outbox = lease.id, error = %e, "lease not renewed"),
+            }
         }
     }
 
@@ -66,7 +107,7 @@ impl Engine {
         let Some(stored) =
             stored.filter(|s| s.state.status == Status::Running && s.state.seq == seq)
         else {
-            return self.finish_row(row.id, now).await;
+            return self.finish_row(&row.lease, now).await;
         };
         let Some(h) = self.inner.registry.get_handler(handler) else {
             return self
@@ -94,7 +135,7 @@ impl Engine {
                         row.instance_id,
                         cmd,
                         Also {
-                            outbox_done: Some(row.id),
+                            outbox_done: Some(row.lease.clone()),
                             preloaded: Some(stored),
                             ..Also::default()
                         },
@@ -140,7 +181,7 @@ impl Engine {
             row.instance_id,
             Command::StepFailed { seq, error },
             Also {
-                outbox_done: Some(row.id),
+                outbox_done: Some(row.lease.clone()),
                 ..Also::default()
             },
         )
@@ -158,13 +199,13 @@ impl Engine {
             * 2u32.saturating_pow(u32::try_from(row.failures).unwrap_or(16).min(16));
         let at = now + chrono::Duration::from_std(backoff).unwrap_or(chrono::Duration::hours(1));
         let mut conn = self.conn().await?;
-        outbox::retry(&mut conn, row.id, at, error).await?;
+        outbox::retry(&mut conn, &row.lease, at, error).await?;
         Ok(())
     }
 
-    async fn finish_row(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+    async fn finish_row(&self, lease: &outbox::Lease, now: DateTime<Utc>) -> Result<()> {
         let mut conn = self.conn().await?;
-        outbox::complete(&mut conn, id, now).await?;
+        outbox::complete(&mut conn, lease, now).await?;
         Ok(())
     }
 
@@ -179,7 +220,7 @@ impl Engine {
     ) -> Result<()> {
         let now = self.now();
         let Some(state) = state else {
-            return self.finish_row(row.id, now).await;
+            return self.finish_row(&row.lease, now).await;
         };
         let addresses = self.resolve(&state, spec);
         if addresses.is_empty() {
@@ -232,7 +273,7 @@ impl Engine {
                 }
             }
         }
-        self.finish_row(row.id, now).await
+        self.finish_row(&row.lease, now).await
     }
 
     async fn notify_failed(
@@ -247,7 +288,7 @@ impl Engine {
         }
         tracing::error!(outbox = row.id, error = %e, "notification undeliverable");
         let mut conn = self.conn().await?;
-        outbox::bury(&mut conn, row.id, &e.to_string(), now).await?;
+        outbox::bury(&mut conn, &row.lease, &e.to_string(), now).await?;
         Ok(())
     }
 

@@ -1,8 +1,11 @@
 //! The outbox: side effects written in the transition's transaction and carried out after it.
 //!
-//! A row is `pending` until a worker completes it (`done`) or gives up (`dead`). Dispatching
-//! leases a row; a row whose lease ran out is due again, which is how work lost by the queue
-//! (a FLUSHALL, a killed worker) comes back.
+//! A row is `pending` until a worker completes it (`done`) or gives up (`dead`). The dispatcher
+//! pushes a due row to the queue and marks it dispatched until a deadline; the worker that
+//! takes it holds a lease (a token and an expiry, renewed while the work runs), and only the
+//! holder of the current token may finish it. A row not taken by its deadline, or whose lease
+//! ran out, is due again: that is how work lost by the queue (a FLUSHALL) or with a worker (a
+//! kill) comes back, while a long backlog waiting in the queue is not pushed again and again.
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -44,6 +47,15 @@ pub struct OutboxRow {
     pub instance_id: Uuid,
     pub work: Work,
     pub failures: i64,
+    /// The lease as the row was read: finishing the row needs it to still be current.
+    pub lease: Lease,
+}
+
+/// A worker's hold on a row: only the current token may finish it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub id: i64,
+    pub token: String,
 }
 
 /// Inserts the outbox rows of one instance in one statement, in order.
@@ -75,23 +87,26 @@ pub async fn insert_many(
     Ok(())
 }
 
-/// Leases up to `limit` due rows until `lease_until` and returns their ids, oldest first.
+/// Marks up to `limit` due rows dispatched until `redispatch_at` and returns their ids, oldest
+/// first. Due: pending, available, neither waiting in the queue nor leased by a worker.
 pub async fn claim_due(
     store: &Store,
     now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
+    redispatch_at: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<i64>> {
     let sql = format!(
-        r#"update outbox set lease_until = $1
+        r#"update outbox set dispatched_until = $1
            where id in (select id from outbox
-                        where status = 'pending' and available_at <= $2 and (lease_until is null or lease_until <= $2)
+                        where status = 'pending' and available_at <= $2
+                          and (dispatched_until is null or dispatched_until <= $2)
+                          and (lease_until is null or lease_until <= $2)
                         order by id limit $3 {})
            returning id"#,
         Store::skip_locked(store.backend)
     );
     let rows = sqlx::query(crate::sql(sql))
-        .bind(to_micros(lease_until))
+        .bind(to_micros(redispatch_at))
         .bind(to_micros(now))
         .bind(limit)
         .fetch_all(&store.pool)
@@ -104,11 +119,45 @@ pub async fn claim_due(
     Ok(ids)
 }
 
+/// Takes the lease of a pending row for `lease.token` until `until`, unless another worker
+/// holds a lease that has not run out. False when the row is not ours to work on.
+pub async fn take(
+    conn: &mut Conn,
+    lease: &Lease,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<bool> {
+    let res = sqlx::query(
+        "update outbox set lease_token = $1, lease_until = $2
+         where id = $3 and status = 'pending' and (lease_token is null or lease_until is null or lease_until <= $4)",
+    )
+    .bind(&lease.token)
+    .bind(to_micros(until))
+    .bind(lease.id)
+    .bind(to_micros(now))
+    .execute(&mut *conn)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+/// Extends a held lease; false when it was lost (it ran out and another worker took the row).
+pub async fn renew(conn: &mut Conn, lease: &Lease, until: DateTime<Utc>) -> Result<bool> {
+    let res = sqlx::query(
+        "update outbox set lease_until = $1 where id = $2 and lease_token = $3 and status = 'pending'",
+    )
+    .bind(to_micros(until))
+    .bind(lease.id)
+    .bind(&lease.token)
+    .execute(&mut *conn)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
 /// The row if it is still pending (a completed row delivered again is ignored), with its
 /// instance as stored, in one query.
 pub async fn get_pending(conn: &mut Conn, id: i64) -> Result<Option<(OutboxRow, Option<Stored>)>> {
     let row = sqlx::query(
-        r#"select o.id, o.instance_id, o.payload, o.failures,
+        r#"select o.id, o.instance_id, o.payload, o.failures, o.lease_token,
                   i.state, i.version, i.event_count, i.last_hash, i.created_at, i.updated_at
            from outbox o left join instances i on i.id = o.instance_id
            where o.id = $1 and o.status = 'pending'"#,
@@ -117,14 +166,19 @@ pub async fn get_pending(conn: &mut Conn, id: i64) -> Result<Option<(OutboxRow, 
     .fetch_optional(&mut *conn)
     .await?;
     row.map(|r| {
+        let id = r.try_get(0)?;
         let outbox = OutboxRow {
-            id: r.try_get(0)?,
+            id,
             instance_id: parse_uuid(&r.try_get::<String, _>(1)?)?,
             work: json("outbox payload", &r.try_get::<String, _>(2)?)?,
             failures: r.try_get(3)?,
+            lease: Lease {
+                id,
+                token: r.try_get::<Option<String>, _>(4)?.unwrap_or_default(),
+            },
         };
-        let instance = match r.try_get::<Option<String>, _>(4)? {
-            Some(_) => Some(crate::instances::from_row_at(&r, 4)?),
+        let instance = match r.try_get::<Option<String>, _>(5)? {
+            Some(_) => Some(crate::instances::from_row_at(&r, 5)?),
             None => None,
         };
         Ok((outbox, instance))
@@ -132,35 +186,45 @@ pub async fn get_pending(conn: &mut Conn, id: i64) -> Result<Option<(OutboxRow, 
     .transpose()
 }
 
-/// Marks the row done. Returns false if it was not pending (someone else finished it).
-pub async fn complete(conn: &mut Conn, id: i64, now: DateTime<Utc>) -> Result<bool> {
+/// Marks the row done. False when the lease is no longer ours (it ran out and another worker
+/// took or finished the row): then the caller's result must be discarded.
+pub async fn complete(conn: &mut Conn, lease: &Lease, now: DateTime<Utc>) -> Result<bool> {
     let res = sqlx::query(
-        "update outbox set status = 'done', done_at = $1 where id = $2 and status = 'pending'",
+        "update outbox set status = 'done', done_at = $1, lease_until = null
+         where id = $2 and status = 'pending' and lease_token = $3",
     )
     .bind(to_micros(now))
-    .bind(id)
+    .bind(lease.id)
+    .bind(&lease.token)
     .execute(&mut *conn)
     .await?;
     Ok(res.rows_affected() == 1)
 }
 
-/// Records a failed attempt and makes the row due again at `retry_at`.
-pub async fn retry(conn: &mut Conn, id: i64, retry_at: DateTime<Utc>, error: &str) -> Result<()> {
-    sqlx::query("update outbox set failures = failures + 1, available_at = $1, lease_until = null, last_error = $2 where id = $3 and status = 'pending'")
+/// Records a failed attempt and makes the row due again at `retry_at`, releasing the lease.
+pub async fn retry(
+    conn: &mut Conn,
+    lease: &Lease,
+    retry_at: DateTime<Utc>,
+    error: &str,
+) -> Result<()> {
+    sqlx::query("update outbox set failures = failures + 1, available_at = $1, lease_until = null, lease_token = null, dispatched_until = null, last_error = $2 where id = $3 and status = 'pending' and lease_token = $4")
         .bind(to_micros(retry_at))
         .bind(error)
-        .bind(id)
+        .bind(lease.id)
+        .bind(&lease.token)
         .execute(&mut *conn)
         .await?;
     Ok(())
 }
 
 /// Gives up on the row after its last attempt.
-pub async fn bury(conn: &mut Conn, id: i64, error: &str, now: DateTime<Utc>) -> Result<()> {
-    sqlx::query("update outbox set status = 'dead', failures = failures + 1, last_error = $1, done_at = $2 where id = $3 and status = 'pending'")
+pub async fn bury(conn: &mut Conn, lease: &Lease, error: &str, now: DateTime<Utc>) -> Result<()> {
+    sqlx::query("update outbox set status = 'dead', failures = failures + 1, last_error = $1, done_at = $2 where id = $3 and status = 'pending' and lease_token = $4")
         .bind(error)
         .bind(to_micros(now))
-        .bind(id)
+        .bind(lease.id)
+        .bind(&lease.token)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -176,9 +240,16 @@ pub async fn pending_count(conn: &mut Conn) -> Result<i64> {
     )
 }
 
-/// The earliest time a pending row becomes available.
+/// The earliest time a pending row can be dispatched: when it becomes available, or when the
+/// queue's deadline or the worker's lease on it runs out, whichever is later.
 pub async fn next_available(conn: &mut Conn) -> Result<Option<DateTime<Utc>>> {
-    let row = sqlx::query("select min(available_at) from outbox where status = 'pending'")
+    let row = sqlx::query(
+        "select min(case
+            when coalesce(lease_until, 0) > available_at and coalesce(lease_until, 0) >= coalesce(dispatched_until, 0) then lease_until
+            when coalesce(dispatched_until, 0) > available_at then dispatched_until
+            else available_at end)
+         from outbox where status = 'pending'",
+    )
         .fetch_one(&mut *conn)
         .await?;
     Ok(row.try_get::<Option<i64>, _>(0)?.map(crate::from_micros))
