@@ -163,6 +163,94 @@ on_both_backends!(
     shanghai(2025, 8, 1, 9, 0)
 );
 
+/// Renewal from 20 December: the partner's signing deadline (30 CD) lies beyond the 31 December
+/// suspension, so the renewal request is still open when the partner is suspended.
+fn renewal_on_20_december(settings: &mut partnerflow::settings::Settings) {
+    let text = include_str!("../../config/programme.toml").to_owned()
+        + "\n[workflows.partner_onboarding.steps.certified]\nuntil = \"12-20\"\n";
+    let path = std::env::temp_dir().join(format!("pf-programme-{}.toml", uuid::Uuid::now_v7()));
+    std::fs::write(&path, text).expect("write programme");
+    settings.paths.programme = path;
+}
+
+async fn a_suspended_partner_gets_no_further_signing_reminder_and_cannot_sign(h: Harness) {
+    let lapses = certify(&h, "P-1004", "P-1004/qian").await;
+    h.advance_to(shanghai(2025, 11, 5, 9, 0))
+        .await
+        .expect("advance");
+    h.decide(lapses, "cm.li", "pass", None, Value::Null)
+        .await
+        .expect("pass");
+    h.advance_to(shanghai(2025, 12, 20, 9, 0))
+        .await
+        .expect("advance");
+    let renewal = *h
+        .children(lapses)
+        .await
+        .expect("children")
+        .last()
+        .expect("renewal");
+    let (task, step) = h.open_task(renewal).await.expect("task").expect("open");
+    assert_eq!(step, "partner_sign");
+    h.advance_to(shanghai(2026, 1, 31, 9, 0))
+        .await
+        .expect("advance");
+    assert_eq!(h.view(lapses).await.expect("view").status, "suspended");
+    let r = h.view(renewal).await.expect("view");
+    assert_eq!(r.status, "cancelled", "{:?}", crate::helpers::kinds(&r));
+    assert_eq!(
+        times_of(&r, "reminder"),
+        vec!["2025-12-27 00:00"],
+        "no reminder after the suspension"
+    );
+    assert!(r.pending_timers.is_empty(), "{:?}", r.pending_timers);
+    assert!(r.tasks.iter().all(|t| t.status != "open"));
+    let reminders_sent = r
+        .notifications
+        .iter()
+        .filter(|n| n.template == "task.reminder")
+        .count();
+    let sig = json!({ "method": "paper", "tracking_number": "SF1234567890" });
+    let late = h
+        .engine
+        .decide(
+            task,
+            "sign",
+            None,
+            partnerflow_core::machine::Actor {
+                id: "P-1004/qian".to_owned(),
+            },
+            sig,
+            None,
+        )
+        .await;
+    assert!(
+        matches!(
+            late,
+            Err(partnerflow_engine::Error::Refused(
+                partnerflow_core::machine::Error::TaskClosed(_)
+            ))
+        ),
+        "{late:?}"
+    );
+    h.advance_to(shanghai(2026, 3, 1, 9, 0))
+        .await
+        .expect("advance");
+    let r = h.view(renewal).await.expect("view");
+    assert_eq!(
+        r.notifications
+            .iter()
+            .filter(|n| n.template == "task.reminder")
+            .count(),
+        reminders_sent
+    );
+}
+on_both_backends!(
+    a_suspended_partner_gets_no_further_signing_reminder_and_cannot_sign,
+    shanghai(2025, 8, 1, 9, 0),
+    super::renewal_on_20_december
+);
+
 async fn reviewers_need_the_role_may_not_approve_their_own_item_and_closed_tasks_refuse(
     h: Harness,
 ) {

@@ -4,16 +4,27 @@ use partnerflow::harness::Harness;
 use partnerflow_engine::view::InstanceView;
 use uuid::Uuid;
 
+/// Settings a scenario adjusts before its harness is built.
+pub(crate) type Adjust = fn(&mut partnerflow::settings::Settings);
+
 /// A fresh SQLite file in the temp directory.
 pub(crate) async fn sqlite(start: chrono::DateTime<chrono::Utc>) -> Harness {
+    sqlite_with(start, |_| {}).await
+}
+
+pub(crate) async fn sqlite_with(start: chrono::DateTime<chrono::Utc>, adjust: Adjust) -> Harness {
     let path = std::env::temp_dir().join(format!("pf-test-{}.db", Uuid::now_v7()));
-    Harness::new(&format!("sqlite:{}", path.display()), start)
+    Harness::with_settings(&format!("sqlite:{}", path.display()), start, adjust)
         .await
         .expect("sqlite harness")
 }
 
 /// A fresh PostgreSQL database. Fails loudly when the server is not reachable.
 pub(crate) async fn postgres(start: chrono::DateTime<chrono::Utc>) -> Harness {
+    postgres_with(start, |_| {}).await
+}
+
+pub(crate) async fn postgres_with(start: chrono::DateTime<chrono::Utc>, adjust: Adjust) -> Harness {
     let admin = std::env::var("PARTNERFLOW_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
     let name = format!("pf_test_{}", Uuid::now_v7().simple());
@@ -22,7 +33,7 @@ pub(crate) async fn postgres(start: chrono::DateTime<chrono::Utc>) -> Harness {
         .rsplit_once('/')
         .map_or(admin.as_str(), |(b, _)| b)
         .to_owned();
-    Harness::new(&format!("{base}/{name}"), start)
+    Harness::with_settings(&format!("{base}/{name}"), start, adjust)
         .await
         .expect("postgres harness")
 }
@@ -43,9 +54,42 @@ async fn sqlx_exec(store: &partnerflow_store::Store, statement: &str) {
         .unwrap_or_else(|e| panic!("{statement}: {e}"));
 }
 
-/// Runs a scenario `async fn(Harness)` on both backends as two tests.
+/// Runs a scenario `async fn(Harness)` on both backends as two tests (with settings adjusted
+/// by a third argument, a `fn(&mut Settings)`, when given).
 #[macro_export]
 macro_rules! on_both_backends {
+    ($name:ident, $start:expr, $adjust:expr) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(
+                    $crate::helpers::sqlite_with(
+                        {
+                            use partnerflow::harness::shanghai;
+                            $start
+                        },
+                        $adjust,
+                    )
+                    .await,
+                )
+                .await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(
+                    $crate::helpers::postgres_with(
+                        {
+                            use partnerflow::harness::shanghai;
+                            $start
+                        },
+                        $adjust,
+                    )
+                    .await,
+                )
+                .await;
+            }
+        }
+    };
     ($name:ident, $start:expr) => {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

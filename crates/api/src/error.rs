@@ -181,6 +181,7 @@ impl From<machine::Error> for ApiError {
             M::AlreadyApproved(_) => (StatusCode::CONFLICT, "already_approved"),
             M::EventNotExpected(_) => (StatusCode::CONFLICT, "event_not_expected"),
             M::WaitClosed { .. } => (StatusCode::CONFLICT, "wait_closed"),
+            M::NotFailed(_) => (StatusCode::CONFLICT, "not_failed"),
             M::NotRunning(_) => (StatusCode::CONFLICT, "not_running"),
             M::NoTransition { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "no_transition"),
             M::AlreadyStarted => (StatusCode::CONFLICT, "already_started"),

@@ -1,5 +1,6 @@
 //! Instances: start one (`POST /v1/workflows/{workflow_id}/instances`), show one with its
-//! timeline, tasks and SLA clocks, and list them by status. Operators may do all of it; an
+//! timeline, tasks and SLA clocks, list them by status, and (operators only) cancel a running
+//! one or resume a failed one. Operators may do all of it; an
 //! integration only what its scopes list, and a partner-side integration only for its partner.
 //!
 //! The submitter of a start is the operator, or the person the integration names in `actor`
@@ -28,6 +29,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/instances", get(list))
         .route("/v1/instances/{id}", get(show))
         .route("/v1/instances/{id}/evidence", get(evidence))
+        .route("/v1/instances/{id}/cancel", post(cancel))
+        .route("/v1/instances/{id}/resume", post(resume))
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,4 +173,55 @@ async fn list(
             .instances(q.status.as_deref(), partner, limit)
             .await?,
     ))
+}
+
+#[derive(Debug, Deserialize)]
+struct CancelBody {
+    reason: String,
+}
+
+/// Only an operator may cancel or resume, and the audit records which one.
+fn operator_only(who: &Who) -> Result<Actor, ApiError> {
+    match who {
+        Who::Operator(_) => Ok(who.actor()),
+        Who::Integration(i) => Err(ApiError::forbidden(
+            "operators_only",
+            format!("integration `{}` may not cancel or resume instances", i.id),
+        )),
+    }
+}
+
+/// Cancels a running instance: its task closes, its timers and its running child are
+/// cancelled. 409 when it is not running.
+async fn cancel(
+    State(state): State<AppState>,
+    AppPath(id): AppPath<Uuid>,
+    key: IdempotencyKey,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    let actor = operator_only(&caller.who)?;
+    let body: CancelBody = caller.payload.json()?;
+    if body.reason.trim().is_empty() {
+        return Err(ApiError::invalid_field(
+            "reason",
+            "required",
+            "say why the instance is cancelled",
+        ));
+    }
+    let idem = caller.payload.idempotency(key);
+    Ok(Json(
+        state.engine.cancel(id, &body.reason, actor, idem).await?,
+    ))
+}
+
+/// Resumes a failed instance by entering its failed step again. 409 when it has not failed.
+async fn resume(
+    State(state): State<AppState>,
+    AppPath(id): AppPath<Uuid>,
+    key: IdempotencyKey,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    let actor = operator_only(&caller.who)?;
+    let idem = caller.payload.idempotency(key);
+    Ok(Json(state.engine.resume(id, actor, idem).await?))
 }

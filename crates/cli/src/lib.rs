@@ -5,9 +5,12 @@
 //! - [`app`]: builds an engine from settings; the one place that picks backends.
 //! - [`demo`]: a simulated programme on a virtual clock.
 //! - [`bench`]: the reference workload of PRODUCT §6.
+//! - [`operate`]: operator commands (cancel, resume).
+//! - [`harness`]: an engine on a virtual clock, for the demo and the tests.
 
 pub mod app;
 pub mod bench;
 pub mod demo;
 pub mod harness;
+pub mod operate;
 pub mod settings;

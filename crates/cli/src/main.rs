@@ -45,6 +45,23 @@ enum Command {
     Validate { path: Option<PathBuf> },
     /// Runs several partners through onboarding and contract signing on a virtual clock.
     Demo,
+    /// Cancels a running instance: its task closes, its timers and running child are cancelled.
+    Cancel {
+        id: uuid::Uuid,
+        /// Why (recorded in the audit).
+        #[arg(long)]
+        reason: String,
+        /// The configured operator doing it (recorded in the audit).
+        #[arg(long = "as")]
+        operator: String,
+    },
+    /// Resumes a failed instance by retrying its failed step.
+    Resume {
+        id: uuid::Uuid,
+        /// The configured operator doing it (recorded in the audit).
+        #[arg(long = "as")]
+        operator: String,
+    },
     /// Runs the reference workload (3-step approval by signed callback) and reports throughput and latency.
     Bench {
         /// Workflows to complete.
@@ -79,6 +96,24 @@ async fn main() -> Result<()> {
                 Command::Serve => serve(settings).await,
                 Command::Worker { dispatch } => worker(settings, dispatch).await,
                 Command::Migrate => migrate(settings).await,
+                Command::Cancel {
+                    id,
+                    reason,
+                    operator,
+                } => {
+                    let op = partnerflow::operate::Operation::Cancel { reason };
+                    let answer =
+                        partnerflow::operate::run_now(&settings, id, op, &operator).await?;
+                    println!("{answer}");
+                    Ok(())
+                }
+                Command::Resume { id, operator } => {
+                    let op = partnerflow::operate::Operation::Resume;
+                    let answer =
+                        partnerflow::operate::run_now(&settings, id, op, &operator).await?;
+                    println!("{answer}");
+                    Ok(())
+                }
                 Command::Bench {
                     workflows,
                     concurrency,

@@ -584,6 +584,51 @@ impl Engine {
             .await
     }
 
+    /// Cancels a running instance (and the child it waits for), audited under `actor`.
+    pub async fn cancel(
+        &self,
+        instance_id: Uuid,
+        reason: &str,
+        actor: Actor,
+        idem: Option<Idempotency>,
+    ) -> Result<Value> {
+        let scope = format!("cancel:{instance_id}");
+        if let Some(answer) = self.replayed(&scope, idem.as_ref()).await? {
+            return Ok(answer);
+        }
+        let cmd = Command::Cancel {
+            actor,
+            reason: reason.to_owned(),
+            by_parent: false,
+        };
+        let reply = |s: &InstanceState| json!({ "instance_id": instance_id, "instance_status": s.status.label(), "current_step": s.step });
+        self.answer_once(instance_id, cmd, scope, idem, None, reply)
+            .await
+    }
+
+    /// Resumes a failed instance by entering its failed step again, audited under `actor`.
+    pub async fn resume(
+        &self,
+        instance_id: Uuid,
+        actor: Actor,
+        idem: Option<Idempotency>,
+    ) -> Result<Value> {
+        let scope = format!("resume:{instance_id}");
+        if let Some(answer) = self.replayed(&scope, idem.as_ref()).await? {
+            return Ok(answer);
+        }
+        let reply = |s: &InstanceState| json!({ "instance_id": instance_id, "instance_status": s.status.label(), "current_step": s.step });
+        self.answer_once(
+            instance_id,
+            Command::Resume { actor },
+            scope,
+            idem,
+            None,
+            reply,
+        )
+        .await
+    }
+
     /// Applies a request's command and stores its answer under its Idempotency-Key. When a
     /// concurrent request with the same key commits first, its answer is returned.
     async fn answer_once(

@@ -300,6 +300,16 @@ impl Engine {
                         },
                     ));
                 }
+                Effect::CancelChild { child_id } => {
+                    work.push_back((
+                        Target::Existing(child_id),
+                        Command::Cancel {
+                            actor: Actor::system(),
+                            reason: format!("parent {} left the step that waited for it", state.id),
+                            by_parent: true,
+                        },
+                    ));
+                }
                 Effect::NotifyParent { parent, status } => {
                     work.push_back((
                         Target::Existing(parent.instance_id),

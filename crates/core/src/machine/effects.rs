@@ -72,6 +72,8 @@ pub enum Effect {
         input: Value,
         parent: ParentRef,
     },
+    /// Cancel a child this instance no longer waits for, in the same transaction.
+    CancelChild { child_id: Uuid },
     /// Tell the waiting parent this instance finished, in the same transaction.
     NotifyParent { parent: ParentRef, status: String },
 }

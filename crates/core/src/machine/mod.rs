@@ -5,6 +5,7 @@
 
 mod effects;
 mod human;
+mod lifecycle;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,7 @@ use crate::definition::{NotifySpec, Step, StepKind, TimerSpec, WorkflowDefinitio
 use crate::directory::Directory;
 use crate::onboarding::FieldError;
 pub use effects::{Effect, Event, TimerKind};
+pub use lifecycle::{CANCELLED, CHILD_FAILED};
 
 /// Lifecycle of an instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +71,9 @@ pub struct InstanceState {
     /// The open wait of the current wait_event step.
     #[serde(default)]
     pub wait: Option<OpenWait>,
+    /// The running child of the current child step.
+    #[serde(default)]
+    pub child: Option<Uuid>,
     /// Input and step outputs: `input`, `steps.<step>`, `events.<name>`.
     pub data: Map<String, Value>,
 }
@@ -91,6 +96,7 @@ impl InstanceState {
             seq: 0,
             task: None,
             wait: None,
+            child: None,
             data: Map::new(),
         }
     }
@@ -169,6 +175,16 @@ pub enum Command {
         child_id: Uuid,
         status: String,
     },
+    /// Stop a running instance (an operator, or the parent leaving the step that waits for it).
+    Cancel {
+        actor: Actor,
+        reason: String,
+        by_parent: bool,
+    },
+    /// Enter a failed instance's failed step again (an operator).
+    Resume {
+        actor: Actor,
+    },
 }
 
 /// The world as the machine may see it: time, ids, calendar and directory are passed in.
@@ -216,6 +232,8 @@ pub enum Error {
     },
     #[error("the instance is {0}, not running")]
     NotRunning(String),
+    #[error("the instance is {0}, not failed: only a failed instance can be resumed")]
+    NotFailed(String),
     #[error("outcome `{outcome}` of step `{step}` has no transition")]
     NoTransition { step: String, outcome: String },
     #[error("the definition has no step `{0}`")]
@@ -276,6 +294,15 @@ impl Machine<'_, '_> {
             self.state.data.insert("input".to_owned(), input);
             return self.enter(&self.def.start.clone());
         }
+        match cmd {
+            Command::Cancel {
+                actor,
+                reason,
+                by_parent,
+            } => return self.cancel(&actor, &reason, by_parent),
+            Command::Resume { actor } => return self.resume(&actor),
+            _ => {}
+        }
         if self.state.status != Status::Running {
             return match cmd {
                 Command::Decide { task_id, .. } => Err(Error::TaskClosed(task_id)),
@@ -287,6 +314,7 @@ impl Machine<'_, '_> {
         }
         match cmd {
             Command::Start { .. } => Err(Error::AlreadyStarted),
+            Command::Cancel { .. } | Command::Resume { .. } => self.stale(),
             Command::StepCompleted {
                 seq,
                 outcome,
@@ -317,12 +345,7 @@ impl Machine<'_, '_> {
                     );
                     return self.follow("failed");
                 }
-                self.event(
-                    "failed",
-                    &Actor::system(),
-                    json!({ "step": step, "error": error }),
-                );
-                self.state.status = Status::Failed(error);
+                self.fail(error.clone(), json!({ "step": step, "error": error }));
                 Ok(())
             }
             Command::Decide {
@@ -378,28 +401,7 @@ impl Machine<'_, '_> {
                 seq,
                 child_id,
                 status,
-            } => {
-                if seq != self.state.seq {
-                    return self.stale();
-                }
-                self.event(
-                    "child_finished",
-                    &Actor::system(),
-                    json!({ "child": child_id, "status": status }),
-                );
-                if !self.current()?.on.contains_key(&status) {
-                    // The child ended in a way this definition does not handle: stop for an
-                    // operator rather than refuse, which would undo the child's own ending.
-                    let error = format!(
-                        "child ended `{status}`, which step `{}` has no transition for",
-                        self.current_id()
-                    );
-                    self.event("failed", &Actor::system(), json!({ "error": error }));
-                    self.state.status = Status::Failed(error);
-                    return Ok(());
-                }
-                self.follow(&status)
-            }
+            } => self.child_finished(seq, child_id, status),
         }
     }
 
@@ -475,19 +477,7 @@ impl Machine<'_, '_> {
                 outcome: outcome.to_owned(),
             })?
             .clone();
-        let had_timers = step_has_timers(&step.kind);
-        self.state.wait = None;
-        if let Some(task) = self.state.task.take() {
-            self.out.effects.push(Effect::CloseTask {
-                task_id: task.id,
-                outcome: outcome.to_owned(),
-            });
-        }
-        if had_timers {
-            self.out.effects.push(Effect::CancelTimers {
-                seq: self.state.seq,
-            });
-        }
+        self.leave(outcome)?;
         self.notify_all(&transition.notify, outcome);
         self.enter(&transition.to)
     }
@@ -592,6 +582,7 @@ impl Machine<'_, '_> {
                     "parent": self.state.data.get("input").cloned().unwrap_or(Value::Null),
                     "steps": self.state.data.get("steps").cloned().unwrap_or(Value::Null),
                 });
+                self.state.child = Some(child_id);
                 self.out.effects.push(Effect::StartChild {
                     child_id,
                     workflow: workflow.clone(),
@@ -615,12 +606,7 @@ impl Machine<'_, '_> {
             StepKind::End { status } => {
                 self.state.status = Status::Finished(status.clone());
                 self.event("finished", &Actor::system(), json!({ "status": status }));
-                if let Some(parent) = self.state.parent.clone() {
-                    self.out.effects.push(Effect::NotifyParent {
-                        parent,
-                        status: status.clone(),
-                    });
-                }
+                self.tell_parent(status);
             }
         }
         Ok(())

@@ -1,0 +1,364 @@
+//! Leaving a step with a running child, children that fail or are cancelled, and an operator's
+//! cancel and resume, on the machine alone.
+
+use chrono::{TimeZone, Utc};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::super::*;
+use crate::definition::{AnyNames, WorkflowDefinition};
+
+const PARENT: &str = r#"
+id = "parent"
+version = 1
+start = "sign"
+[[steps]]
+id = "sign"
+kind = "child"
+workflow = "child"
+timeout = "2h"
+on.completed = "done"
+on.timeout = "lapsed"
+[[steps]]
+id = "done"
+kind = "end"
+[[steps]]
+id = "lapsed"
+kind = "end"
+status = "lapsed"
+"#;
+
+const CHILD: &str = r#"
+id = "child"
+version = 1
+start = "prepare"
+[[steps]]
+id = "prepare"
+kind = "automated"
+handler = "work"
+on.done = "partner_sign"
+[[steps]]
+id = "partner_sign"
+kind = "human"
+role = "partner"
+sla = "30CD"
+reminders = ["7CD", "14CD"]
+decisions = ["sign"]
+on.sign = "done"
+[[steps]]
+id = "done"
+kind = "end"
+"#;
+
+struct Instance {
+    def: WorkflowDefinition,
+    state: InstanceState,
+}
+
+impl Instance {
+    fn new(text: &str, parent: Option<ParentRef>) -> Self {
+        let def = WorkflowDefinition::parse("t.toml", text, None, &AnyNames).expect("valid");
+        let state = InstanceState {
+            parent,
+            ..InstanceState::new(Uuid::from_u128(7), &def, "k")
+        };
+        Instance { def, state }
+    }
+
+    fn apply(&mut self, cmd: Command) -> Result<Applied, Error> {
+        let now = Utc
+            .with_ymd_and_hms(2026, 3, 2, 2, 0, 0)
+            .single()
+            .expect("valid time");
+        let cal = BusinessCalendar::weekdays_only(chrono_tz::Asia::Shanghai);
+        let dir: Directory = toml::from_str(
+            "programme_director = \"boss\"\n[[people]]\nid = \"boss\"\nname = \"Boss\"\n[[people]]\nid = \"P-1/a\"\nname = \"A\"\npartner = \"P-1\"",
+        )
+        .expect("directory");
+        let mut n = 100;
+        let mut new_id = || {
+            n += 1;
+            Uuid::from_u128(n)
+        };
+        let mut ctx = Ctx {
+            now,
+            calendar: &cal,
+            directory: &dir,
+            new_id: &mut new_id,
+            validate: &|_, data, _| Ok(data.clone()),
+        };
+        let mut copy = self.state.clone();
+        let out = apply(&self.def, &mut copy, cmd, &mut ctx);
+        if out.is_ok() {
+            self.state = copy;
+        }
+        out
+    }
+
+    fn start(&mut self) -> Applied {
+        self.apply(Command::Start {
+            input: json!({}),
+            actor: Actor::system(),
+        })
+        .expect("start")
+    }
+
+    /// A child waiting for its partner's signature.
+    fn child_at_signing() -> Self {
+        let mut child = Instance::new(
+            CHILD,
+            Some(ParentRef {
+                instance_id: Uuid::from_u128(1),
+                seq: 1,
+            }),
+        );
+        child.state.partner_id = Some("P-1".to_owned());
+        child.start();
+        child
+            .apply(Command::StepCompleted {
+                seq: 1,
+                outcome: "done".to_owned(),
+                output: json!(null),
+            })
+            .expect("prepared");
+        child
+    }
+}
+
+fn operator() -> Actor {
+    Actor {
+        id: "ops.he".to_owned(),
+    }
+}
+
+#[test]
+fn a_parent_leaving_its_child_step_cancels_the_child() {
+    let mut parent = Instance::new(PARENT, None);
+    let started = parent.start();
+    let Some(Effect::StartChild { child_id, .. }) = started
+        .effects
+        .iter()
+        .find(|e| matches!(e, Effect::StartChild { .. }))
+        .cloned()
+    else {
+        panic!("no child started: {:?}", started.effects);
+    };
+    let timed_out = parent
+        .apply(Command::TimerFired {
+            seq: parent.state.seq,
+            timer: TimerKind::Timeout,
+        })
+        .expect("timeout");
+    assert!(
+        timed_out
+            .effects
+            .contains(&Effect::CancelChild { child_id }),
+        "{:?}",
+        timed_out.effects
+    );
+    assert_eq!(parent.state.status, Status::Finished("lapsed".to_owned()));
+    assert_eq!(parent.state.child, None);
+}
+
+#[test]
+fn a_child_that_finishes_by_itself_is_not_cancelled() {
+    let mut parent = Instance::new(PARENT, None);
+    parent.start();
+    let child_id = parent.state.child.expect("child");
+    let done = parent
+        .apply(Command::ChildFinished {
+            seq: parent.state.seq,
+            child_id,
+            status: "completed".to_owned(),
+        })
+        .expect("finished");
+    assert!(
+        !done
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::CancelChild { .. }))
+    );
+}
+
+#[test]
+fn a_cancelled_child_closes_its_task_and_timers_and_refuses_late_decisions() {
+    let mut child = Instance::child_at_signing();
+    let task = child.state.task.clone().expect("task").id;
+    let seq = child.state.seq;
+    let cancelled = child
+        .apply(Command::Cancel {
+            actor: Actor::system(),
+            reason: "parent left".to_owned(),
+            by_parent: true,
+        })
+        .expect("cancel");
+    assert!(cancelled.effects.contains(&Effect::CloseTask {
+        task_id: task,
+        outcome: CANCELLED.to_owned()
+    }));
+    assert!(cancelled.effects.contains(&Effect::CancelTimers { seq }));
+    assert!(
+        !cancelled
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::NotifyParent { .. })),
+        "the parent cancelled it and is not told again"
+    );
+    assert_eq!(child.state.status.label(), "cancelled");
+    let late = child.apply(Command::Decide {
+        task_id: task,
+        decision: "sign".to_owned(),
+        reason: None,
+        actor: Actor {
+            id: "P-1/a".to_owned(),
+        },
+        data: json!(null),
+    });
+    assert_eq!(late.err(), Some(Error::TaskClosed(task)));
+    let reminder = child
+        .apply(Command::TimerFired {
+            seq,
+            timer: TimerKind::Remind { index: 0 },
+        })
+        .expect("stale");
+    assert!(!reminder.changed, "no reminder after the cancel");
+    // A second cancel by the parent changes nothing; by an operator it is refused.
+    let again = child
+        .apply(Command::Cancel {
+            actor: Actor::system(),
+            reason: "again".to_owned(),
+            by_parent: true,
+        })
+        .expect("no-op");
+    assert!(!again.changed);
+    assert!(matches!(
+        child.apply(Command::Cancel {
+            actor: operator(),
+            reason: "again".to_owned(),
+            by_parent: false,
+        }),
+        Err(Error::NotRunning(_))
+    ));
+}
+
+#[test]
+fn an_operator_cancel_tells_the_waiting_parent() {
+    let mut child = Instance::child_at_signing();
+    let cancelled = child
+        .apply(Command::Cancel {
+            actor: operator(),
+            reason: "duplicate application".to_owned(),
+            by_parent: false,
+        })
+        .expect("cancel");
+    assert!(cancelled.effects.contains(&Effect::NotifyParent {
+        parent: ParentRef {
+            instance_id: Uuid::from_u128(1),
+            seq: 1
+        },
+        status: CANCELLED.to_owned()
+    }));
+    let event = cancelled
+        .events
+        .iter()
+        .find(|e| e.kind == "cancelled")
+        .expect("event");
+    assert_eq!(event.actor, "ops.he");
+}
+
+#[test]
+fn a_failing_child_tells_its_parent_which_follows_failed_or_fails_itself() {
+    let mut child = Instance::new(
+        CHILD,
+        Some(ParentRef {
+            instance_id: Uuid::from_u128(1),
+            seq: 1,
+        }),
+    );
+    child.start();
+    let failed = child
+        .apply(Command::StepFailed {
+            seq: 1,
+            error: "provider refused".to_owned(),
+        })
+        .expect("fail");
+    assert!(matches!(child.state.status, Status::Failed(_)));
+    assert!(failed.effects.contains(&Effect::NotifyParent {
+        parent: ParentRef {
+            instance_id: Uuid::from_u128(1),
+            seq: 1
+        },
+        status: CHILD_FAILED.to_owned()
+    }));
+
+    // A parent without a `failed` transition fails itself.
+    let mut parent = Instance::new(PARENT, None);
+    parent.start();
+    let child_id = parent.state.child.expect("child");
+    parent
+        .apply(Command::ChildFinished {
+            seq: parent.state.seq,
+            child_id,
+            status: CHILD_FAILED.to_owned(),
+        })
+        .expect("told");
+    assert!(matches!(parent.state.status, Status::Failed(_)));
+
+    // One with it follows it.
+    let with_failed = PARENT.replace(
+        "on.timeout = \"lapsed\"",
+        "on.timeout = \"lapsed\"\non.failed = \"lapsed\"",
+    );
+    let mut parent = Instance::new(&with_failed, None);
+    parent.start();
+    let child_id = parent.state.child.expect("child");
+    parent
+        .apply(Command::ChildFinished {
+            seq: parent.state.seq,
+            child_id,
+            status: CHILD_FAILED.to_owned(),
+        })
+        .expect("told");
+    assert_eq!(parent.state.status, Status::Finished("lapsed".to_owned()));
+}
+
+#[test]
+fn resume_enters_the_failed_step_again_and_only_a_failed_instance() {
+    let mut child = Instance::new(CHILD, None);
+    child.start();
+    assert!(matches!(
+        child.apply(Command::Resume { actor: operator() }),
+        Err(Error::NotFailed(_))
+    ));
+    child
+        .apply(Command::StepFailed {
+            seq: 1,
+            error: "provider refused".to_owned(),
+        })
+        .expect("fail");
+    let resumed = child
+        .apply(Command::Resume { actor: operator() })
+        .expect("resume");
+    assert_eq!(child.state.status, Status::Running);
+    assert_eq!(child.state.seq, 2, "a new entry of the step");
+    assert!(resumed.effects.contains(&Effect::RunStep {
+        seq: 2,
+        step: "prepare".to_owned(),
+        handler: "work".to_owned()
+    }));
+    let event = resumed
+        .events
+        .iter()
+        .find(|e| e.kind == "resumed")
+        .expect("event");
+    assert_eq!(event.actor, "ops.he");
+    // The failed entry's late result changes nothing.
+    let late = child
+        .apply(Command::StepCompleted {
+            seq: 1,
+            outcome: "done".to_owned(),
+            output: json!(null),
+        })
+        .expect("stale");
+    assert!(!late.changed);
+}
