@@ -178,3 +178,50 @@ on_both_backends!(
     an_operator_decision_is_audited_under_the_operators_id,
     shanghai(2025, 9, 1, 9, 0)
 );
+
+async fn operators_cancel_through_the_api_under_their_own_id(h: Harness) {
+    let api = Api::new(&h);
+    let (id, task) = under_review(&h, "P-1001", "P-1001/zhang").await;
+    let uri = format!("/v1/instances/{id}/cancel");
+    let body = json!({ "reason": "duplicate application" });
+    let (status, answer) = api.signed(&uri, "crm", &body).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(answer["error"]["code"], "operators_only");
+    let (status, answer) = api
+        .operator(Method::POST, &uri, Some(json!({ "reason": " " })))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    let (status, answer) = api.operator(Method::POST, &uri, Some(body.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["instance_status"], "cancelled");
+    let view = h.view(id).await.expect("view");
+    let cancelled = view
+        .timeline
+        .iter()
+        .find(|e| e.event.kind == "cancelled")
+        .expect("event");
+    assert_eq!(cancelled.event.actor, "ops.he");
+    assert_eq!(cancelled.event.payload["reason"], "duplicate application");
+    assert!(view.tasks.iter().all(|t| t.status != "open"));
+    assert!(view.pending_timers.is_empty());
+    let (status, answer) = api
+        .signed(
+            &format!("/v1/tasks/{task}/decision"),
+            "crm",
+            &json!({ "decision": "approve", "actor": { "id": "cm.li" } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(answer["error"]["code"], "task_closed");
+    let (status, answer) = api.operator(Method::POST, &uri, Some(body)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    let (status, answer) = api
+        .operator(Method::POST, &format!("/v1/instances/{id}/resume"), None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(answer["error"]["code"], "not_failed");
+}
+on_both_backends!(
+    operators_cancel_through_the_api_under_their_own_id,
+    shanghai(2025, 9, 1, 9, 0)
+);

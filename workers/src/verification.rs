@@ -92,8 +92,9 @@ impl BusinessVerifier for SimulatedVerifier {
 /// `POST <url>` with `{"partner_id", "uscc", "company_name"}` (bearer token when configured,
 /// `Idempotency-Key: <partner_id>:<uscc>`) and expects
 /// `{"status": "verified" | "locked" | "pending", "reference"?, "reason"?}`.
-/// `pending` (the partner has not confirmed the deposit yet), timeouts and 5xx answers are
-/// retried by the outbox with backoff; any other answer fails the step for an operator.
+/// `pending` (the partner has not confirmed the deposit yet) is asked again at the step's
+/// `poll_every` until its `poll_for` deadline; timeouts and 5xx answers are retried with
+/// backoff; any other answer fails the step for an operator.
 #[derive(Debug, Clone)]
 pub struct HttpVerifier {
     client: reqwest::Client,
@@ -172,7 +173,7 @@ impl BusinessVerifier for HttpVerifier {
                     .reason
                     .unwrap_or_else(|| "locked by the provider".to_owned()),
             }),
-            "pending" => Err(HandlerError::Retryable(
+            "pending" => Err(HandlerError::Pending(
                 "the partner has not confirmed the micro-deposit yet".to_owned(),
             )),
             other => Err(HandlerError::Fatal(format!(

@@ -52,6 +52,11 @@ pub enum HandlerError {
     /// Worth another attempt (a provider timed out).
     #[error("retryable: {0}")]
     Retryable(String),
+    /// The provider has not decided yet (a person must act on its side): asked again at the
+    /// step's `poll_every` until its `poll_for` deadline; a step without polling retries it
+    /// like a retryable failure.
+    #[error("pending: {0}")]
+    Pending(String),
     /// Will fail the same way every time (bad data); never retried.
     #[error("fatal: {0}")]
     Fatal(String),

@@ -19,6 +19,7 @@
 //! - [`queue`]: the in-process queue and the apalis-redis queue.
 
 pub mod clock;
+mod deliver;
 mod engine;
 mod loops;
 pub mod queue;

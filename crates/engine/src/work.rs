@@ -1,29 +1,20 @@
-//! Carrying out one outbox row: running a step handler or delivering a notification.
+//! Carrying out one outbox row: running a step handler (delivering a notification is in
+//! `deliver`).
 //!
 //! Whatever the queue delivers, the row decides: a row that is no longer pending, or a step
 //! entry the instance has left, is acknowledged and nothing happens. Handlers run outside any
 //! transaction; their result commits through a transition that also completes the row.
 
 use chrono::{DateTime, Utc};
-use partnerflow_core::definition::{Channel, NotifySpec, Recipient};
+use partnerflow_core::definition::{Poll, StepKind};
 use partnerflow_core::handler::{HandlerError, StepContext};
 use partnerflow_core::machine::{Command, InstanceState, Status};
-use partnerflow_notify::Message;
-use partnerflow_store::{instances, notifications, outbox};
+use partnerflow_store::{instances, outbox};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::engine::{Engine, Error, Result};
 use crate::transition::Also;
-
-/// One resolved address of a notification.
-struct Address {
-    recipient: String,
-    name: String,
-    locale: String,
-    channel: Channel,
-    address: String,
-}
 
 impl Engine {
     /// Runs the outbox row `id` if it is still pending and no other worker holds its lease.
@@ -114,7 +105,7 @@ impl Engine {
                 .step_failed(row, seq, format!("handler `{handler}` is not registered"))
                 .await;
         };
-        let attempts = self.max_attempts(&stored.state, step);
+        let (attempts, poll) = self.retry_policy(&stored.state, step);
         let ctx = StepContext {
             idempotency_key: format!("{}:{seq}:{step}", stored.state.id),
             instance: stored.state.clone(),
@@ -147,7 +138,10 @@ impl Engine {
                 }
             }
             Err(HandlerError::Fatal(msg)) => self.step_failed(row, seq, msg).await,
-            Err(HandlerError::Retryable(msg)) => {
+            Err(HandlerError::Pending(msg)) if poll.is_some() => {
+                self.still_pending(row, stored, seq, &msg, poll, now).await
+            }
+            Err(HandlerError::Retryable(msg) | HandlerError::Pending(msg)) => {
                 if row.failures + 1 >= attempts {
                     self.step_failed(
                         row,
@@ -162,17 +156,65 @@ impl Engine {
         }
     }
 
-    /// Attempts the step's definition allows, from the instance the worker already read.
-    fn max_attempts(&self, state: &InstanceState, step: &str) -> i64 {
+    /// Attempts the step's definition allows and how it polls a pending provider, from the
+    /// instance the worker already read.
+    fn retry_policy(&self, state: &InstanceState, step: &str) -> (i64, Option<Poll>) {
         self.definition(&state.workflow_id, state.version)
             .ok()
             .and_then(|d| match d.step(step).map(|s| &s.kind) {
-                Some(partnerflow_core::definition::StepKind::Automated {
-                    max_attempts, ..
-                }) => Some(i64::from(*max_attempts)),
+                Some(StepKind::Automated {
+                    max_attempts, poll, ..
+                }) => Some((i64::from(*max_attempts), *poll)),
                 _ => None,
             })
-            .unwrap_or(1)
+            .unwrap_or((1, None))
+    }
+
+    /// A provider still deciding: ask again after `poll.every`, until `poll.deadline` after
+    /// the step was entered; then the step follows `timeout` (or fails without one).
+    async fn still_pending(
+        &self,
+        row: &outbox::OutboxRow,
+        stored: instances::Stored,
+        seq: u64,
+        msg: &str,
+        poll: Option<Poll>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let Some(poll) = poll else {
+            return self.retry_later(row, msg, now).await;
+        };
+        let cal = &self.inner.calendar;
+        let deadline = poll.deadline.after(row.created_at, None, cal).at;
+        if now < deadline {
+            let next = poll.every.after(now, None, cal).at.min(deadline);
+            let mut conn = self.conn().await?;
+            outbox::poll_later(&mut conn, &row.lease, next, msg).await?;
+            return Ok(());
+        }
+        let def = self.definition(&stored.state.workflow_id, stored.state.version)?;
+        let has_timeout = stored
+            .state
+            .step
+            .as_deref()
+            .and_then(|s| def.step(s))
+            .is_some_and(|s| s.on.contains_key("timeout"));
+        if !has_timeout {
+            return self
+                .step_failed(row, seq, format!("still pending at its deadline: {msg}"))
+                .await;
+        }
+        let cmd = Command::StepCompleted {
+            seq,
+            outcome: "timeout".to_owned(),
+            output: json!({ "pending": msg, "deadline": deadline }),
+        };
+        let also = Also {
+            outbox_done: Some(row.lease.clone()),
+            preloaded: Some(stored),
+            ..Also::default()
+        };
+        self.apply(row.instance_id, cmd, also).await.map(drop)
     }
 
     async fn step_failed(&self, row: &outbox::OutboxRow, seq: u64, error: String) -> Result<()> {
@@ -189,7 +231,7 @@ impl Engine {
         .map(drop)
     }
 
-    async fn retry_later(
+    pub(crate) async fn retry_later(
         &self,
         row: &outbox::OutboxRow,
         error: &str,
@@ -203,144 +245,10 @@ impl Engine {
         Ok(())
     }
 
-    async fn finish_row(&self, lease: &outbox::Lease, now: DateTime<Utc>) -> Result<()> {
+    pub(crate) async fn finish_row(&self, lease: &outbox::Lease, now: DateTime<Utc>) -> Result<()> {
         let mut conn = self.conn().await?;
         outbox::complete(&mut conn, lease, now).await?;
         Ok(())
-    }
-
-    /// Delivers each address of a notification: intent, provider call, result. The record's
-    /// key makes a second delivery of the same row a no-op.
-    async fn deliver(
-        &self,
-        row: &outbox::OutboxRow,
-        state: Option<partnerflow_core::machine::InstanceState>,
-        key: &str,
-        spec: &NotifySpec,
-    ) -> Result<()> {
-        let now = self.now();
-        let Some(state) = state else {
-            return self.finish_row(&row.lease, now).await;
-        };
-        let addresses = self.resolve(&state, spec);
-        if addresses.is_empty() {
-            tracing::warn!(instance = %state.id, template = %spec.template, to = ?spec.to, "notification has no address; recorded as undeliverable");
-        }
-        // Per address: the intent is committed (claimed under its key), the provider called
-        // outside any transaction, the result committed. An address another sender holds right
-        // now leaves the row for later, so it is not completed while that send may still fail.
-        let until = self.lease_until(now);
-        for a in &addresses {
-            let sent = notifications::Sent {
-                key: format!("{key}:{}:{:?}", a.recipient, a.channel).to_lowercase(),
-                instance_id: state.id.to_string(),
-                channel: format!("{:?}", a.channel).to_lowercase(),
-                recipient: a.recipient.clone(),
-                address: a.address.clone(),
-                template: spec.template.clone(),
-                payload: json!({ "workflow": state.workflow_id, "business_key": state.business_key, "step": state.step, "status": state.status.label() }),
-                sent_at: now,
-                status: notifications::SENDING.to_owned(),
-                attempts: 0,
-                last_error: None,
-            };
-            let claim = {
-                let mut conn = self.conn().await?;
-                notifications::claim(&mut conn, &sent, now, until).await?
-            };
-            match claim {
-                notifications::Claim::Sent => continue,
-                notifications::Claim::Busy => return Ok(()),
-                notifications::Claim::Send => {}
-            }
-            let message = Message {
-                key: sent.key.clone(),
-                channel: a.channel,
-                address: a.address.clone(),
-                recipient_name: a.name.clone(),
-                locale: a.locale.clone(),
-                template: spec.template.clone(),
-                vars: sent.payload.clone(),
-            };
-            let result = self.inner.notifier.send(&message).await;
-            let mut conn = self.conn().await?;
-            match result {
-                Ok(()) => notifications::mark_sent(&mut conn, &sent.key, self.now()).await?,
-                Err(e) => {
-                    notifications::release(&mut conn, &sent.key, &e.to_string()).await?;
-                    drop(conn);
-                    return self.notify_failed(row, &e, now).await;
-                }
-            }
-        }
-        self.finish_row(&row.lease, now).await
-    }
-
-    async fn notify_failed(
-        &self,
-        row: &outbox::OutboxRow,
-        e: &partnerflow_notify::Error,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let retryable = matches!(e, partnerflow_notify::Error::Retryable(_));
-        if retryable && row.failures + 1 < self.inner.settings.notify_attempts {
-            return self.retry_later(row, &e.to_string(), now).await;
-        }
-        tracing::error!(outbox = row.id, error = %e, "notification undeliverable");
-        let mut conn = self.conn().await?;
-        outbox::bury(&mut conn, &row.lease, &e.to_string(), now).await?;
-        Ok(())
-    }
-
-    fn resolve(&self, state: &InstanceState, spec: &NotifySpec) -> Vec<Address> {
-        let dir = &self.inner.directory;
-        let people: Vec<&partnerflow_core::directory::Person> = match &spec.to {
-            Recipient::Partner => {
-                return state
-                    .contact
-                    .iter()
-                    .flat_map(|c| {
-                        spec.channels.iter().map(|ch| Address {
-                            recipient: format!(
-                                "partner:{}",
-                                state.partner_id.as_deref().unwrap_or("?")
-                            ),
-                            name: c.name.clone(),
-                            locale: "zh-CN".to_owned(),
-                            channel: *ch,
-                            address: match ch {
-                                Channel::Email => c.email.clone(),
-                                Channel::Sms => c.phone.clone(),
-                            },
-                        })
-                    })
-                    .collect();
-            }
-            Recipient::Role(r) => dir.holders(r).collect(),
-            Recipient::EscalationTarget => Vec::new(),
-            Recipient::ProgrammeDirector => {
-                dir.person(&dir.programme_director).into_iter().collect()
-            }
-            Recipient::Person(id) => dir.person(id).into_iter().collect(),
-        };
-        people
-            .into_iter()
-            .flat_map(|p| {
-                spec.channels.iter().filter_map(|ch| {
-                    let address = match ch {
-                        Channel::Email => p.email.clone(),
-                        Channel::Sms => p.phone.clone(),
-                    }?;
-                    Some(Address {
-                        recipient: p.id.clone(),
-                        name: p.name.clone(),
-                        locale: p.locale.clone(),
-                        channel: *ch,
-                        address,
-                    })
-                })
-            })
-            .collect()
     }
 }
 

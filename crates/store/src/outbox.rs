@@ -47,6 +47,8 @@ pub struct OutboxRow {
     pub instance_id: Uuid,
     pub work: Work,
     pub failures: i64,
+    /// When the row was written: for a step job, when the step was entered.
+    pub created_at: DateTime<Utc>,
     /// The lease as the row was read: finishing the row needs it to still be current.
     pub lease: Lease,
 }
@@ -157,7 +159,7 @@ pub async fn renew(conn: &mut Conn, lease: &Lease, until: DateTime<Utc>) -> Resu
 /// instance as stored, in one query.
 pub async fn get_pending(conn: &mut Conn, id: i64) -> Result<Option<(OutboxRow, Option<Stored>)>> {
     let row = sqlx::query(
-        r#"select o.id, o.instance_id, o.payload, o.failures, o.lease_token,
+        r#"select o.id, o.instance_id, o.payload, o.failures, o.lease_token, o.created_at,
                   i.state, i.version, i.event_count, i.last_hash, i.created_at, i.updated_at
            from outbox o left join instances i on i.id = o.instance_id
            where o.id = $1 and o.status = 'pending'"#,
@@ -172,13 +174,14 @@ pub async fn get_pending(conn: &mut Conn, id: i64) -> Result<Option<(OutboxRow, 
             instance_id: parse_uuid(&r.try_get::<String, _>(1)?)?,
             work: json("outbox payload", &r.try_get::<String, _>(2)?)?,
             failures: r.try_get(3)?,
+            created_at: crate::from_micros(r.try_get(5)?),
             lease: Lease {
                 id,
                 token: r.try_get::<Option<String>, _>(4)?.unwrap_or_default(),
             },
         };
-        let instance = match r.try_get::<Option<String>, _>(5)? {
-            Some(_) => Some(crate::instances::from_row_at(&r, 5)?),
+        let instance = match r.try_get::<Option<String>, _>(6)? {
+            Some(_) => Some(crate::instances::from_row_at(&r, 6)?),
             None => None,
         };
         Ok((outbox, instance))
@@ -211,6 +214,24 @@ pub async fn retry(
     sqlx::query("update outbox set failures = failures + 1, available_at = $1, lease_until = null, lease_token = null, dispatched_until = null, last_error = $2 where id = $3 and status = 'pending' and lease_token = $4")
         .bind(to_micros(retry_at))
         .bind(error)
+        .bind(lease.id)
+        .bind(&lease.token)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Makes the row due again at `at` without counting a failure (a provider still deciding),
+/// releasing the lease.
+pub async fn poll_later(
+    conn: &mut Conn,
+    lease: &Lease,
+    at: DateTime<Utc>,
+    note: &str,
+) -> Result<()> {
+    sqlx::query("update outbox set available_at = $1, lease_until = null, lease_token = null, dispatched_until = null, last_error = $2 where id = $3 and status = 'pending' and lease_token = $4")
+        .bind(to_micros(at))
+        .bind(note)
         .bind(lease.id)
         .bind(&lease.token)
         .execute(&mut *conn)

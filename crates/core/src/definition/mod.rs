@@ -64,6 +64,10 @@ pub enum StepKind {
     Automated {
         handler: String,
         max_attempts: u32,
+        /// When the handler answers "pending" (a provider waiting for a person), ask again
+        /// every `every` until `deadline` after the step was entered; then follow `timeout`
+        /// (or fail for an operator when the step has none).
+        poll: Option<Poll>,
     },
     Human(HumanStep),
     Timer {
@@ -211,6 +215,13 @@ impl TimerSpec {
         chrono::NaiveDate::from_ymd_opt(2024, month, day)?;
         Some(Self::Annual { month, day, time })
     }
+}
+
+/// How an automated step waits for a provider that has not decided yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Poll {
+    pub every: Span,
+    pub deadline: Span,
 }
 
 /// Names of step handlers and validators known to this build, for `unknown-handler` checks.
@@ -501,10 +512,26 @@ fn build_step(rs: &RawStep, registry: &dyn Registry) -> Result<Step, StepProblem
 
     let kind = match rs.kind.as_str() {
         "automated" => match &rs.handler {
-            Some(h) if registry.has_handler(h) => Some(StepKind::Automated {
-                handler: h.clone(),
-                max_attempts: rs.max_attempts.unwrap_or(5).max(1),
-            }),
+            Some(h) if registry.has_handler(h) => {
+                let every = span("poll_every", &rs.poll_every, &mut problems);
+                let deadline = span("poll_for", &rs.poll_for, &mut problems);
+                let poll = match (every, deadline) {
+                    (Some(every), Some(deadline)) => Some(Poll { every, deadline }),
+                    (None, None) => None,
+                    _ => {
+                        problems.push((
+                            "incomplete-poll",
+                            "`poll_every` and `poll_for` go together".to_owned(),
+                        ));
+                        None
+                    }
+                };
+                Some(StepKind::Automated {
+                    handler: h.clone(),
+                    max_attempts: rs.max_attempts.unwrap_or(5).max(1),
+                    poll,
+                })
+            }
             Some(h) => {
                 problems.push((
                     "unknown-handler",

@@ -30,6 +30,8 @@ pub(crate) struct RawStep {
     // automated
     pub(crate) handler: Option<String>,
     pub(crate) max_attempts: Option<u32>,
+    pub(crate) poll_every: Option<String>,
+    pub(crate) poll_for: Option<String>,
     // human
     pub(crate) role: Option<String>,
     pub(crate) sla: Option<String>,
