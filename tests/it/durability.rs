@@ -104,6 +104,49 @@ on_both_backends!(
     shanghai(2025, 9, 1, 9, 0)
 );
 
+async fn the_audit_chain_detects_deleted_last_events_and_names_its_key(h: Harness) {
+    let id = h
+        .apply(application("P-1001", "agent", "P-1001/zhang"))
+        .await
+        .expect("start");
+    h.settle().await.expect("settle");
+    let bundle = h.engine.evidence(id).await.expect("evidence");
+    assert!(bundle.chain.verified);
+    assert_eq!(
+        bundle.chain.key_versions,
+        vec![1],
+        "tagged with audit key 1"
+    );
+    let count = bundle.chain.events;
+    // Deleting the newest events leaves a chain that verifies link by link; the instance's
+    // own record of its end does not match it.
+    partnerflow_store::raw_execute(
+        h.engine.store(),
+        &format!(
+            "delete from events where instance_id = '{id}' and seq >= {}",
+            count - 1
+        ),
+    )
+    .await
+    .expect("tamper");
+    let expected_break = u64::try_from(count - 1).expect("count");
+    assert_eq!(
+        h.engine.verify_chain(id).await.expect("verify"),
+        Err(expected_break)
+    );
+    let bundle = h.engine.evidence(id).await.expect("evidence");
+    assert!(!bundle.chain.verified);
+    assert_eq!(bundle.chain.broken_at, Some(expected_break));
+    assert_eq!(
+        bundle.chain.expected_events,
+        i64::try_from(count).expect("count")
+    );
+}
+on_both_backends!(
+    the_audit_chain_detects_deleted_last_events_and_names_its_key,
+    shanghai(2025, 9, 1, 9, 0)
+);
+
 async fn a_running_instance_keeps_the_definition_version_it_started_with(h: Harness) {
     let mut app = application("P-1002", "agent", "P-1002/liu");
     app["sensitive_relationship_declared"] = json!(true);

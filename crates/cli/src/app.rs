@@ -201,6 +201,7 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Engine>
         settings: partnerflow_engine::Settings {
             lease: Duration::from_secs(settings.engine.lease_secs),
             redispatch: Duration::from_secs(settings.engine.redispatch_secs),
+            audit: settings.audit.keys()?,
             batch: settings.engine.batch,
             poll: Duration::from_millis(settings.engine.poll_ms),
             ..partnerflow_engine::Settings::default()

@@ -179,7 +179,7 @@ async fn serve(settings: Settings) -> Result<()> {
         .listen
         .parse()
         .with_context(|| format!("http.listen `{}`", settings.http.listen))?;
-    settings.auth.check_listen(addr)?;
+    settings.check_listen(addr)?;
     let metrics = install_metrics()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let engine = app::build(&settings, clock.clone()).await?;

@@ -15,6 +15,39 @@ pub struct Settings {
     pub http: Http,
     pub paths: Paths,
     pub auth: Auth,
+    pub audit: Audit,
+}
+
+/// The audit chain's keys.
+#[derive(Clone, Deserialize)]
+pub struct Audit {
+    pub keys: Vec<AuditKey>,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct AuditKey {
+    pub version: u32,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for Audit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let versions: Vec<u32> = self.keys.iter().map(|k| k.version).collect();
+        f.debug_struct("Audit")
+            .field("versions", &versions)
+            .finish()
+    }
+}
+
+impl Audit {
+    pub fn keys(&self) -> Result<partnerflow_core::audit::AuditKeys> {
+        partnerflow_core::audit::AuditKeys::new(
+            self.keys
+                .iter()
+                .map(|k| (k.version, k.secret.as_bytes().to_vec())),
+        )
+        .map_err(anyhow::Error::from)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -203,10 +236,16 @@ impl Auth {
     /// Refuses a non-loopback address while development secrets are in use, whether the
     /// `development_secrets` flag says so or a shipped secret is configured.
     pub fn check_listen(&self, addr: std::net::SocketAddr) -> Result<()> {
+        self.check_listen_with(addr, &[])
+    }
+
+    /// [`Auth::check_listen`], with more places a shipped secret was found in.
+    pub fn check_listen_with(&self, addr: std::net::SocketAddr, also: &[String]) -> Result<()> {
         if addr.ip().is_loopback() {
             return Ok(());
         }
-        let shipped = self.shipped_secrets_in_use();
+        let mut shipped = self.shipped_secrets_in_use();
+        shipped.extend_from_slice(also);
         if self.development_secrets || !shipped.is_empty() {
             let which = if shipped.is_empty() {
                 "auth.development_secrets = true".to_owned()
@@ -218,6 +257,21 @@ impl Auth {
             );
         }
         Ok(())
+    }
+}
+
+impl Settings {
+    /// The listen guard over everything secret: operators' tokens, integrations' secrets and
+    /// the audit keys.
+    pub fn check_listen(&self, addr: std::net::SocketAddr) -> Result<()> {
+        let shipped_audit: Vec<String> = self
+            .audit
+            .keys
+            .iter()
+            .filter(|k| k.secret == partnerflow_core::audit::DEVELOPMENT_KEY)
+            .map(|k| format!("audit.keys[{}]", k.version))
+            .collect();
+        self.auth.check_listen_with(addr, &shipped_audit)
     }
 }
 

@@ -82,6 +82,8 @@ pub struct Settings {
     pub notify_attempts: i64,
     /// First retry delay; doubled per failure.
     pub retry_base: Duration,
+    /// The keys the audit chain is tagged with.
+    pub audit: partnerflow_core::audit::AuditKeys,
 }
 
 impl Default for Settings {
@@ -93,6 +95,7 @@ impl Default for Settings {
             poll: Duration::from_millis(200),
             notify_attempts: 8,
             retry_base: Duration::from_secs(1),
+            audit: partnerflow_core::audit::AuditKeys::development(),
         }
     }
 }

@@ -229,7 +229,8 @@ impl Engine {
                         .iter()
                         .filter_map(|e| Notice::from_event(state.id, e)),
                 );
-                instances::save(tx, &state, &stored, &applied.events, now).await?;
+                let keys = &self.inner.settings.audit;
+                instances::save(tx, &state, &stored, &applied.events, keys, now).await?;
                 woke |= self
                     .effects(tx, &state, applied.effects, &mut work, now)
                     .await?;

@@ -45,10 +45,15 @@ pub struct Evidence {
 #[derive(Debug, Clone, Serialize)]
 pub struct ChainCheck {
     pub events: usize,
+    /// What the instance records: the chain must end there.
+    pub expected_events: i64,
     pub verified: bool,
-    /// The first event whose stored hash does not match, when the chain is broken.
+    /// The first event whose stored tag does not match (one past the last stored event when
+    /// events are missing), when the chain is broken.
     pub broken_at: Option<u64>,
     pub last_hash: Option<String>,
+    /// The audit key versions that tagged the events (0: the unkeyed chain of earlier events).
+    pub key_versions: Vec<u32>,
 }
 
 impl InstanceView {
@@ -62,18 +67,28 @@ impl InstanceView {
     }
 }
 
-/// Recomputes a stored chain; the first event whose hash does not match, on failure.
-fn check_chain(id: Uuid, events: &[StoredEvent]) -> Result<(), u64> {
-    let sid = id.to_string();
+/// Recomputes a stored chain against what the instance records as its end; the first event
+/// that does not match, on failure.
+fn check_chain(
+    keys: &partnerflow_core::audit::AuditKeys,
+    stored: &instances::Stored,
+    events: &[StoredEvent],
+) -> Result<(), u64> {
+    use partnerflow_core::audit::{Head, Link};
+    let sid = stored.state.id.to_string();
     partnerflow_core::audit::verify(
+        keys,
         &sid,
-        events.iter().map(|e| {
-            (
-                u64::try_from(e.seq).unwrap_or_default(),
-                &e.event,
-                e.hash.as_str(),
-            )
+        events.iter().map(|e| Link {
+            seq: u64::try_from(e.seq).unwrap_or_default(),
+            event: &e.event,
+            tag: e.hash.as_str(),
+            key_version: e.key_version,
         }),
+        Head {
+            event_count: u64::try_from(stored.event_count).unwrap_or_default(),
+            last_tag: &stored.last_hash,
+        },
     )
 }
 
@@ -171,12 +186,18 @@ impl Engine {
     /// The evidence bundle of an instance and of its child workflows.
     pub async fn evidence(&self, id: Uuid) -> Result<Evidence> {
         let instance = self.instance(id).await?;
-        let check = check_chain(id, &instance.timeline);
+        let (stored, events) = self.chain_snapshot(id).await?;
+        let check = check_chain(&self.inner.settings.audit, &stored, &events);
+        let mut key_versions: Vec<u32> = events.iter().map(|e| e.key_version).collect();
+        key_versions.sort_unstable();
+        key_versions.dedup();
         let chain = ChainCheck {
-            events: instance.timeline.len(),
+            events: events.len(),
+            expected_events: stored.event_count,
             verified: check.is_ok(),
             broken_at: check.err(),
-            last_hash: instance.timeline.last().map(|e| e.hash.clone()),
+            last_hash: events.last().map(|e| e.hash.clone()),
+            key_versions,
         };
         let mut children = Vec::new();
         for child in instance.children() {
@@ -206,10 +227,29 @@ impl Engine {
         Ok(instances::list(&mut conn, status, partner, limit).await?)
     }
 
-    /// Verifies the stored audit chain of an instance; the first broken sequence number on failure.
+    /// Verifies the stored audit chain of an instance against the end the instance records;
+    /// the first broken sequence number on failure.
     pub async fn verify_chain(&self, id: Uuid) -> Result<Result<(), u64>> {
+        let (stored, events) = self.chain_snapshot(id).await?;
+        Ok(check_chain(&self.inner.settings.audit, &stored, &events))
+    }
+
+    /// The instance and its events as of one version: read again when a transition committed
+    /// in between, so a concurrent write is never mistaken for a broken chain.
+    async fn chain_snapshot(&self, id: Uuid) -> Result<(instances::Stored, Vec<StoredEvent>)> {
         let mut conn = self.conn().await?;
-        Ok(check_chain(id, &instances::events(&mut conn, id).await?))
+        let load = |stored: Option<instances::Stored>| {
+            stored.ok_or_else(|| Error::NotFound(format!("instance {id}")))
+        };
+        let mut before = load(instances::load(&mut conn, id).await?)?;
+        loop {
+            let events = instances::events(&mut conn, id).await?;
+            let after = load(instances::load(&mut conn, id).await?)?;
+            if after.version == before.version {
+                return Ok((before, events));
+            }
+            before = after;
+        }
     }
 
     /// Whether the database answers (for `/readyz`).

@@ -1,6 +1,6 @@
 //! Instances, their optimistic version, and their append-only, hash-chained events.
 
-use partnerflow_core::audit::chain_hash;
+use partnerflow_core::audit::AuditKeys;
 use partnerflow_core::machine::{Event, InstanceState};
 use sqlx::Row;
 use uuid::Uuid;
@@ -104,15 +104,27 @@ pub async fn save(
     s: &InstanceState,
     expected: &Stored,
     events: &[Event],
+    keys: &AuditKeys,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<i64> {
     let id = s.id.to_string();
     let mut hash = expected.last_hash.clone();
     let mut seq = expected.event_count;
     let mut chained = Vec::with_capacity(events.len());
+    let version = keys.current();
     for e in events {
         seq += 1;
-        hash = chain_hash(&hash, &id, u64::try_from(seq).unwrap_or_default(), e);
+        hash = keys
+            .tag(
+                version,
+                &hash,
+                &id,
+                u64::try_from(seq).unwrap_or_default(),
+                e,
+            )
+            .ok_or_else(|| {
+                Error::Corrupt(format!("audit key version {version} is not configured"))
+            })?;
         chained.push((seq, e, hash.clone()));
     }
     // The version check comes first, so a writer working from a stale read fails here with a
@@ -139,8 +151,8 @@ pub async fn save(
     if !chained.is_empty() {
         // One statement for all events of the transition: fewer round trips per commit.
         let sql = format!(
-            "insert into events (instance_id, seq, kind, actor, at, payload, hash) values {}",
-            crate::values_clause(chained.len(), 7)
+            "insert into events (instance_id, seq, kind, actor, at, payload, hash, key_version) values {}",
+            crate::values_clause(chained.len(), 8)
         );
         let mut q = sqlx::query(crate::sql(sql));
         for (seq, e, hash) in chained {
@@ -151,7 +163,8 @@ pub async fn save(
                 .bind(e.actor.clone())
                 .bind(to_micros(e.at))
                 .bind(e.payload.to_string())
-                .bind(hash);
+                .bind(hash)
+                .bind(i64::from(version));
         }
         q.execute(&mut *conn).await?;
     }
@@ -165,10 +178,12 @@ pub struct StoredEvent {
     #[serde(flatten)]
     pub event: Event,
     pub hash: String,
+    /// The audit key version that tagged it (0: the unkeyed chain of earlier events).
+    pub key_version: u32,
 }
 
 pub async fn events(conn: &mut Conn, id: Uuid) -> Result<Vec<StoredEvent>> {
-    let rows = sqlx::query("select seq, kind, actor, at, payload, hash from events where instance_id = $1 order by seq")
+    let rows = sqlx::query("select seq, kind, actor, at, payload, hash, key_version from events where instance_id = $1 order by seq")
         .bind(id.to_string())
         .fetch_all(&mut *conn)
         .await?;
@@ -183,6 +198,7 @@ pub async fn events(conn: &mut Conn, id: Uuid) -> Result<Vec<StoredEvent>> {
                     payload: json("event payload", &r.try_get::<String, _>(4)?)?,
                 },
                 hash: r.try_get(5)?,
+                key_version: u32::try_from(r.try_get::<i64, _>(6)?).unwrap_or(u32::MAX),
             })
         })
         .collect()
