@@ -321,3 +321,79 @@ on_both_backends!(
     a_timer_fires_once_when_a_claim_runs_out_mid_batch,
     shanghai(2025, 9, 1, 9, 0)
 );
+
+/// Rows of `table` matching `condition`.
+async fn count(h: &Harness, table: &str, condition: &str) -> i64 {
+    // Table and condition are literals of this file.
+    let sql = sqlx::AssertSqlSafe(format!("select count(*) from {table} where {condition}"));
+    sqlx::query_scalar::<_, i64>(sql)
+        .fetch_one(&h.engine.store().pool)
+        .await
+        .expect("count")
+}
+
+async fn the_janitor_deletes_old_delivery_rows_and_keeps_the_record(h: Harness) {
+    let (id, task) = crate::signatures::under_review(&h, "P-1001", "P-1001/zhang").await;
+    let key = partnerflow_engine::Idempotency {
+        key: "decide-1".to_owned(),
+        request_hash: "h".to_owned(),
+    };
+    h.engine
+        .decide(
+            task,
+            "approve",
+            None,
+            Actor {
+                id: "cm.li".to_owned(),
+            },
+            json!(null),
+            Some(key),
+        )
+        .await
+        .expect("decide");
+    h.settle().await.expect("settle");
+    let done = count(&h, "outbox", "status = 'done'").await;
+    let closed = count(&h, "timers", "status in ('fired', 'cancelled')").await;
+    assert!(done > 0 && closed > 0, "done {done}, closed {closed}");
+    let events = count(&h, "events", "1 = 1").await;
+    // Nothing is old enough yet.
+    assert_eq!(h.engine.purge_once().await.expect("purge"), 0);
+    // Eight days later the week-old delivery rows go; the 30-day keys and the record stay.
+    h.clock.advance(chrono::Duration::days(8));
+    let purged = h.engine.purge_once().await.expect("purge");
+    assert!(purged > 0);
+    assert_eq!(count(&h, "outbox", "status = 'done'").await, 0);
+    let week_ago = (h.now() - chrono::Duration::days(7)).timestamp_micros();
+    assert_eq!(
+        count(&h, "outbox", "status = 'pending'").await,
+        count(&h, "outbox", "1 = 1").await
+    );
+    assert_eq!(
+        count(
+            &h,
+            "timers",
+            &format!("status in ('fired', 'cancelled') and closed_at < {week_ago}")
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(&h, "timers", "status in ('fired', 'cancelled')").await,
+        0,
+        "{closed} were closed"
+    );
+    assert_eq!(count(&h, "idempotency_keys", "1 = 1").await, 1);
+    assert_eq!(
+        count(&h, "events", "1 = 1").await,
+        events,
+        "the audit record stays"
+    );
+    assert!(h.engine.verify_chain(id).await.expect("verify").is_ok());
+    h.clock.advance(chrono::Duration::days(30));
+    h.engine.purge_once().await.expect("purge");
+    assert_eq!(count(&h, "idempotency_keys", "1 = 1").await, 0);
+}
+on_both_backends!(
+    the_janitor_deletes_old_delivery_rows_and_keeps_the_record,
+    shanghai(2025, 9, 1, 9, 0)
+);

@@ -202,6 +202,13 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Engine>
             lease: Duration::from_secs(settings.engine.lease_secs),
             redispatch: Duration::from_secs(settings.engine.redispatch_secs),
             audit: settings.audit.keys()?,
+            retention: partnerflow_engine::Retention {
+                done_outbox: days(settings.retention.done_outbox_days),
+                closed_timers: days(settings.retention.closed_timer_days),
+                idempotency_keys: days(settings.retention.idempotency_key_days),
+                batch: settings.retention.batch,
+                every: Duration::from_secs(settings.retention.every_secs),
+            },
             batch: settings.engine.batch,
             poll: Duration::from_millis(settings.engine.poll_ms),
             ..partnerflow_engine::Settings::default()
@@ -213,6 +220,10 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Engine>
     }
     engine.load_definitions(&definitions).await?;
     Ok(engine)
+}
+
+fn days(n: u64) -> Duration {
+    Duration::from_secs(n.saturating_mul(24 * 3600))
 }
 
 /// A database URL without its password, for messages.
@@ -259,7 +270,7 @@ pub fn auth_config(settings: &Settings) -> partnerflow_api::AuthConfig {
     }
 }
 
-/// Background loops every process runs: the dispatcher and the timer sweeper.
+/// Background loops of a dispatching process: the dispatcher, the timer sweeper, the janitor.
 pub fn spawn_loops(
     engine: &Engine,
     shutdown: &CancellationToken,
@@ -269,6 +280,8 @@ pub fn spawn_loops(
     tracker.spawn(async move { e.run_dispatcher(s).await });
     let (e, s) = (engine.clone(), shutdown.clone());
     tracker.spawn(async move { e.run_sweeper(s).await });
+    let (e, s) = (engine.clone(), shutdown.clone());
+    tracker.spawn(async move { e.run_janitor(s).await });
 }
 
 /// Workers on the configured queue; if they stop for good, the whole process shuts down.

@@ -16,6 +16,17 @@ pub struct Settings {
     pub paths: Paths,
     pub auth: Auth,
     pub audit: Audit,
+    pub retention: Retention,
+}
+
+/// How long rows that only served delivery are kept (see `config/default.toml`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Retention {
+    pub done_outbox_days: u64,
+    pub closed_timer_days: u64,
+    pub idempotency_key_days: u64,
+    pub batch: i64,
+    pub every_secs: u64,
 }
 
 /// The audit chain's keys.

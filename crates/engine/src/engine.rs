@@ -84,6 +84,36 @@ pub struct Settings {
     pub retry_base: Duration,
     /// The keys the audit chain is tagged with.
     pub audit: partnerflow_core::audit::AuditKeys,
+    /// How long delivery rows are kept.
+    pub retention: Retention,
+}
+
+/// How long rows that only served delivery are kept before the janitor deletes them.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// Completed outbox rows.
+    pub done_outbox: Duration,
+    /// Fired and cancelled timers.
+    pub closed_timers: Duration,
+    /// Stored answers of Idempotency-Keys: a replay after this starts afresh.
+    pub idempotency_keys: Duration,
+    /// Rows deleted per statement.
+    pub batch: i64,
+    /// How often the janitor runs.
+    pub every: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        const DAY: u64 = 24 * 3600;
+        Retention {
+            done_outbox: Duration::from_secs(7 * DAY),
+            closed_timers: Duration::from_secs(7 * DAY),
+            idempotency_keys: Duration::from_secs(30 * DAY),
+            batch: 1000,
+            every: Duration::from_secs(3600),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -96,6 +126,7 @@ impl Default for Settings {
             notify_attempts: 8,
             retry_base: Duration::from_secs(1),
             audit: partnerflow_core::audit::AuditKeys::development(),
+            retention: Retention::default(),
         }
     }
 }
@@ -186,6 +217,8 @@ pub(crate) struct Inner {
     pub(crate) wake_dispatcher: Notify,
     /// Woken after a commit that scheduled a timer due within the poll interval.
     pub(crate) wake_sweeper: Notify,
+    /// Never woken: the janitor runs on its interval only.
+    pub(crate) wake_janitor: Notify,
     /// Committed task openings and finishes, for in-process listeners (bench, dashboards).
     pub(crate) notices: tokio::sync::broadcast::Sender<Notice>,
 }
@@ -250,6 +283,7 @@ impl Engine {
                 latest: RwLock::new(HashMap::new()),
                 wake_dispatcher: Notify::new(),
                 wake_sweeper: Notify::new(),
+                wake_janitor: Notify::new(),
                 notices: tokio::sync::broadcast::channel(16 * 1024).0,
             }),
         }

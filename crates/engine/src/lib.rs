@@ -29,6 +29,7 @@ mod work;
 
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use engine::{
-    Engine, EngineParts, Error, Idempotency, Notice, Result, Settings, Started, Submitter,
+    Engine, EngineParts, Error, Idempotency, Notice, Result, Retention, Settings, Started,
+    Submitter,
 };
 pub use partnerflow_store::tasks::Filter as TaskFilter;

@@ -112,7 +112,7 @@ impl Engine {
             Err(Error::Refused(e)) => {
                 tracing::error!(instance = %t.instance_id, timer = t.id, error = %e, "timer refused by the state machine; marked fired");
                 let mut conn = self.conn().await?;
-                timers::mark_fired(&mut conn, t.id).await?;
+                timers::mark_fired(&mut conn, t.id, now).await?;
                 Ok(())
             }
             Err(e) => Err(e),
@@ -153,19 +153,63 @@ impl Engine {
         Ok(outbox::pending_count(&mut conn).await?)
     }
 
+    /// Deletes delivery rows older than the retention settings, in batches until none is
+    /// left. Returns how many rows were deleted.
+    pub async fn purge_once(&self) -> Result<usize> {
+        let r = &self.inner.settings.retention;
+        let now = self.now();
+        let ago = |d: std::time::Duration| {
+            now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(36500))
+        };
+        let cutoffs = partnerflow_store::retention::Cutoffs {
+            done_outbox: ago(r.done_outbox),
+            closed_timers: ago(r.closed_timers),
+            idempotency_keys: ago(r.idempotency_keys),
+        };
+        let mut total = 0;
+        loop {
+            let purged =
+                partnerflow_store::retention::purge(&self.inner.store, cutoffs, r.batch).await?;
+            total += purged.total();
+            metrics::counter!("partnerflow_purged_rows_total").increment(purged.total());
+            let full = |n: u64| i64::try_from(n).unwrap_or(i64::MAX) >= r.batch;
+            if !(full(purged.outbox) || full(purged.timers) || full(purged.idempotency_keys)) {
+                return Ok(usize::try_from(total).unwrap_or(usize::MAX));
+            }
+        }
+    }
+
     /// The dispatcher: pushes due rows whenever a commit wakes it, and at least every poll
-    /// interval (which is also when leases that ran out are noticed).
+    /// interval (which is also when rows the queue or a worker lost are noticed).
     pub async fn run_dispatcher(&self, shutdown: CancellationToken) {
-        self.run_loop("dispatcher", &self.inner.wake_dispatcher, shutdown, |e| {
-            Box::pin(async move { e.dispatch_once().await })
-        })
+        let poll = self.inner.settings.poll;
+        self.run_loop(
+            "dispatcher",
+            &self.inner.wake_dispatcher,
+            poll,
+            shutdown,
+            |e| Box::pin(async move { e.dispatch_once().await }),
+        )
         .await;
     }
 
     /// The timer sweeper.
     pub async fn run_sweeper(&self, shutdown: CancellationToken) {
-        self.run_loop("sweeper", &self.inner.wake_sweeper, shutdown, |e| {
+        let poll = self.inner.settings.poll;
+        self.run_loop("sweeper", &self.inner.wake_sweeper, poll, shutdown, |e| {
             Box::pin(async move { e.sweep_once().await })
+        })
+        .await;
+    }
+
+    /// The janitor: deletes old delivery rows every `retention.every`.
+    pub async fn run_janitor(&self, shutdown: CancellationToken) {
+        let every = self.inner.settings.retention.every;
+        self.run_loop("janitor", &self.inner.wake_janitor, every, shutdown, |e| {
+            Box::pin(async move {
+                // A round that deleted rows is not a reason to run again at once.
+                e.purge_once().await.map(|_| 0)
+            })
         })
         .await;
     }
@@ -174,6 +218,7 @@ impl Engine {
         &self,
         name: &'static str,
         wake: &tokio::sync::Notify,
+        interval: std::time::Duration,
         shutdown: CancellationToken,
         round: impl Fn(Engine) -> futures::future::BoxFuture<'static, Result<usize>>,
     ) {
@@ -208,7 +253,7 @@ impl Engine {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = woken => {}
-                () = tokio::time::sleep(self.inner.settings.poll) => {}
+                () = tokio::time::sleep(interval) => {}
             }
         }
     }

@@ -173,7 +173,7 @@ impl Engine {
             )));
         }
         if let Some(id) = also.timer_fired
-            && !timers::mark_fired(tx, id).await?
+            && !timers::mark_fired(tx, id, now).await?
         {
             return Err(Error::Superseded(format!(
                 "timer {id} fired or was cancelled already"
@@ -283,7 +283,7 @@ impl Engine {
                     tasks::escalate(tx, task_id, i64::try_from(level).unwrap_or(i64::MAX)).await?
                 }
                 Effect::ScheduleTimer { seq, kind, due } => new_timers.push((seq, kind, due.at)),
-                Effect::CancelTimers { seq } => timers::cancel(tx, state.id, seq).await?,
+                Effect::CancelTimers { seq } => timers::cancel(tx, state.id, seq, now).await?,
                 Effect::StartChild {
                     child_id,
                     workflow,

@@ -13,12 +13,15 @@
 //! - [`idempotency`]: stored answers to requests carrying an `Idempotency-Key`.
 //! - [`notifications`]: the record of every notification sent, keyed for deduplication.
 //! - [`definitions`]: every definition version an instance may still run on.
+//! - [`retention`]: deleting delivery rows (done outbox rows, closed timers, old
+//!   idempotency keys) once old enough.
 
 pub mod definitions;
 pub mod idempotency;
 pub mod instances;
 pub mod notifications;
 pub mod outbox;
+pub mod retention;
 pub mod tasks;
 pub mod timers;
 

@@ -44,10 +44,16 @@ pub async fn insert_many(
 }
 
 /// Cancels the pending timers of one step entry.
-pub async fn cancel(conn: &mut Conn, instance_id: Uuid, seq: u64) -> Result<()> {
-    sqlx::query("update timers set status = 'cancelled' where instance_id = $1 and seq = $2 and status = 'pending'")
+pub async fn cancel(
+    conn: &mut Conn,
+    instance_id: Uuid,
+    seq: u64,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query("update timers set status = 'cancelled', closed_at = $3 where instance_id = $1 and seq = $2 and status = 'pending'")
         .bind(instance_id.to_string())
         .bind(crate::seq_i64(seq))
+        .bind(to_micros(now))
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -55,12 +61,14 @@ pub async fn cancel(conn: &mut Conn, instance_id: Uuid, seq: u64) -> Result<()> 
 
 /// Moves a pending timer to fired. False when it was not pending (fired by another sweeper
 /// whose claim outlived ours, or cancelled): the caller's transition must not commit.
-pub async fn mark_fired(conn: &mut Conn, id: i64) -> Result<bool> {
-    let res =
-        sqlx::query("update timers set status = 'fired' where id = $1 and status = 'pending'")
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
+pub async fn mark_fired(conn: &mut Conn, id: i64, now: DateTime<Utc>) -> Result<bool> {
+    let res = sqlx::query(
+        "update timers set status = 'fired', closed_at = $2 where id = $1 and status = 'pending'",
+    )
+    .bind(id)
+    .bind(to_micros(now))
+    .execute(&mut *conn)
+    .await?;
     Ok(res.rows_affected() == 1)
 }
 
