@@ -346,3 +346,38 @@ on_both_backends!(
     failed_assessment_terminates_the_partner,
     shanghai(2025, 8, 29, 10, 0)
 );
+
+async fn a_resubmission_refreshes_the_contact_and_may_not_change_the_partner(h: Harness) {
+    let (id, _) = crate::signatures::under_review(&h, "P-1001", "P-1001/zhang").await;
+    crate::signatures::returned(&h, id).await;
+    let before = h.view(id).await.expect("view").timeline.len();
+    let elsewhere = application("P-1002", "agent", "P-1001/zhang");
+    let refused = h
+        .post_event(id, "application_resubmitted", elsewhere, "P-1001/zhang")
+        .await
+        .expect_err("another partner");
+    assert!(
+        matches!(
+            refused.downcast_ref::<partnerflow_engine::Error>(),
+            Some(partnerflow_engine::Error::Invalid(fields)) if fields[0].field == "partner_id"
+        ),
+        "{refused}"
+    );
+    assert_eq!(h.view(id).await.expect("view").timeline.len(), before);
+    let mut fixed = application("P-1001", "agent", "P-1001/zhang");
+    fixed["contacts"][0]["email"] = json!("new.contact@partner1001.example");
+    h.post_event(id, "application_resubmitted", fixed, "P-1001/zhang")
+        .await
+        .expect("resubmit");
+    let v = h.view(id).await.expect("view");
+    assert!(
+        templates_to(&v, "new.contact@partner1001.example")
+            .contains(&"onboarding.approved".to_owned()),
+        "{:?}",
+        v.notifications
+    );
+}
+on_both_backends!(
+    a_resubmission_refreshes_the_contact_and_may_not_change_the_partner,
+    shanghai(2025, 9, 1, 9, 0)
+);

@@ -108,7 +108,7 @@ on_both_backends!(
 );
 
 /// Returns the application of `id` for changes: it waits for `application_resubmitted`.
-async fn returned(h: &Harness, id: Uuid) -> String {
+pub(crate) async fn returned(h: &Harness, id: Uuid) -> String {
     h.decide(id, "cm.li", "return", Some("fix the address"), Value::Null)
         .await
         .expect("return");

@@ -9,7 +9,7 @@ use partnerflow_core::definition::{DefinitionError, WorkflowDefinition};
 use partnerflow_core::directory::Directory;
 use partnerflow_core::handler::{HandlerRegistry, ValidationContext};
 use partnerflow_core::machine::{self, Actor, Command, InstanceState};
-use partnerflow_core::onboarding::{Contact, FieldError};
+use partnerflow_core::onboarding::FieldError;
 use partnerflow_core::programme::Programme;
 use partnerflow_notify::Notifier;
 use partnerflow_store::{Store, definitions, idempotency, instances};
@@ -411,9 +411,7 @@ impl Engine {
         input: &Value,
         submitter: &Submitter,
     ) -> InstanceState {
-        let contact = input
-            .pointer("/contacts/0")
-            .and_then(|c| serde_json::from_value::<Contact>(c.clone()).ok());
+        let contact = machine::contact_in(input);
         let partner = submitter.partner.clone().or_else(|| {
             input
                 .get("partner_id")
@@ -595,18 +593,37 @@ impl Engine {
                 .ok_or_else(|| Error::NotFound(format!("instance {instance_id}")))?
         };
         let def = self.definition(&stored.state.workflow_id, stored.state.version)?;
-        let validator = stored
+        let (validator, replaces_input) = stored
             .state
             .step
             .as_deref()
             .and_then(|s| def.step(s))
             .and_then(|s| match &s.kind {
                 partnerflow_core::definition::StepKind::WaitEvent {
-                    event, validator, ..
-                } if event == name => validator.clone(),
+                    event,
+                    validator,
+                    replaces_input,
+                    ..
+                } if event == name => Some((validator.clone(), *replaces_input)),
                 _ => None,
-            });
+            })
+            .unwrap_or((None, false));
         let payload = self.validate(validator.as_deref(), &payload, Some(&stored.state))?;
+        // A new input may bring new contacts, never another partner: the instance's scope
+        // and everything already decided about it belong to its partner.
+        let named = payload.get("partner_id").and_then(Value::as_str);
+        if replaces_input
+            && let (Some(named), Some(own)) = (named, stored.state.partner_id.as_deref())
+            && named != own
+        {
+            return Err(Error::Invalid(vec![FieldError {
+                field: "partner_id".to_owned(),
+                rule: "unchanged".to_owned(),
+                message: format!(
+                    "a resubmission belongs to partner `{own}`; it may not name `{named}`"
+                ),
+            }]));
+        }
         let cmd = Command::ExternalEvent {
             name: name.to_owned(),
             correlation: correlation.to_owned(),

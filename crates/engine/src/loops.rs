@@ -276,3 +276,73 @@ impl Engine {
         self.inner.queue.consume(sink, concurrency, shutdown).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+    use super::*;
+
+    async fn engine() -> Engine {
+        let db = std::env::temp_dir().join(format!("pf-loops-{}.db", uuid::Uuid::now_v7()));
+        let store = partnerflow_store::Store::connect(&format!("sqlite:{}", db.display()), 2)
+            .await
+            .expect("store");
+        store.migrate().await.expect("migrate");
+        Engine::new(crate::EngineParts {
+            store,
+            queue: Arc::new(crate::queue::MemoryQueue::default()),
+            notifier: Arc::new(partnerflow_notify::LogNotifier),
+            clock: Arc::new(crate::SystemClock),
+            registry: partnerflow_core::handler::HandlerRegistry::default(),
+            calendar: Arc::new(partnerflow_core::BusinessCalendar::weekdays_only(
+                chrono_tz::Asia::Shanghai,
+            )),
+            directory: Arc::new(partnerflow_core::directory::Directory::default()),
+            programme: Arc::new(
+                partnerflow_core::programme::Programme::parse(include_str!(
+                    "../../../config/programme.toml"
+                ))
+                .expect("programme"),
+            ),
+            settings: crate::Settings::default(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_round_that_panics_is_caught_and_the_loop_goes_on() {
+        let engine = engine().await;
+        let rounds = Arc::new(AtomicUsize::new(0));
+        let shutdown = CancellationToken::new();
+        let (r, s) = (rounds.clone(), shutdown.clone());
+        let never_woken = tokio::sync::Notify::new();
+        let looping = engine.run_loop(
+            "test",
+            &never_woken,
+            std::time::Duration::from_millis(1),
+            shutdown,
+            move |_| {
+                let (r, s) = (r.clone(), s.clone());
+                Box::pin(async move {
+                    match r.fetch_add(1, SeqCst) {
+                        0 => panic!("a defect in a round"),
+                        1 => Err(Error::Conflict("a failed round".to_owned())),
+                        _ => {
+                            s.cancel();
+                            Ok(0)
+                        }
+                    }
+                })
+            },
+        );
+        tokio::time::timeout(std::time::Duration::from_secs(10), looping)
+            .await
+            .expect("the loop ends at shutdown, not at the panic");
+        assert_eq!(
+            rounds.load(SeqCst),
+            3,
+            "rounds after the panic and the error ran"
+        );
+    }
+}

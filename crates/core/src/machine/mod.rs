@@ -111,6 +111,13 @@ pub struct OpenTask {
     pub approvals: Vec<String>,
 }
 
+/// The contact partner notifications go to, from an input's first `contacts` entry.
+pub fn contact_in(input: &Value) -> Option<crate::onboarding::Contact> {
+    input
+        .pointer("/contacts/0")
+        .and_then(|c| serde_json::from_value(c.clone()).ok())
+}
+
 /// A wait for an external event: an event must name the correlation id of the entry it
 /// answers, so a late retry meant for an earlier loop is refused rather than taken by this one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -383,6 +390,10 @@ impl Machine<'_, '_> {
                     json!({ "event": name, "correlation": correlation, "payload": payload }),
                 );
                 if replaces_input {
+                    // Notifications from here on go to the contact the new input names.
+                    if let Some(contact) = contact_in(&payload) {
+                        self.state.contact = Some(contact);
+                    }
                     self.state.data.insert("input".to_owned(), payload.clone());
                 }
                 let events = self.state.data.entry("events").or_insert_with(|| json!({}));
