@@ -18,7 +18,62 @@ fn zhang() -> partnerflow_engine::Submitter {
 }
 use crate::on_both_backends;
 
-async fn the_same_job_delivered_twice_applies_once(h: Harness) {
+/// What the provider received, in order; the first message waits until released.
+#[derive(Default)]
+struct Provider {
+    received: std::sync::Mutex<Vec<(String, String)>>,
+    first_arrived: tokio::sync::Notify,
+    release_first: tokio::sync::Notify,
+}
+
+#[derive(Clone, Default)]
+struct Counting(std::sync::Arc<Provider>);
+
+impl Counting {
+    fn received(&self) -> Vec<(String, String)> {
+        self.0
+            .received
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl partnerflow_notify::Notifier for Counting {
+    async fn send(&self, m: &partnerflow_notify::Message) -> Result<(), partnerflow_notify::Error> {
+        let first = {
+            let mut received = self
+                .0
+                .received
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            received.push((m.address.clone(), m.key.clone()));
+            received.len() == 1
+        };
+        if first {
+            self.0.first_arrived.notify_one();
+            self.0.release_first.notified().await;
+        }
+        Ok(())
+    }
+}
+
+/// A notification row delivered three times: once by a worker that stalls inside the
+/// provider call, once concurrently while that worker holds the lease, and once by a worker
+/// that takes over after the lease ran out. Counts what the provider received.
+async fn a_duplicate_delivered_concurrently_and_during_a_lease_expiry_sends_nothing_new(
+    database_url: String,
+) {
+    let provider = Counting::default();
+    let h = Harness::with_notifier(
+        &database_url,
+        shanghai(2025, 9, 1, 9, 0),
+        |_| {},
+        std::sync::Arc::new(provider.clone()),
+    )
+    .await
+    .expect("harness");
     let (started, _) = h
         .engine
         .start(
@@ -31,49 +86,96 @@ async fn the_same_job_delivered_twice_applies_once(h: Harness) {
         .await
         .expect("start");
     let store = h.engine.store().clone();
-    let mut rounds = 0;
-    loop {
-        let now = h.now();
-        let ids = outbox::claim_due(&store, now, now + chrono::Duration::seconds(30), 100)
-            .await
-            .expect("claim");
-        if ids.is_empty() {
-            break;
+    let now = h.now();
+    let ids = outbox::claim_due(&store, now, now + chrono::Duration::seconds(60), 100)
+        .await
+        .expect("dispatch");
+    let mut notify_row = None;
+    for id in ids {
+        let pending = {
+            let mut conn = store.acquire().await.expect("conn");
+            outbox::get_pending(&mut conn, id).await.expect("row")
+        };
+        match pending.map(|(row, _)| row.work) {
+            Some(outbox::Work::Notify { .. }) => notify_row = Some(id),
+            _ => h.engine.run_job(id).await.expect("step"),
         }
-        for id in ids {
-            h.engine.run_job(id).await.expect("first delivery");
-            h.engine.run_job(id).await.expect("duplicate delivery");
-        }
-        // A delivery after the lease ran out (the reconciler's re-dispatch) is a no-op too.
-        rounds += 1;
-        assert!(rounds < 20, "work must converge");
     }
-    let v = h.view(started.id).await.expect("view");
-    let count = |k: &str| kinds(&v).iter().filter(|x| *x == k).count();
+    let row = notify_row.expect("the submission notification row");
+
+    let stalled = {
+        let engine = h.engine.clone();
+        tokio::spawn(async move { engine.run_job(row).await })
+    };
+    provider.0.first_arrived.notified().await;
+    // Concurrently, while the stalled worker holds the lease: nothing is sent.
+    h.engine.run_job(row).await.expect("concurrent duplicate");
+    assert_eq!(provider.received().len(), 1);
+    // The lease runs out; another worker takes the row over and finishes it.
+    h.clock.advance(chrono::Duration::seconds(31));
+    h.engine.run_job(row).await.expect("take-over");
+    provider.0.release_first.notify_one();
+    stalled.await.expect("join").expect("stalled worker");
+    h.settle().await.expect("settle");
+
+    let received: Vec<(String, String)> = provider
+        .received()
+        .into_iter()
+        .filter(|(_, key)| key.contains(":onboarding.submitted:"))
+        .collect();
+    let mut addresses: Vec<&str> = received.iter().map(|(a, _)| a.as_str()).collect();
+    addresses.sort_unstable();
+    addresses.dedup();
     assert_eq!(
-        count("step_completed"),
-        2,
-        "verify_business and auto_screen once each: {:?}",
-        kinds(&v)
+        addresses,
+        vec!["13900009999", "p-1001@partner.example"],
+        "the submission went to the partner's email and phone: {received:?}"
     );
-    assert_eq!(count("child_started"), 1);
-    let mut keys: Vec<&str> = v.notifications.iter().map(|n| n.key.as_str()).collect();
-    let total = keys.len();
-    keys.dedup();
-    assert_eq!(keys.len(), total, "no notification recorded twice");
-    assert_eq!(
-        v.notifications
+    for address in &addresses {
+        let keys: Vec<&str> = received
             .iter()
-            .filter(|n| n.template == "onboarding.submitted")
-            .count(),
-        2,
-        "one email and one SMS"
+            .filter(|(a, _)| a == address)
+            .map(|(_, k)| k.as_str())
+            .collect();
+        assert!(
+            keys.windows(2).all(|w| w[0] == w[1]),
+            "{address}: the stalled call and its take-over carry one key, never a new one: {keys:?}"
+        );
+    }
+    // The stalled call's answer never came in time, so the take-over repeated that one call,
+    // under its key (which the provider sees), and sent the other address once: three calls,
+    // and nothing at all from the concurrent duplicate.
+    assert_eq!(
+        received.len(),
+        3,
+        "only the call the lease expiry interrupted is repeated: {received:?}"
     );
+    let v = h.view(started.id).await.expect("view");
+    let submitted: Vec<_> = v
+        .notifications
+        .iter()
+        .filter(|n| n.template == "onboarding.submitted")
+        .collect();
+    assert_eq!(submitted.len(), 2, "one email and one SMS");
+    assert!(submitted.iter().all(|n| n.status == "sent"));
+    assert_eq!(h.engine.backlog().await.expect("backlog"), 0);
 }
-on_both_backends!(
-    the_same_job_delivered_twice_applies_once,
-    shanghai(2025, 9, 1, 9, 0)
-);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_delivered_concurrently_sends_nothing_new_on_sqlite() {
+    a_duplicate_delivered_concurrently_and_during_a_lease_expiry_sends_nothing_new(
+        crate::helpers::sqlite_url(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_delivered_concurrently_sends_nothing_new_on_postgres() {
+    a_duplicate_delivered_concurrently_and_during_a_lease_expiry_sends_nothing_new(
+        crate::helpers::postgres_url().await,
+    )
+    .await;
+}
 
 async fn the_audit_chain_detects_an_edited_event(h: Harness) {
     let id = h

@@ -13,10 +13,15 @@ pub(crate) async fn sqlite(start: chrono::DateTime<chrono::Utc>) -> Harness {
 }
 
 pub(crate) async fn sqlite_with(start: chrono::DateTime<chrono::Utc>, adjust: Adjust) -> Harness {
-    let path = std::env::temp_dir().join(format!("pf-test-{}.db", Uuid::now_v7()));
-    Harness::with_settings(&format!("sqlite:{}", path.display()), start, adjust)
+    Harness::with_settings(&sqlite_url(), start, adjust)
         .await
         .expect("sqlite harness")
+}
+
+/// The URL of a fresh SQLite file.
+pub(crate) fn sqlite_url() -> String {
+    let path = std::env::temp_dir().join(format!("pf-test-{}.db", Uuid::now_v7()));
+    format!("sqlite:{}", path.display())
 }
 
 /// A fresh PostgreSQL database. Fails loudly when the server is not reachable.
@@ -25,6 +30,13 @@ pub(crate) async fn postgres(start: chrono::DateTime<chrono::Utc>) -> Harness {
 }
 
 pub(crate) async fn postgres_with(start: chrono::DateTime<chrono::Utc>, adjust: Adjust) -> Harness {
+    Harness::with_settings(&postgres_url().await, start, adjust)
+        .await
+        .expect("postgres harness")
+}
+
+/// The URL of a fresh PostgreSQL database. Fails loudly when the server is not reachable.
+pub(crate) async fn postgres_url() -> String {
     let admin = std::env::var("PARTNERFLOW_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
     let name = format!("pf_test_{}", Uuid::now_v7().simple());
@@ -33,9 +45,7 @@ pub(crate) async fn postgres_with(start: chrono::DateTime<chrono::Utc>, adjust: 
         .rsplit_once('/')
         .map_or(admin.as_str(), |(b, _)| b)
         .to_owned();
-    Harness::with_settings(&format!("{base}/{name}"), start, adjust)
-        .await
-        .expect("postgres harness")
+    format!("{base}/{name}")
 }
 
 async fn sqlx_admin(url: &str, statement: &str) {

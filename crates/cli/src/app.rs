@@ -174,6 +174,15 @@ pub fn registry(settings: &Settings) -> Result<partnerflow_core::handler::Handle
 
 /// Builds and starts an engine from settings on the given clock.
 pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Engine> {
+    build_with(settings, clock, Arc::new(partnerflow_notify::LogNotifier)).await
+}
+
+/// [`build`] with the notifier given.
+pub async fn build_with(
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+    notifier: Arc<dyn partnerflow_notify::Notifier>,
+) -> Result<Engine> {
     let data = ConfigData::load(settings)?;
     let store = Store::connect(&settings.database.url, settings.database.max_connections)
         .await
@@ -192,7 +201,7 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Engine>
     let engine = Engine::new(EngineParts {
         store,
         queue,
-        notifier: Arc::new(partnerflow_notify::LogNotifier),
+        notifier,
         clock,
         registry: registry(settings)?,
         calendar: data.calendar,
