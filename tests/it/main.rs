@@ -14,5 +14,6 @@ mod helpers;
 mod http;
 mod onboarding;
 mod principals;
+mod servers;
 mod signatures;
 mod verification;

@@ -20,19 +20,17 @@ pub mod verification;
 use partnerflow_core::handler::{HandlerError, HandlerRegistry, StepContext};
 use serde::de::DeserializeOwned;
 
+pub use reference::ReferenceOptions;
 pub use verification::{BusinessVerifier, HttpVerifier, SimulatedVerifier};
 
-/// Every handler and validator, with the given verification provider. `reference_pause`
-/// slows the reference workload's steps down (fault tests only).
+/// Every handler and validator, with the given verification provider. `reference` slows the
+/// reference workload's steps down and logs their runs (fault tests only).
 pub fn registry(
     verifier: impl BusinessVerifier,
-    reference_pause: Option<std::time::Duration>,
+    reference: reference::ReferenceOptions,
 ) -> HandlerRegistry {
     HandlerRegistry::default()
-        .handler(
-            "reference_step",
-            reference::ReferenceStep::new(reference_pause),
-        )
+        .handler("reference_step", reference::ReferenceStep::new(reference))
         .validator("onboarding_application", onboarding::validate_application)
         .validator("agreement_signature", contract::validate_signature)
         .handler("verify_business", onboarding::VerifyBusiness::new(verifier))

@@ -152,7 +152,10 @@ pub fn warn_if_calendar_ends_soon(
 
 /// Step handlers and validators, with the configured verification provider.
 pub fn registry(settings: &Settings) -> Result<partnerflow_core::handler::HandlerRegistry> {
-    let pause = settings.engine.reference_step_ms.map(Duration::from_millis);
+    let pause = partnerflow_workers::ReferenceOptions {
+        pause: settings.engine.reference_step_ms.map(Duration::from_millis),
+        run_log: settings.engine.reference_run_log.clone(),
+    };
     let v = &settings.verification;
     Ok(match v.provider.as_str() {
         "simulated" => partnerflow_workers::registry(partnerflow_workers::SimulatedVerifier, pause),
@@ -166,7 +169,7 @@ pub fn registry(settings: &Settings) -> Result<partnerflow_core::handler::Handle
                 Duration::from_millis(v.timeout_ms),
             )
             .map_err(anyhow::Error::msg)?;
-            partnerflow_workers::registry(verifier, pause)
+            partnerflow_workers::registry(verifier, pause.clone())
         }
         other => bail!("verification.provider must be `simulated` or `http`, got `{other}`"),
     })

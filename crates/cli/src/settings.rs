@@ -98,6 +98,9 @@ pub struct Engine {
     /// Pause inside each step of the reference workload (fault tests only; unset in service).
     #[serde(default)]
     pub reference_step_ms: Option<u64>,
+    /// File the reference workload logs every step run to (fault tests only; unset in service).
+    #[serde(default)]
+    pub reference_run_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
