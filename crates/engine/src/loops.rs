@@ -268,8 +268,21 @@ impl Engine {
         let sink: JobSink = Arc::new(move |job: Job| {
             let engine = engine.clone();
             Box::pin(async move {
-                if let Err(e) = engine.run_job(job.outbox_id).await {
-                    tracing::warn!(outbox = job.outbox_id, error = %e, "job failed; the outbox will hand it out again");
+                // A panicking handler is contained here, on either queue: the row's lease runs
+                // out and it is handed out again, and the worker goes on with other jobs.
+                let run = std::panic::AssertUnwindSafe(engine.run_job(job.outbox_id));
+                match run.catch_unwind().await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(outbox = job.outbox_id, error = %e, "job failed; the outbox will hand it out again");
+                    }
+                    Err(_) => {
+                        tracing::error!(
+                            outbox = job.outbox_id,
+                            "job panicked; the outbox will hand it out again after its lease"
+                        );
+                        metrics::counter!("partnerflow_job_panics_total").increment(1);
+                    }
                 }
             })
         });

@@ -36,6 +36,7 @@ async fn a_worker_killed_with_sigkill_mid_step_loses_nothing() {
     // Second fault: the decisions enqueue every `finish` step; a worker dies among them.
     let decided = rig.decide_open().await;
     rig.say(&format!("decided {decided} tasks"));
+    assert_eq!(decided, INSTANCES, "every instance's task was open");
     rig.wait_for("a fifth of the instances completed", |p| {
         p.completed >= INSTANCES / 5
     })
@@ -46,8 +47,8 @@ async fn a_worker_killed_with_sigkill_mid_step_loses_nothing() {
     rig.run_to_completion(INSTANCES).await;
     let runs = rig.assert_each_step_applied_once(&ids).await;
     rig.say(&format!(
-        "every step applied once; killed holding {held_first} and {held_second} jobs; {} handler runs, {} of them again after a fault; {} steps took longer than a lease",
-        runs.total, runs.again, runs.slow
+        "every step applied once; killed holding {held_first} and {held_second} jobs; {} handler runs, {} of them again after a fault",
+        runs.total, runs.again
     ));
     assert!(
         runs.again > 0,
@@ -83,19 +84,19 @@ async fn a_redis_flushall_during_a_run_loses_nothing() {
 
     let decided = rig.decide_open().await;
     rig.say(&format!("decided {decided} tasks"));
+    assert_eq!(decided, INSTANCES, "every instance's task was open");
     rig.wait_for("a fifth of the instances completed", |p| {
         p.completed >= INSTANCES / 5
     })
     .await;
-    let queued_finish = rig.queued().await;
     flushall(&rig).await;
-    rig.say(&format!("FLUSHALL with {queued_finish} finish jobs queued"));
+    rig.say("FLUSHALL with finish steps in flight");
 
     rig.run_to_completion(INSTANCES).await;
     let runs = rig.assert_each_step_applied_once(&ids).await;
     rig.say(&format!(
-        "every step applied once; {} handler runs, {} of them again after a fault; {} steps took longer than a lease",
-        runs.total, runs.again, runs.slow
+        "every step applied once; {} handler runs, {} of them again after a fault",
+        runs.total, runs.again
     ));
     assert!(
         queued > 0,
@@ -125,6 +126,7 @@ async fn a_postgresql_restart_during_a_run_loses_nothing() {
     .await;
     let decided = rig.decide_open().await;
     rig.say(&format!("decided {decided} tasks"));
+    assert_eq!(decided, INSTANCES, "every instance's task was open");
     rig.wait_for("a fifth of the instances completed", |p| {
         p.completed >= INSTANCES / 5
     })
@@ -134,8 +136,8 @@ async fn a_postgresql_restart_during_a_run_loses_nothing() {
     rig.run_to_completion(INSTANCES).await;
     let runs = rig.assert_each_step_applied_once(&ids).await;
     rig.say(&format!(
-        "every step applied once; {} handler runs, {} of them again after a fault; {} steps took longer than a lease",
-        runs.total, runs.again, runs.slow
+        "every step applied once; {} handler runs, {} of them again after a fault",
+        runs.total, runs.again
     ));
     rig.finish().await;
 }

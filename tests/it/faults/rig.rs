@@ -62,8 +62,6 @@ pub(crate) struct Executions {
     pub(crate) total: usize,
     /// Runs of a step entry that had run before (a fault interrupted the earlier run).
     pub(crate) again: usize,
-    /// Steps that took longer than a lease.
-    pub(crate) slow: usize,
 }
 
 /// Where a run stands.
@@ -436,7 +434,6 @@ impl Rig {
     /// exactly the step entries that were applied, each at least once. Returns what the
     /// handler's run log counted.
     pub(crate) async fn assert_each_step_applied_once(&self, ids: &[Uuid]) -> Executions {
-        let mut slow = 0;
         let mut applied = std::collections::BTreeSet::new();
         for &id in ids {
             let v = self.engine.instance(id).await.expect("instance");
@@ -479,22 +476,6 @@ impl Rig {
                 Ok(()),
                 "{id}: audit chain"
             );
-            // Steps that took longer than a lease were handed out again by the reconciler.
-            let mut entered = None;
-            for e in &v.timeline {
-                match e.event.kind.as_str() {
-                    "step_entered" => entered = Some(e.event.at),
-                    "step_completed" => {
-                        if let Some(at) = entered.take()
-                            && (e.event.at - at).num_milliseconds()
-                                >= i64::try_from(LEASE_SECS * 1000).unwrap_or(i64::MAX)
-                        {
-                            slow += 1;
-                        }
-                    }
-                    _ => {}
-                }
-            }
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
@@ -523,7 +504,6 @@ impl Rig {
         Executions {
             total,
             again: total - runs.len(),
-            slow,
         }
     }
 

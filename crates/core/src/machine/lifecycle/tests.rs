@@ -362,3 +362,67 @@ fn resume_enters_the_failed_step_again_and_only_a_failed_instance() {
         .expect("stale");
     assert!(!late.changed);
 }
+
+#[test]
+fn an_event_must_name_the_business_id_its_wait_declares() {
+    let flow = r#"
+id = "milestones"
+version = 1
+start = "await_payment"
+[[steps]]
+id = "await_payment"
+kind = "wait_event"
+event = "payment_confirmed"
+correlate = "/input/milestone"
+on.received = "done"
+[[steps]]
+id = "done"
+kind = "end"
+"#;
+    let mut m = Instance::new(flow, None);
+    m.apply(Command::Start {
+        input: json!({ "milestone": 2 }),
+        actor: Actor::system(),
+    })
+    .expect("start");
+    assert_eq!(
+        m.state.wait.as_ref().map(|w| w.correlation.as_str()),
+        Some("2")
+    );
+    let event = |correlation: &str| Command::ExternalEvent {
+        name: "payment_confirmed".to_owned(),
+        correlation: correlation.to_owned(),
+        payload: json!({}),
+        actor: Actor::system(),
+    };
+    assert!(matches!(
+        m.apply(event("1")),
+        Err(Error::WaitClosed { correlation, open, .. }) if correlation == "1" && open == "2"
+    ));
+    m.apply(event("2")).expect("milestone 2's payment");
+    assert_eq!(m.state.status, Status::Finished("completed".to_owned()));
+    assert_eq!(m.state.wait, None);
+}
+
+#[test]
+fn a_correlate_that_is_not_a_pointer_is_refused_at_load() {
+    let flow = r#"
+id = "bad"
+version = 1
+start = "w"
+[[steps]]
+id = "w"
+kind = "wait_event"
+event = "e"
+correlate = "milestone"
+on.received = "done"
+[[steps]]
+id = "done"
+kind = "end"
+"#;
+    let errors = WorkflowDefinition::parse("bad.toml", flow, None, &AnyNames).expect_err("refused");
+    assert!(
+        errors.iter().any(|e| e.rule == "bad-correlate"),
+        "{errors:?}"
+    );
+}
