@@ -2,18 +2,15 @@
 //! work runs does not run it again, and a result from a worker whose lease ran out (another
 //! took the row over) is discarded. Counts what the handler actually executed.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-use chrono::{Duration, TimeZone, Utc};
-use partnerflow_core::BusinessCalendar;
+use chrono::Duration;
 use partnerflow_core::handler::{
     HandlerError, HandlerRegistry, StepContext, StepHandler, StepOutput,
 };
-use partnerflow_core::machine::Actor;
-use partnerflow_core::programme::Programme;
-use partnerflow_engine::queue::MemoryQueue;
-use partnerflow_engine::{Engine, EngineParts, Settings, Submitter, VirtualClock};
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -59,42 +56,18 @@ impl StepHandler for Slow {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_during_the_work_waits_and_a_result_after_the_lease_ran_out_is_discarded() {
-    let db = std::env::temp_dir().join(format!("pf-lease-{}.db", uuid::Uuid::now_v7()));
-    let store = partnerflow_store::Store::connect(&format!("sqlite:{}", db.display()), 4)
-        .await
-        .expect("store");
-    store.migrate().await.expect("migrate");
-    let start = Utc
-        .with_ymd_and_hms(2026, 3, 2, 2, 0, 0)
-        .single()
-        .expect("time");
-    let clock = Arc::new(VirtualClock::new(start));
     let slow = Slow::default();
-    let engine = Engine::new(EngineParts {
-        store: store.clone(),
-        queue: Arc::new(MemoryQueue::default()),
-        notifier: Arc::new(partnerflow_notify::LogNotifier),
-        clock: clock.clone(),
-        registry: HandlerRegistry::default().handler("slow", slow.clone()),
-        calendar: Arc::new(BusinessCalendar::weekdays_only(chrono_tz::Asia::Shanghai)),
-        directory: Arc::new(toml::from_str(r#"programme_director = "boss""#).expect("directory")),
-        programme: Arc::new(
-            Programme::parse(include_str!("../../../config/programme.toml")).expect("programme"),
-        ),
-        settings: Settings::default(),
-    });
-    engine
-        .load_definitions(&[("slow_flow.toml".to_owned(), FLOW.to_owned())])
-        .await
-        .expect("definitions");
-    let submitter = Submitter {
-        actor: Actor { id: "t".to_owned() },
-        partner: None,
-    };
-    let (started, _) = engine
-        .start("slow_flow", "k1", json!({}), submitter, None)
-        .await
-        .expect("start");
+    let registry = HandlerRegistry::default().handler("slow", slow.clone());
+    let t = common::engine(
+        FLOW,
+        registry,
+        r#"programme_director = "boss""#,
+        Arc::new(partnerflow_notify::LogNotifier),
+    )
+    .await;
+    let (engine, clock) = (t.engine.clone(), t.clock.clone());
+    let store = engine.store().clone();
+    let id = t.start("slow_flow").await;
     let now = partnerflow_engine::Clock::now(clock.as_ref());
     let ids = partnerflow_store::outbox::claim_due(&store, now, now + Duration::seconds(60), 10)
         .await
@@ -120,7 +93,7 @@ async fn a_duplicate_during_the_work_waits_and_a_result_after_the_lease_ran_out_
     clock.advance(Duration::seconds(31));
     engine.run_job(row).await.expect("worker B");
     assert_eq!(slow.0.runs.load(SeqCst), 2);
-    let view = engine.instance(started.id).await.expect("view");
+    let view = engine.instance(id).await.expect("view");
     assert_eq!(view.status, "completed");
 
     // A finally returns: its result is discarded, nothing is applied twice.
@@ -128,7 +101,7 @@ async fn a_duplicate_during_the_work_waits_and_a_result_after_the_lease_ran_out_
     a.await
         .expect("join")
         .expect("a superseded result is not an error");
-    let view = engine.instance(started.id).await.expect("view");
+    let view = engine.instance(id).await.expect("view");
     let completed: Vec<_> = view
         .timeline
         .iter()
@@ -141,7 +114,7 @@ async fn a_duplicate_during_the_work_waits_and_a_result_after_the_lease_ran_out_
     );
     assert_eq!(
         completed[0].event.payload["output"]["key"],
-        format!("{}:1:work", started.id),
+        format!("{id}:1:work"),
         "handlers get the step entry's idempotency key"
     );
     assert_eq!(engine.backlog().await.expect("backlog"), 0);

@@ -1,17 +1,14 @@
 //! Notification delivery: a failure part-way through a notification's addresses neither loses
 //! nor repeats the ones already sent.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
-use chrono::{Duration, TimeZone, Utc};
-use partnerflow_core::BusinessCalendar;
+use chrono::Duration;
 use partnerflow_core::handler::HandlerRegistry;
-use partnerflow_core::machine::Actor;
-use partnerflow_core::programme::Programme;
-use partnerflow_engine::queue::MemoryQueue;
-use partnerflow_engine::{Engine, EngineParts, Settings, VirtualClock};
+use partnerflow_engine::{Engine, VirtualClock};
 use partnerflow_notify::{Error, Message, Notifier};
-use serde_json::json;
 
 const FLOW: &str = r#"
 id = "announce"
@@ -149,90 +146,17 @@ async fn a_call_whose_result_was_lost_is_retried_under_the_same_key_and_shown_me
     assert_eq!(engine.backlog().await.expect("backlog"), 0);
 }
 
-/// An engine on a fresh SQLite file with the `announce` flow started once.
+/// An engine with the `announce` flow started once.
 async fn announce(notifier: Arc<dyn Notifier>) -> (Engine, Arc<VirtualClock>, uuid::Uuid) {
-    let db = std::env::temp_dir().join(format!("pf-notify-{}.db", uuid::Uuid::now_v7()));
-    let store = partnerflow_store::Store::connect(&format!("sqlite:{}", db.display()), 4)
-        .await
-        .expect("store");
-    store.migrate().await.expect("migrate");
-    let start = Utc
-        .with_ymd_and_hms(2026, 3, 2, 2, 0, 0)
-        .single()
-        .expect("time");
-    let clock = Arc::new(VirtualClock::new(start));
-    let engine = Engine::new(EngineParts {
-        store,
-        queue: Arc::new(MemoryQueue::default()),
-        notifier,
-        clock: clock.clone(),
-        registry: HandlerRegistry::default(),
-        calendar: Arc::new(BusinessCalendar::weekdays_only(chrono_tz::Asia::Shanghai)),
-        directory: Arc::new(toml::from_str(DIRECTORY).expect("directory")),
-        programme: Arc::new(
-            Programme::parse(include_str!("../../../config/programme.toml")).expect("programme"),
-        ),
-        settings: Settings::default(),
-    });
-    engine
-        .load_definitions(&[("announce.toml".to_owned(), FLOW.to_owned())])
-        .await
-        .expect("definitions");
-    let submitter = partnerflow_engine::Submitter {
-        actor: Actor { id: "t".to_owned() },
-        partner: None,
-    };
-    let (started, _) = engine
-        .start("announce", "k1", json!({}), submitter, None)
-        .await
-        .expect("start");
-    (engine, clock, started.id)
+    let t = common::engine(FLOW, HandlerRegistry::default(), DIRECTORY, notifier).await;
+    let id = t.start("announce").await;
+    (t.engine, t.clock, id)
 }
 
 #[tokio::test]
 async fn a_failed_address_is_retried_alone_and_none_is_sent_twice() {
-    let db = std::env::temp_dir().join(format!("pf-notify-{}.db", uuid::Uuid::now_v7()));
-    let store = partnerflow_store::Store::connect(&format!("sqlite:{}", db.display()), 4)
-        .await
-        .expect("store");
-    store.migrate().await.expect("migrate");
-    let start = Utc
-        .with_ymd_and_hms(2026, 3, 2, 2, 0, 0)
-        .single()
-        .expect("time");
-    let clock = Arc::new(VirtualClock::new(start));
     let notifier = Arc::new(Flaky::default());
-    let engine = Engine::new(EngineParts {
-        store,
-        queue: Arc::new(MemoryQueue::default()),
-        notifier: notifier.clone(),
-        clock: clock.clone(),
-        registry: HandlerRegistry::default(),
-        calendar: Arc::new(BusinessCalendar::weekdays_only(chrono_tz::Asia::Shanghai)),
-        directory: Arc::new(toml::from_str(DIRECTORY).expect("directory")),
-        programme: Arc::new(
-            Programme::parse(include_str!("../../../config/programme.toml")).expect("programme"),
-        ),
-        settings: Settings::default(),
-    });
-    engine
-        .load_definitions(&[("announce.toml".to_owned(), FLOW.to_owned())])
-        .await
-        .expect("definitions");
-    let (started, _) = engine
-        .start(
-            "announce",
-            "k1",
-            json!({}),
-            partnerflow_engine::Submitter {
-                actor: Actor { id: "t".to_owned() },
-                partner: None,
-            },
-            None,
-        )
-        .await
-        .expect("start");
-
+    let (engine, clock, id) = announce(notifier.clone()).await;
     engine.drain().await.expect("first delivery");
     assert_eq!(
         notifier.delivered.lock().expect("lock").len(),
@@ -260,12 +184,7 @@ async fn a_failed_address_is_retried_alone_and_none_is_sent_twice() {
     );
     assert_eq!(engine.backlog().await.expect("backlog"), 0);
     assert_eq!(
-        engine
-            .instance(started.id)
-            .await
-            .expect("view")
-            .notifications
-            .len(),
+        engine.instance(id).await.expect("view").notifications.len(),
         4,
         "each address recorded once"
     );

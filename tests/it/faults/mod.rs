@@ -19,40 +19,19 @@ async fn a_worker_killed_with_sigkill_mid_step_loses_nothing() {
     rig.spawn_worker();
     rig.spawn_worker();
     let starting = rig.start_instances(INSTANCES);
-
     // First fault: a worker dies with `prepare` steps in flight and more queued.
-    rig.wait_for("a fifth of the instances past prepare", |p| {
-        p.prepared >= INSTANCES / 5
-    })
-    .await;
+    rig.until_a_fifth_prepared().await;
     let held_first = rig.kill_mid_step(0).await;
     rig.spawn_worker();
     let ids = starting.await.expect("starts");
-    rig.wait_for("every instance waiting for its approval", |p| {
-        p.prepared == INSTANCES
-    })
-    .await;
-
-    // Second fault: the decisions enqueue every `finish` step; a worker dies among them.
-    let decided = rig.decide_open().await;
-    rig.say(&format!("decided {decided} tasks"));
-    assert_eq!(decided, INSTANCES, "every instance's task was open");
-    rig.wait_for("a fifth of the instances completed", |p| {
-        p.completed >= INSTANCES / 5
-    })
-    .await;
+    // Second fault: a worker dies among the `finish` steps the decisions enqueued.
+    rig.approve_all_until_a_fifth_completed().await;
     let held_second = rig.kill_mid_step(1).await;
     rig.spawn_worker();
-
-    rig.run_to_completion(INSTANCES).await;
-    let runs = rig.assert_each_step_applied_once(&ids).await;
-    rig.say(&format!(
-        "every step applied once; killed holding {held_first} and {held_second} jobs; {} handler runs, {} of them again after a fault",
-        runs.total, runs.again
-    ));
+    let runs = rig.complete_and_check(&ids).await;
     assert!(
         runs.again > 0,
-        "the kills landed in the middle of steps, which ran again elsewhere"
+        "the kills (holding {held_first} and {held_second} jobs) landed in the middle of steps, which ran again elsewhere"
     );
     rig.finish().await;
 }
@@ -66,42 +45,20 @@ async fn a_redis_flushall_during_a_run_loses_nothing() {
     // The instances are in the record before any worker runs: the first dispatch pushes all
     // their `prepare` jobs at once, and they queue in Redis behind the few job slots.
     let ids = rig.start_instances(INSTANCES).await.expect("starts");
-    rig.say(&format!("started {} instances", ids.len()));
     rig.spawn_worker();
     rig.spawn_worker();
-
-    rig.wait_for("a fifth of the instances past prepare", |p| {
-        p.prepared >= INSTANCES / 5
-    })
-    .await;
+    rig.until_a_fifth_prepared().await;
     let queued = rig.queued().await;
     flushall(&rig).await;
     rig.say(&format!("FLUSHALL with {queued} prepare jobs queued"));
-    rig.wait_for("every instance waiting for its approval", |p| {
-        p.prepared == INSTANCES
-    })
-    .await;
-
-    let decided = rig.decide_open().await;
-    rig.say(&format!("decided {decided} tasks"));
-    assert_eq!(decided, INSTANCES, "every instance's task was open");
-    rig.wait_for("a fifth of the instances completed", |p| {
-        p.completed >= INSTANCES / 5
-    })
-    .await;
-    flushall(&rig).await;
-    rig.say("FLUSHALL with finish steps in flight");
-
-    rig.run_to_completion(INSTANCES).await;
-    let runs = rig.assert_each_step_applied_once(&ids).await;
-    rig.say(&format!(
-        "every step applied once; {} handler runs, {} of them again after a fault",
-        runs.total, runs.again
-    ));
     assert!(
         queued > 0,
         "the first FLUSHALL found no queued job: the fault missed the run"
     );
+    rig.approve_all_until_a_fifth_completed().await;
+    flushall(&rig).await;
+    rig.say("FLUSHALL with finish steps in flight");
+    rig.complete_and_check(&ids).await;
     rig.finish().await;
 }
 
@@ -113,32 +70,14 @@ async fn a_postgresql_restart_during_a_run_loses_nothing() {
     rig.spawn_worker();
     rig.spawn_worker();
     let ids = rig.start_instances(INSTANCES).await.expect("starts");
-    rig.wait_for("a fifth of the instances past prepare", |p| {
-        p.prepared >= INSTANCES / 5
-    })
-    .await;
-    // Every connection of every process is cut in the middle of the run.
+    // Every connection of every process is cut in the middle of the run, twice.
+    rig.until_a_fifth_prepared().await;
     postgres.restart();
     rig.say("PostgreSQL restarted with prepare steps in flight");
-    rig.wait_for("every instance waiting for its approval", |p| {
-        p.prepared == INSTANCES
-    })
-    .await;
-    let decided = rig.decide_open().await;
-    rig.say(&format!("decided {decided} tasks"));
-    assert_eq!(decided, INSTANCES, "every instance's task was open");
-    rig.wait_for("a fifth of the instances completed", |p| {
-        p.completed >= INSTANCES / 5
-    })
-    .await;
+    rig.approve_all_until_a_fifth_completed().await;
     postgres.restart();
     rig.say("PostgreSQL restarted with finish steps in flight");
-    rig.run_to_completion(INSTANCES).await;
-    let runs = rig.assert_each_step_applied_once(&ids).await;
-    rig.say(&format!(
-        "every step applied once; {} handler runs, {} of them again after a fault",
-        runs.total, runs.again
-    ));
+    rig.complete_and_check(&ids).await;
     rig.finish().await;
 }
 

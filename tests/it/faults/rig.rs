@@ -147,6 +147,42 @@ impl Rig {
         }
     }
 
+    /// Waits until a fifth of the instances are past `prepare` (steps in flight, more queued).
+    pub(crate) async fn until_a_fifth_prepared(&mut self) {
+        self.wait_for("a fifth of the instances past prepare", |p| {
+            p.prepared >= INSTANCES / 5
+        })
+        .await;
+    }
+
+    /// Waits until every instance waits for its approval, approves them all at once (which
+    /// enqueues every `finish` step), and waits until a fifth have completed.
+    pub(crate) async fn approve_all_until_a_fifth_completed(&mut self) {
+        self.wait_for("every instance waiting for its approval", |p| {
+            p.prepared == INSTANCES
+        })
+        .await;
+        let decided = self.decide_open().await;
+        self.say(&format!("decided {decided} tasks"));
+        assert_eq!(decided, INSTANCES, "every instance's task was open");
+        self.wait_for("a fifth of the instances completed", |p| {
+            p.completed >= INSTANCES / 5
+        })
+        .await;
+    }
+
+    /// Runs every instance to completion and checks that each step was applied once; what
+    /// the handlers executed.
+    pub(crate) async fn complete_and_check(&mut self, ids: &[Uuid]) -> Executions {
+        self.run_to_completion(INSTANCES).await;
+        let runs = self.assert_each_step_applied_once(ids).await;
+        self.say(&format!(
+            "every step applied once; {} handler runs, {} of them again after a fault",
+            runs.total, runs.again
+        ));
+        runs
+    }
+
     /// Where every worker's reference handler logs its runs.
     fn run_log(&self) -> PathBuf {
         self.logs.join("runs.log")

@@ -291,35 +291,26 @@ fn a_failing_child_tells_its_parent_which_follows_failed_or_fails_itself() {
         status: CHILD_FAILED.to_owned()
     }));
 
-    // A parent without a `failed` transition fails itself.
-    let mut parent = Instance::new(PARENT, None);
-    parent.start();
-    let child_id = parent.state.child.expect("child");
-    parent
-        .apply(Command::ChildFinished {
-            seq: parent.state.seq,
-            child_id,
-            status: CHILD_FAILED.to_owned(),
-        })
-        .expect("told");
-    assert!(matches!(parent.state.status, Status::Failed(_)));
-
-    // One with it follows it.
+    // A parent without a `failed` transition fails itself; one with it follows it.
+    let told = |text: &str| {
+        let mut parent = Instance::new(text, None);
+        parent.start();
+        let child_id = parent.state.child.expect("child");
+        parent
+            .apply(Command::ChildFinished {
+                seq: parent.state.seq,
+                child_id,
+                status: CHILD_FAILED.to_owned(),
+            })
+            .expect("told");
+        parent.state.status
+    };
+    assert!(matches!(told(PARENT), Status::Failed(_)));
     let with_failed = PARENT.replace(
         "on.timeout = \"lapsed\"",
         "on.timeout = \"lapsed\"\non.failed = \"lapsed\"",
     );
-    let mut parent = Instance::new(&with_failed, None);
-    parent.start();
-    let child_id = parent.state.child.expect("child");
-    parent
-        .apply(Command::ChildFinished {
-            seq: parent.state.seq,
-            child_id,
-            status: CHILD_FAILED.to_owned(),
-        })
-        .expect("told");
-    assert_eq!(parent.state.status, Status::Finished("lapsed".to_owned()));
+    assert_eq!(told(&with_failed), Status::Finished("lapsed".to_owned()));
 }
 
 #[test]
