@@ -178,7 +178,7 @@ impl From<machine::Error> for ApiError {
             M::ReasonRequired(_) => (StatusCode::UNPROCESSABLE_ENTITY, "reason_required"),
             M::RoleMissing { .. } => (StatusCode::FORBIDDEN, "role_missing"),
             M::OwnItem(_) => (StatusCode::FORBIDDEN, "own_item"),
-            M::AlreadyApproved(_) => (StatusCode::CONFLICT, "already_approved"),
+            M::AlreadyVoted(_) => (StatusCode::CONFLICT, "already_voted"),
             M::EventNotExpected(_) => (StatusCode::CONFLICT, "event_not_expected"),
             M::WaitClosed { .. } => (StatusCode::CONFLICT, "wait_closed"),
             M::NotFailed(_) => (StatusCode::CONFLICT, "not_failed"),

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::calendar::BusinessCalendar;
 use crate::definition::Registry;
 use crate::machine::InstanceState;
-use crate::onboarding::FieldError;
+use crate::validation::FieldError;
 use crate::programme::Programme;
 
 /// What a handler sees.

@@ -14,6 +14,7 @@
 //! - [`programme`]: a programme's rules and definition overrides.
 //! - [`audit`]: the per-instance hash chain of events.
 //! - [`money`]: amounts with currency and the one rounding rule.
+//! - [`validation`]: the failing-field list every validator returns.
 
 pub mod audit;
 pub mod calendar;
@@ -25,6 +26,7 @@ pub mod money;
 pub mod onboarding;
 pub mod programme;
 pub mod span;
+pub mod validation;
 
 pub use calendar::BusinessCalendar;
 pub use definition::WorkflowDefinition;

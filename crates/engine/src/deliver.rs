@@ -108,21 +108,26 @@ impl Engine {
         let people: Vec<&partnerflow_core::directory::Person> = match &spec.to {
             Recipient::Partner => {
                 return state
-                    .contact
+                    .party
                     .iter()
                     .flat_map(|c| {
-                        spec.channels.iter().map(|ch| Address {
-                            recipient: format!(
-                                "partner:{}",
-                                state.partner_id.as_deref().unwrap_or("?")
-                            ),
-                            name: c.name.clone(),
-                            locale: "zh-CN".to_owned(),
-                            channel: *ch,
-                            address: match ch {
+                        spec.channels.iter().filter_map(|ch| {
+                            let address = match ch {
                                 Channel::Email => c.email.clone(),
                                 Channel::Sms => c.phone.clone(),
-                            },
+                            };
+                            (!address.is_empty())
+                                .then_some(address)
+                                .map(|address| Address {
+                                    recipient: format!(
+                                        "partner:{}",
+                                        state.partner_id.as_deref().unwrap_or("?")
+                                    ),
+                                    name: c.name.clone(),
+                                    locale: c.locale.clone(),
+                                    channel: *ch,
+                                    address,
+                                })
                         })
                     })
                     .collect();

@@ -411,7 +411,7 @@ impl Engine {
         input: &Value,
         submitter: &Submitter,
     ) -> InstanceState {
-        let contact = machine::contact_in(input);
+        let party = machine::party_in(input);
         let partner = submitter.partner.clone().or_else(|| {
             input
                 .get("partner_id")
@@ -421,7 +421,7 @@ impl Engine {
         InstanceState {
             partner_id: partner,
             submitted_by: Some(submitter.actor.id.clone()),
-            contact,
+            party,
             ..InstanceState::new(Uuid::now_v7(), def, business_key)
         }
     }

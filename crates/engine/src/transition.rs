@@ -344,7 +344,7 @@ impl Engine {
         Ok(InstanceState {
             partner_id: parent.partner_id.clone(),
             submitted_by: parent.submitted_by.clone(),
-            contact: parent.contact.clone(),
+            party: parent.party.clone(),
             parent: Some(parent_ref),
             ..InstanceState::new(id, &def, &business_key)
         })

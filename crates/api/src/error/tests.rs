@@ -34,7 +34,7 @@ fn refusals_map_to_their_statuses() {
             "role_missing",
         ),
         (M::OwnItem("x".into()), 403, "own_item"),
-        (M::AlreadyApproved("x".into()), 409, "already_approved"),
+        (M::AlreadyVoted("x".into()), 409, "already_voted"),
         (
             M::EventNotExpected("invoice_received".into()),
             409,

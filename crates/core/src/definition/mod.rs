@@ -7,6 +7,7 @@
 //! validation, so an override can never produce an invalid definition.
 
 mod raw;
+mod votes;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -16,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::span::Span;
 use raw::{RawDefinition, RawNotify, RawStep, RawTransition};
+pub use votes::{DualApproval, Quorum};
 
 /// A definition failed validation. Names the file, the step and the rule.
 #[derive(Debug, Clone, thiserror::Error, Serialize, PartialEq, Eq)]
@@ -107,8 +109,10 @@ pub struct HumanStep {
     pub silence: SilencePolicy,
     pub decisions: Vec<String>,
     pub reason_required: BTreeSet<String>,
-    /// Distinct approvers needed for an `approve` to take effect.
-    pub quorum: u32,
+    /// Approvals needed for an `approve` to take effect, and the panel that votes.
+    pub quorum: Quorum,
+    /// Two approvals by different persons above an amount.
+    pub dual_approval: Option<DualApproval>,
     /// The submitter of the item may not decide it.
     pub four_eyes: bool,
     /// Money moves on approval: silence may never approve such a step.
@@ -763,10 +767,8 @@ fn build_human(
         .into_iter()
         .filter(|d| decisions.contains(d))
         .collect();
-    let quorum = rs.quorum.unwrap_or(1);
-    if quorum == 0 {
-        problems.push(("bad-quorum", "quorum must be at least 1".to_owned()));
-    }
+    let quorum = votes::quorum(rs.quorum.as_ref(), problems);
+    let dual_approval = votes::dual_approval(rs.two_approvals_above.as_ref(), problems);
     Some(StepKind::Human(HumanStep {
         role,
         validator: rs.validator.clone(),
@@ -778,6 +780,7 @@ fn build_human(
         decisions,
         reason_required,
         quorum,
+        dual_approval,
         four_eyes: rs.four_eyes.unwrap_or(true),
         moves_money,
     }))

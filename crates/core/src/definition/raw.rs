@@ -42,7 +42,8 @@ pub(crate) struct RawStep {
     pub(crate) silence_decision: Option<String>,
     pub(crate) decisions: Option<Vec<String>>,
     pub(crate) reason_required: Option<Vec<String>>,
-    pub(crate) quorum: Option<u32>,
+    pub(crate) quorum: Option<super::votes::RawQuorum>,
+    pub(crate) two_approvals_above: Option<super::votes::RawDualApproval>,
     pub(crate) four_eyes: Option<bool>,
     pub(crate) moves_money: Option<bool>,
     // timer / wait / child

@@ -20,6 +20,7 @@ impl Machine<'_, '_> {
             due,
             opened_at: now,
             approvals: vec![],
+            rejections: vec![],
         });
         self.out.effects.push(Effect::OpenTask {
             task_id,
@@ -104,8 +105,8 @@ impl Machine<'_, '_> {
         if h.four_eyes && self.state.submitted_by.as_deref() == Some(actor.id.as_str()) {
             return Err(Error::OwnItem(actor.id));
         }
-        if task.approvals.contains(&actor.id) {
-            return Err(Error::AlreadyApproved(actor.id));
+        if task.approvals.contains(&actor.id) || task.rejections.contains(&actor.id) {
+            return Err(Error::AlreadyVoted(actor.id));
         }
         let data = match &h.validator {
             Some(name) => {
@@ -115,18 +116,17 @@ impl Machine<'_, '_> {
         };
         self.event("decision", &actor, json!({ "task": task_id, "step": step.id, "decision": decision, "reason": reason, "data": data }));
         let record = json!({ "decision": decision, "reason": reason, "actor": actor.id, "data": data, "at": self.ctx.now });
-        if decision == "approve" && h.quorum > 1 {
-            let approvals = task.approvals.len() + 1;
-            if let Some(open) = self.state.task.as_mut() {
-                open.approvals.push(actor.id.clone());
-            }
-            if approvals < h.quorum as usize {
-                self.event(
-                    "approval_recorded",
-                    &actor,
-                    json!({ "task": task_id, "approvals": approvals, "quorum": h.quorum }),
-                );
-                return Ok(());
+        if self.is_vote(&h, &decision) {
+            match self.vote(task_id, &h, &actor, decision == "approve")? {
+                super::votes::Tally::Open => return Ok(()),
+                super::votes::Tally::Approved => {
+                    self.put_step_output(&step.id, record);
+                    return self.follow("approve");
+                }
+                super::votes::Tally::Rejected => {
+                    self.put_step_output(&step.id, record);
+                    return self.follow("reject");
+                }
             }
         }
         self.put_step_output(&step.id, record);

@@ -6,6 +6,7 @@
 mod effects;
 mod human;
 mod lifecycle;
+mod votes;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -15,7 +16,7 @@ use uuid::Uuid;
 use crate::calendar::{BusinessCalendar, Due};
 use crate::definition::{NotifySpec, Step, StepKind, TimerSpec, WorkflowDefinition};
 use crate::directory::Directory;
-use crate::onboarding::FieldError;
+use crate::validation::FieldError;
 pub use effects::{Effect, Event, TimerKind};
 pub use lifecycle::{CANCELLED, CHILD_FAILED};
 
@@ -58,8 +59,9 @@ pub struct InstanceState {
     pub partner_id: Option<String>,
     /// Who submitted the item (four-eyes applies to them).
     pub submitted_by: Option<String>,
-    /// The partner's primary contact, where partner notifications go.
-    pub contact: Option<crate::onboarding::Contact>,
+    /// Who at the partner notifications addressed to the partner go to.
+    #[serde(alias = "contact")]
+    pub party: Option<Party>,
     pub parent: Option<ParentRef>,
     pub status: Status,
     pub step: Option<String>,
@@ -89,7 +91,7 @@ impl InstanceState {
             business_key: business_key.to_owned(),
             partner_id: None,
             submitted_by: None,
-            contact: None,
+            party: None,
             parent: None,
             status: Status::Running,
             step: None,
@@ -107,12 +109,33 @@ pub struct OpenTask {
     pub id: Uuid,
     pub due: Due,
     pub opened_at: DateTime<Utc>,
-    /// Distinct persons who approved so far (quorum).
+    /// Distinct persons who approved so far (a vote).
     pub approvals: Vec<String>,
+    /// Distinct persons who rejected so far (a vote).
+    #[serde(default)]
+    pub rejections: Vec<String>,
 }
 
-/// The contact partner notifications go to, from an input's first `contacts` entry.
-pub fn contact_in(input: &Value) -> Option<crate::onboarding::Contact> {
+/// The person at the partner an instance's partner notifications go to. Any workflow's input
+/// names it the same way: its first `contacts` entry (`name`, `email`, `phone`, and optionally
+/// `locale`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Party {
+    pub name: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub phone: String,
+    #[serde(default = "default_locale")]
+    pub locale: String,
+}
+
+fn default_locale() -> String {
+    "zh-CN".to_owned()
+}
+
+/// The party an input names, if any.
+pub fn party_in(input: &Value) -> Option<Party> {
     input
         .pointer("/contacts/0")
         .and_then(|c| serde_json::from_value(c.clone()).ok())
@@ -225,8 +248,8 @@ pub enum Error {
     RoleMissing { actor: String, role: String },
     #[error("{0} submitted this item and may not decide it")]
     OwnItem(String),
-    #[error("{0} has already approved this task")]
-    AlreadyApproved(String),
+    #[error("{0} has already voted on this task")]
+    AlreadyVoted(String),
     #[error("the instance is not waiting for event `{0}`")]
     EventNotExpected(String),
     #[error(
@@ -391,8 +414,8 @@ impl Machine<'_, '_> {
                 );
                 if replaces_input {
                     // Notifications from here on go to the contact the new input names.
-                    if let Some(contact) = contact_in(&payload) {
-                        self.state.contact = Some(contact);
+                    if let Some(party) = party_in(&payload) {
+                        self.state.party = Some(party);
                     }
                     self.state.data.insert("input".to_owned(), payload.clone());
                 }
@@ -440,7 +463,7 @@ impl Machine<'_, '_> {
 
     /// A value of the instance's data as a correlation id (strings as they are, numbers in
     /// decimal); `None` when the pointer finds nothing usable.
-    fn state_pointer(&self, pointer: &str) -> Option<String> {
+    pub(super) fn state_pointer(&self, pointer: &str) -> Option<String> {
         let (head, rest) = pointer
             .trim_start_matches('/')
             .split_once('/')
@@ -634,5 +657,7 @@ fn step_has_timers(kind: &StepKind) -> bool {
     }
 }
 
+#[cfg(test)]
+mod testkit;
 #[cfg(test)]
 mod tests;

@@ -150,7 +150,7 @@ fn a_quorum_needs_distinct_approvers_and_excludes_the_submitter() {
     let mut w = World::new();
     let task = w.start_and_prepare();
     let first = w.apply(decide(task, "e1")).expect("first approval");
-    assert!(first.events.iter().any(|e| e.kind == "approval_recorded"));
+    assert!(first.events.iter().any(|e| e.kind == "vote_recorded"));
     assert_eq!(
         w.state.step.as_deref(),
         Some("panel"),
@@ -158,7 +158,7 @@ fn a_quorum_needs_distinct_approvers_and_excludes_the_submitter() {
     );
     assert_eq!(
         w.apply(decide(task, "e1")).expect_err("same person twice"),
-        Error::AlreadyApproved("e1".to_owned())
+        Error::AlreadyVoted("e1".to_owned())
     );
     assert_eq!(
         w.apply(decide(task, "e2")).expect_err("submitter"),

@@ -22,6 +22,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+pub use crate::validation::FieldError;
+
 /// The currency an application is in when it names none (PRODUCT §2: CNY by default).
 const DEFAULT_CURRENCY: &str = "CNY";
 
@@ -174,33 +176,6 @@ pub struct Document {
     pub kind: String,
     /// Original file name, kept for the reviewer.
     pub file_name: String,
-}
-
-/// One failing field of an application; a 422 response carries the whole list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FieldError {
-    /// JSON path such as `company.registered_capital` or `contacts[0].email` (`$` = the root).
-    pub field: String,
-    /// Short machine code (`required`, `format`, `min_registered_capital`, …) for clients.
-    pub rule: String,
-    /// A sentence for people, naming the value and the threshold.
-    pub message: String,
-}
-
-impl FieldError {
-    fn new(field: &str, rule: &str, message: String) -> Self {
-        Self {
-            field: field.to_owned(),
-            rule: rule.to_owned(),
-            message,
-        }
-    }
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}): {}", self.field, self.rule, self.message)
-    }
 }
 
 /// The programme's `[onboarding]` table. Unknown keys are tolerated here because the same

@@ -1,10 +1,10 @@
 //! Leaving a step with a running child, children that fail or are cancelled, and an operator's
 //! cancel and resume, on the machine alone.
 
-use chrono::{TimeZone, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
+use super::super::testkit::Instance;
 use super::super::*;
 use crate::definition::{AnyNames, WorkflowDefinition};
 
@@ -50,79 +50,25 @@ id = "done"
 kind = "end"
 "#;
 
-struct Instance {
-    def: WorkflowDefinition,
-    state: InstanceState,
-}
-
-impl Instance {
-    fn new(text: &str, parent: Option<ParentRef>) -> Self {
-        let def = WorkflowDefinition::parse("t.toml", text, None, &AnyNames).expect("valid");
-        let state = InstanceState {
-            parent,
-            ..InstanceState::new(Uuid::from_u128(7), &def, "k")
-        };
-        Instance { def, state }
-    }
-
-    fn apply(&mut self, cmd: Command) -> Result<Applied, Error> {
-        let now = Utc
-            .with_ymd_and_hms(2026, 3, 2, 2, 0, 0)
-            .single()
-            .expect("valid time");
-        let cal = BusinessCalendar::weekdays_only(chrono_tz::Asia::Shanghai);
-        let dir: Directory = toml::from_str(
-            "programme_director = \"boss\"\n[[people]]\nid = \"boss\"\nname = \"Boss\"\n[[people]]\nid = \"P-1/a\"\nname = \"A\"\npartner = \"P-1\"",
-        )
-        .expect("directory");
-        let mut n = 100;
-        let mut new_id = || {
-            n += 1;
-            Uuid::from_u128(n)
-        };
-        let mut ctx = Ctx {
-            now,
-            calendar: &cal,
-            directory: &dir,
-            new_id: &mut new_id,
-            validate: &|_, data, _| Ok(data.clone()),
-        };
-        let mut copy = self.state.clone();
-        let out = apply(&self.def, &mut copy, cmd, &mut ctx);
-        if out.is_ok() {
-            self.state = copy;
-        }
-        out
-    }
-
-    fn start(&mut self) -> Applied {
-        self.apply(Command::Start {
-            input: json!({}),
-            actor: Actor::system(),
+/// A child waiting for its partner's signature.
+fn child_at_signing() -> Instance {
+    let mut child = Instance::new(
+        CHILD,
+        Some(ParentRef {
+            instance_id: Uuid::from_u128(1),
+            seq: 1,
+        }),
+    );
+    child.state.partner_id = Some("P-1".to_owned());
+    child.start();
+    child
+        .apply(Command::StepCompleted {
+            seq: 1,
+            outcome: "done".to_owned(),
+            output: json!(null),
         })
-        .expect("start")
-    }
-
-    /// A child waiting for its partner's signature.
-    fn child_at_signing() -> Self {
-        let mut child = Instance::new(
-            CHILD,
-            Some(ParentRef {
-                instance_id: Uuid::from_u128(1),
-                seq: 1,
-            }),
-        );
-        child.state.partner_id = Some("P-1".to_owned());
-        child.start();
-        child
-            .apply(Command::StepCompleted {
-                seq: 1,
-                outcome: "done".to_owned(),
-                output: json!(null),
-            })
-            .expect("prepared");
-        child
-    }
+        .expect("prepared");
+    child
 }
 
 fn operator() -> Actor {
@@ -182,7 +128,7 @@ fn a_child_that_finishes_by_itself_is_not_cancelled() {
 
 #[test]
 fn a_cancelled_child_closes_its_task_and_timers_and_refuses_late_decisions() {
-    let mut child = Instance::child_at_signing();
+    let mut child = child_at_signing();
     let task = child.state.task.clone().expect("task").id;
     let seq = child.state.seq;
     let cancelled = child
@@ -243,7 +189,7 @@ fn a_cancelled_child_closes_its_task_and_timers_and_refuses_late_decisions() {
 
 #[test]
 fn an_operator_cancel_tells_the_waiting_parent() {
-    let mut child = Instance::child_at_signing();
+    let mut child = child_at_signing();
     let cancelled = child
         .apply(Command::Cancel {
             actor: operator(),
@@ -371,11 +317,7 @@ id = "done"
 kind = "end"
 "#;
     let mut m = Instance::new(flow, None);
-    m.apply(Command::Start {
-        input: json!({ "milestone": 2 }),
-        actor: Actor::system(),
-    })
-    .expect("start");
+    m.start_with(json!({ "milestone": 2 }));
     assert_eq!(
         m.state.wait.as_ref().map(|w| w.correlation.as_str()),
         Some("2")
