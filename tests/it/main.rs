@@ -12,6 +12,7 @@ mod durability;
 mod faults;
 mod helpers;
 mod http;
+mod ledger;
 mod onboarding;
 mod principals;
 mod servers;

@@ -14,8 +14,8 @@ use serde_json::Value;
 use crate::calendar::BusinessCalendar;
 use crate::definition::Registry;
 use crate::machine::InstanceState;
-use crate::validation::FieldError;
 use crate::programme::Programme;
+use crate::validation::FieldError;
 
 /// What a handler sees.
 #[derive(Debug, Clone)]

@@ -14,6 +14,7 @@
 //! - [`programme`]: a programme's rules and definition overrides.
 //! - [`audit`]: the per-instance hash chain of events.
 //! - [`money`]: amounts with currency and the one rounding rule.
+//! - [`ledger`]: postings and account balances, the one ledger of MDF, NRE and rebates.
 //! - [`validation`]: the failing-field list every validator returns.
 
 pub mod audit;
@@ -21,6 +22,7 @@ pub mod calendar;
 pub mod definition;
 pub mod directory;
 pub mod handler;
+pub mod ledger;
 pub mod machine;
 pub mod money;
 pub mod onboarding;

@@ -58,6 +58,9 @@ impl From<partnerflow_store::Error> for Error {
             partnerflow_store::Error::Conflict(msg) => Error::Conflict(msg),
             partnerflow_store::Error::Stale(msg) => Error::Stale(msg),
             partnerflow_store::Error::NotFound(what) => Error::NotFound(what),
+            // A posting the balance refuses is bad input, refused with its field: nothing of
+            // the transition was kept.
+            partnerflow_store::Error::Ledger(l) => Error::Invalid(vec![l.field_error()]),
             other => Error::Store(other),
         }
     }

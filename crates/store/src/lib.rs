@@ -11,6 +11,7 @@
 //! - [`timers`]: durable timers, claimed by the sweeper.
 //! - [`outbox`]: side effects waiting to be carried out, leased to workers.
 //! - [`idempotency`]: stored answers to requests carrying an `Idempotency-Key`.
+//! - [`ledger`]: account balances, locked by the transition that posts, and their postings.
 //! - [`notifications`]: the record of every notification sent, keyed for deduplication.
 //! - [`definitions`]: every definition version an instance may still run on.
 //! - [`retention`]: deleting delivery rows (done outbox rows, closed timers, old
@@ -19,6 +20,7 @@
 pub mod definitions;
 pub mod idempotency;
 pub mod instances;
+pub mod ledger;
 pub mod notifications;
 pub mod outbox;
 pub mod retention;
@@ -46,6 +48,9 @@ pub enum Error {
     /// The instance changed since it was read: read again and retry.
     #[error("stale: {0}")]
     Stale(String),
+    /// The ledger refused a posting (a reservation above what the account has available).
+    #[error(transparent)]
+    Ledger(partnerflow_core::ledger::LedgerError),
     /// A stored document could not be read back.
     #[error("corrupt record: {0}")]
     Corrupt(String),

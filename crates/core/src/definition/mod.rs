@@ -6,6 +6,7 @@
 //! renewal date) without touching the definition file; the override is applied before
 //! validation, so an override can never produce an invalid definition.
 
+mod postings;
 mod raw;
 mod votes;
 
@@ -16,6 +17,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::span::Span;
+pub use postings::PostingSpec;
 use raw::{RawDefinition, RawNotify, RawStep, RawTransition};
 pub use votes::{DualApproval, Quorum};
 
@@ -57,6 +59,8 @@ pub struct Step {
     pub kind: StepKind,
     /// Notifications sent when the step is entered.
     pub notify: Vec<NotifySpec>,
+    /// Ledger postings made when the step is entered.
+    pub post: Vec<PostingSpec>,
     pub on: BTreeMap<String, Transition>,
 }
 
@@ -157,6 +161,8 @@ pub enum TimerSpec {
 pub struct Transition {
     pub to: String,
     pub notify: Vec<NotifySpec>,
+    /// Ledger postings made when the transition is followed.
+    pub post: Vec<PostingSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -636,6 +642,7 @@ fn build_step(rs: &RawStep, registry: &dyn Registry) -> Result<Step, StepProblem
         ));
     }
     let step_notify = notify(&rs.notify, &mut problems);
+    let step_post = postings::postings(&rs.post, &mut problems);
     let on = rs
         .on
         .iter()
@@ -644,10 +651,16 @@ fn build_step(rs: &RawStep, registry: &dyn Registry) -> Result<Step, StepProblem
                 RawTransition::To(to) => Transition {
                     to: to.clone(),
                     notify: vec![],
+                    post: vec![],
                 },
-                RawTransition::Full { to, notify: n } => Transition {
+                RawTransition::Full {
+                    to,
+                    notify: n,
+                    post,
+                } => Transition {
                     to: to.clone(),
                     notify: notify(n, &mut problems),
+                    post: postings::postings(post, &mut problems),
                 },
             };
             (outcome.clone(), t)
@@ -659,6 +672,7 @@ fn build_step(rs: &RawStep, registry: &dyn Registry) -> Result<Step, StepProblem
             title: rs.title.clone(),
             kind,
             notify: step_notify,
+            post: step_post,
             on,
         }),
         _ => Err(problems),

@@ -61,6 +61,8 @@ pub(crate) struct RawStep {
     #[serde(default)]
     pub(crate) notify: Vec<RawNotify>,
     #[serde(default)]
+    pub(crate) post: Vec<super::postings::RawPosting>,
+    #[serde(default)]
     pub(crate) on: BTreeMap<String, RawTransition>,
 }
 
@@ -92,5 +94,7 @@ pub(crate) enum RawTransition {
         to: String,
         #[serde(default)]
         notify: Vec<RawNotify>,
+        #[serde(default)]
+        post: Vec<super::postings::RawPosting>,
     },
 }

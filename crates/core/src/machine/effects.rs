@@ -72,6 +72,11 @@ pub enum Effect {
         input: Value,
         parent: ParentRef,
     },
+    /// Post to the ledger in the same transaction; a posting the account's balance refuses
+    /// (a reservation above the quota) refuses the whole transition.
+    Post {
+        postings: Vec<crate::ledger::Posting>,
+    },
     /// Cancel a child this instance no longer waits for, in the same transaction.
     CancelChild { child_id: Uuid },
     /// Tell the waiting parent this instance finished, in the same transaction.

@@ -6,6 +6,7 @@
 mod effects;
 mod human;
 mod lifecycle;
+mod postings;
 mod votes;
 
 use chrono::{DateTime, Utc};
@@ -512,6 +513,7 @@ impl Machine<'_, '_> {
             })?
             .clone();
         self.leave(outcome)?;
+        self.post(&transition.post)?;
         self.notify_all(&transition.notify, outcome);
         self.enter(&transition.to)
     }
@@ -571,6 +573,7 @@ impl Machine<'_, '_> {
             &Actor::system(),
             json!({ "step": id, "seq": seq }),
         );
+        self.post(&step.post)?;
         self.notify_all(&step.notify, "enter");
         match &step.kind {
             StepKind::Automated { handler, .. } => {

@@ -1,0 +1,52 @@
+//! Ledger postings a definition asks for, as data: on a step's entry (`post` of the step) or on
+//! a transition (`post` of `on.<outcome>`), each `{ movement, account, amount }` where the
+//! account is a template (`{partner}` is the instance's partner) and the amount a JSON pointer
+//! into the instance's data (`/input/budget`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::Movement;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PostingSpec {
+    pub movement: Movement,
+    pub account: String,
+    pub amount: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPosting {
+    movement: Movement,
+    account: String,
+    amount: String,
+}
+
+pub(crate) fn postings(
+    raw: &[RawPosting],
+    problems: &mut Vec<(&'static str, String)>,
+) -> Vec<PostingSpec> {
+    raw.iter()
+        .filter_map(|p| {
+            if !p.amount.starts_with('/') {
+                problems.push((
+                    "bad-posting",
+                    format!(
+                        "posting amount must be a JSON pointer such as `/input/budget`, not `{}`",
+                        p.amount
+                    ),
+                ));
+                return None;
+            }
+            if p.account.trim().is_empty() {
+                problems.push(("bad-posting", "a posting needs an account".to_owned()));
+                return None;
+            }
+            Some(PostingSpec {
+                movement: p.movement,
+                account: p.account.clone(),
+                amount: p.amount.clone(),
+            })
+        })
+        .collect()
+}
