@@ -197,6 +197,32 @@ async fn postings_reserve_release_and_consume_against_the_quota(h: Harness) {
     assert_eq!(balance(&h).await, (d("20000.00"), d("0"), d("30000.00")));
     let view = h.view(first).await.expect("view");
     assert_eq!(view.status, "completed");
+    // The operator's view of the account, each posting with the instance and step behind it.
+    let api = crate::http::Api::new(&h);
+    let (status, shown) = api
+        .operator(
+            axum::http::Method::GET,
+            &format!("/v1/ledger/accounts/{ACCOUNT}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, axum::http::StatusCode::OK, "{shown}");
+    assert_eq!(
+        (&shown["available"], &shown["reserved"], &shown["consumed"]),
+        (&json!("20000.00"), &json!("0.00"), &json!("30000.00"))
+    );
+    let paid = shown["postings"]
+        .as_array()
+        .expect("postings")
+        .iter()
+        .find(|p| p["movement"] == "consume")
+        .expect("the consumption");
+    assert_eq!(paid["instance_id"], json!(first.to_string()));
+    assert_eq!(paid["step"], json!("await_payment"));
+    let (status, _) = api
+        .signed_get(&format!("/v1/ledger/accounts/{ACCOUNT}"), "crm")
+        .await;
+    assert_eq!(status, axum::http::StatusCode::FORBIDDEN);
     assert_eq!(
         view.timeline
             .iter()

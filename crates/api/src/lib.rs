@@ -15,6 +15,7 @@
 //! - `instances`: start, show and list instances.
 //! - `tasks`: task listings and reviewer decisions.
 //! - `events`: external events delivered to waiting instances.
+//! - `ledger`: account balances and their postings.
 //! - `health`: `/healthz`, `/readyz`, `/metrics`.
 
 #![warn(clippy::wildcard_enum_match_arm)]
@@ -25,6 +26,7 @@ mod events;
 mod extract;
 mod health;
 mod instances;
+mod ledger;
 mod tasks;
 
 use std::sync::Arc;
@@ -80,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .merge(instances::router())
         .merge(tasks::router())
         .merge(events::router())
+        .merge(ledger::router())
         .merge(health::router())
         .fallback(error::no_route)
         .layer((

@@ -301,11 +301,15 @@ impl Engine {
                         },
                     ));
                 }
-                Effect::Post { postings } => {
+                Effect::Post {
+                    seq,
+                    step,
+                    postings,
+                } => {
                     let source = partnerflow_store::ledger::Source {
                         instance_id: state.id,
-                        seq: state.seq,
-                        step: state.step.as_deref(),
+                        seq,
+                        step: step.as_deref(),
                     };
                     let backend = self.inner.store.backend;
                     partnerflow_store::ledger::post(tx, backend, &postings, source, now).await?;

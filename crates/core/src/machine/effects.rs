@@ -73,8 +73,11 @@ pub enum Effect {
         parent: ParentRef,
     },
     /// Post to the ledger in the same transaction; a posting the account's balance refuses
-    /// (a reservation above the quota) refuses the whole transition.
+    /// (a reservation above the quota) refuses the whole transition. `step` and `seq` name the
+    /// step entry that made the postings (the one entered, or the one a transition leaves).
     Post {
+        seq: u64,
+        step: Option<String>,
         postings: Vec<crate::ledger::Posting>,
     },
     /// Cancel a child this instance no longer waits for, in the same transaction.

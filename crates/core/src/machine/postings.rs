@@ -69,7 +69,11 @@ impl Machine<'_, '_> {
                         "currency": p.amount.currency, "step": self.state.step }),
             );
         }
-        self.out.effects.push(Effect::Post { postings });
+        self.out.effects.push(Effect::Post {
+            seq: self.state.seq,
+            step: self.state.step.clone(),
+            postings,
+        });
         Ok(())
     }
 
