@@ -13,6 +13,7 @@ mod faults;
 mod helpers;
 mod http;
 mod ledger;
+mod mdf;
 mod onboarding;
 mod principals;
 mod servers;

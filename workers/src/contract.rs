@@ -145,8 +145,10 @@ mod tests {
 
     fn check(data: Value, instance: &InstanceState) -> Result<Value, Vec<(String, String)>> {
         let programme = programme();
+        let calendar = partnerflow_core::BusinessCalendar::weekdays_only(chrono_tz::Asia::Shanghai);
         let ctx = ValidationContext {
             programme: &programme,
+            calendar: &calendar,
             today: chrono::NaiveDate::MIN,
             instance: Some(instance),
         };

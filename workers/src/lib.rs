@@ -13,6 +13,7 @@
 //! - [`registry`]: the names, in one place.
 
 pub mod contract;
+pub mod mdf;
 pub mod onboarding;
 pub mod reference;
 pub mod verification;
@@ -33,6 +34,10 @@ pub fn registry(
         .handler("reference_step", reference::ReferenceStep::new(reference))
         .validator("onboarding_application", onboarding::validate_application)
         .validator("agreement_signature", contract::validate_signature)
+        .validator("mdf_quota_grant", mdf::validate_quota_grant)
+        .validator("mdf_usage_application", mdf::validate_usage)
+        .validator("mdf_claim", mdf::validate_claim)
+        .validator("mdf_invoices", mdf::validate_invoices)
         .handler("verify_business", onboarding::VerifyBusiness::new(verifier))
         .handler("auto_screen", onboarding::AutoScreen)
         .handler("activate_partner", onboarding::Activate)

@@ -27,6 +27,14 @@ const EMBEDDED_WORKFLOWS: &[(&str, &str)] = &[
         "contract_signing.toml",
         include_str!("../../../workflows/contract_signing.toml"),
     ),
+    (
+        "mdf_quota.toml",
+        include_str!("../../../workflows/mdf_quota.toml"),
+    ),
+    (
+        "mdf_claim.toml",
+        include_str!("../../../workflows/mdf_claim.toml"),
+    ),
 ];
 const EMBEDDED_PROGRAMME: &str = include_str!("../../../config/programme.toml");
 const EMBEDDED_DIRECTORY: &str = include_str!("../../../config/directory.toml");

@@ -71,6 +71,8 @@ pub trait StepHandler: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy)]
 pub struct ValidationContext<'a> {
     pub programme: &'a Programme,
+    /// The programme's business calendar (working-day rules such as MDF lateness).
+    pub calendar: &'a BusinessCalendar,
     /// Today in the programme's time zone.
     pub today: NaiveDate,
     /// The instance the input is for (absent for a start).

@@ -10,6 +10,7 @@
 //! - [`machine`]: the instance state machine: command in, new state + events + effects out.
 //! - [`directory`]: people, roles, partner contacts and integration scopes.
 //! - [`onboarding`]: the partner application and its per-type thresholds.
+//! - [`mdf`]: market development funds: usage applications, claims, invoices, tier quotas.
 //! - [`handler`]: the contract between the engine and the step handlers in `workers/`.
 //! - [`programme`]: a programme's rules and definition overrides.
 //! - [`audit`]: the per-instance hash chain of events.
@@ -24,6 +25,7 @@ pub mod directory;
 pub mod handler;
 pub mod ledger;
 pub mod machine;
+pub mod mdf;
 pub mod money;
 pub mod onboarding;
 pub mod programme;

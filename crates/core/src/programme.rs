@@ -16,6 +16,9 @@ pub struct Programme {
     pub onboarding: OnboardingRules,
     pub contract: ContractSettings,
     pub certificate: CertificateSettings,
+    /// Market development funds; the seeds' numbers when absent.
+    #[serde(default)]
+    pub mdf: crate::mdf::MdfRules,
     /// `[workflows.<id>.steps.<step>]` overrides merged into the definitions.
     #[serde(default)]
     pub workflows: toml::Table,

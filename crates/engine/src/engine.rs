@@ -462,6 +462,7 @@ impl Engine {
             .date_naive();
         let ctx = ValidationContext {
             programme: &self.inner.programme,
+            calendar: &self.inner.calendar,
             today,
             instance,
         };

@@ -1,7 +1,8 @@
 //! Ledger postings a definition asks for, as data: on a step's entry (`post` of the step) or on
 //! a transition (`post` of `on.<outcome>`), each `{ movement, account, amount }` where the
-//! account is a template (`{partner}` is the instance's partner) and the amount a JSON pointer
-//! into the instance's data (`/input/budget`).
+//! account is a template (`{partner}` is the instance's partner, `{/input/quota_account}` a
+//! text of the instance's data) and the amount a JSON pointer into the instance's data
+//! (`/input/budget`).
 
 use serde::{Deserialize, Serialize};
 

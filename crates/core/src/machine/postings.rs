@@ -36,20 +36,8 @@ impl Machine<'_, '_> {
                 ));
                 continue;
             };
-            let account = match (spec.account.contains("{partner}"), &self.state.partner_id) {
-                (false, _) => spec.account.clone(),
-                (true, Some(p)) => spec.account.replace("{partner}", p),
-                (true, None) => {
-                    problems.push(FieldError::new(
-                        "partner_id",
-                        "required",
-                        format!(
-                            "account `{}` belongs to a partner; the instance names none",
-                            spec.account
-                        ),
-                    ));
-                    continue;
-                }
+            let Some(account) = self.account_of(&spec.account, &mut problems) else {
+                continue;
             };
             postings.push(Posting {
                 account,
@@ -75,6 +63,47 @@ impl Machine<'_, '_> {
             postings,
         });
         Ok(())
+    }
+
+    /// The account a template names: `{partner}` is the instance's partner, `{/pointer}` a
+    /// text of the instance's data.
+    fn account_of(&self, template: &str, problems: &mut Vec<FieldError>) -> Option<String> {
+        let mut account = String::with_capacity(template.len());
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            account.push_str(&rest[..open]);
+            let Some(close) = rest[open..].find('}') else {
+                account.push_str(&rest[open..]);
+                return Some(account);
+            };
+            let name = &rest[open + 1..open + close];
+            let value = if name == "partner" {
+                self.state.partner_id.clone()
+            } else {
+                self.state_value(name)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            };
+            match value.filter(|v| !v.is_empty()) {
+                Some(v) => account.push_str(&v),
+                None => {
+                    let field = if name == "partner" {
+                        "partner_id".to_owned()
+                    } else {
+                        field_of(name)
+                    };
+                    problems.push(FieldError::new(
+                        &field,
+                        "required",
+                        format!("account `{template}` needs {field}, which the instance has not"),
+                    ));
+                    return None;
+                }
+            }
+            rest = &rest[open + close + 1..];
+        }
+        account.push_str(rest);
+        Some(account)
     }
 
     /// The value at a JSON pointer into the instance's data.

@@ -1,0 +1,385 @@
+//! Market development funds (PRODUCT §1.3, notes/mdf-nre-incentives.md §3): the rules of a
+//! usage application, a claim and its invoices, and the quota of a tier. Pure: the calendar,
+//! today and the programme's numbers are passed in. The money moves on the ledger, through the
+//! postings `workflows/mdf_claim.toml` asks for; these functions only check and normalise what
+//! a partner submits, and compute the amounts those postings read.
+
+mod read;
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use chrono::{Datelike, Duration, NaiveDate};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::calendar::BusinessCalendar;
+use crate::validation::FieldError;
+use read::{Reader, cost_lines};
+
+/// A programme's MDF numbers (`[mdf]` of the programme file), with the seeds' defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MdfRules {
+    /// Annual quota per tier, CNY tax-inclusive (`software_advanced = "80000.00"`).
+    #[serde(default = "default_quotas")]
+    pub quotas: BTreeMap<String, String>,
+    /// A usage application later than this many working days before the activity starts
+    /// needs a `late_reason`.
+    #[serde(default = "default_lateness")]
+    pub lateness_working_days: u32,
+    /// A claim later than this many calendar days after the activity ended needs the
+    /// extension approval attached.
+    #[serde(default = "default_claim_days")]
+    pub claim_extension_after_days: i64,
+    /// Ordinary VAT invoices count as their amount divided by this (special invoices at par).
+    #[serde(default = "default_factor")]
+    pub ordinary_invoice_factor: String,
+    /// Materials every claim must attach (attachment ids).
+    #[serde(default = "default_materials")]
+    pub required_materials: Vec<String>,
+}
+
+impl Default for MdfRules {
+    fn default() -> Self {
+        MdfRules {
+            quotas: default_quotas(),
+            lateness_working_days: default_lateness(),
+            claim_extension_after_days: default_claim_days(),
+            ordinary_invoice_factor: default_factor(),
+            required_materials: default_materials(),
+        }
+    }
+}
+
+fn default_quotas() -> BTreeMap<String, String> {
+    [
+        ("software_advanced", "50000.00"),
+        ("software_leading", "80000.00"),
+        ("service_advanced", "50000.00"),
+        ("service_leading", "80000.00"),
+        ("si_advanced", "300000.00"),
+        ("si_leading", "500000.00"),
+        ("le_differentiated", "80000.00"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+fn default_lateness() -> u32 {
+    10
+}
+
+fn default_claim_days() -> i64 {
+    90
+}
+
+fn default_factor() -> String {
+    "1.06".to_owned()
+}
+
+fn default_materials() -> Vec<String> {
+    [
+        "activity_photos",
+        "summary_attachment",
+        "third_party_invoices",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect()
+}
+
+/// The quota account of a partner for a year: every MDF posting of that window goes there.
+pub fn quota_account(partner: &str, year: i32) -> String {
+    format!("mdf:{partner}:{year}")
+}
+
+fn object(v: &Value) -> Result<(), Vec<FieldError>> {
+    if v.is_object() {
+        Ok(())
+    } else {
+        Err(vec![FieldError::new(
+            "$",
+            "type",
+            "the input must be a JSON object".to_owned(),
+        )])
+    }
+}
+
+/// The grant of a tier's quota: `{partner_id, tier, year}` → the input with `amount` and
+/// `quota_account` added.
+pub fn validate_quota_grant(input: &Value, rules: &MdfRules) -> Result<Value, Vec<FieldError>> {
+    object(input)?;
+    let mut r = Reader::default();
+    let partner = r.text(input, "partner_id", "partner_id");
+    let tier = r.text(input, "tier", "tier");
+    let year = input.get("year").and_then(Value::as_i64);
+    if year.is_none_or(|y| !(2000..=2100).contains(&y)) {
+        r.fail(
+            "year",
+            "year",
+            "year must be a year such as 2026".to_owned(),
+        );
+    }
+    let amount = tier.as_ref().and_then(|t| match rules.quotas.get(t) {
+        Some(a) => Decimal::from_str(a).ok(),
+        None => {
+            let known: Vec<&str> = rules.quotas.keys().map(String::as_str).collect();
+            r.fail(
+                "tier",
+                "tier",
+                format!("tier `{t}` has no MDF quota; known: {}", known.join(", ")),
+            );
+            None
+        }
+    });
+    if !r.errors.is_empty() {
+        return Err(r.errors);
+    }
+    let (Some(partner), Some(year), Some(amount)) = (partner, year, amount) else {
+        return Err(vec![FieldError::new(
+            "$",
+            "internal",
+            "the grant could not be read".to_owned(),
+        )]);
+    };
+    let mut out = input.clone();
+    out["amount"] = json!(amount.to_string());
+    out["quota_account"] = json!(quota_account(
+        &partner,
+        i32::try_from(year).unwrap_or_default()
+    ));
+    Ok(out)
+}
+
+/// A usage application (phase A): the activity plan, the agreement, the budget lines. Returns
+/// the input with `mdf_amount` (Σ lines flagged use_mdf, what is reserved on the quota),
+/// `other_amount`, `total_amount` and `quota_account` added.
+pub fn validate_usage(
+    input: &Value,
+    rules: &MdfRules,
+    calendar: &BusinessCalendar,
+    today: NaiveDate,
+) -> Result<Value, Vec<FieldError>> {
+    object(input)?;
+    let mut r = Reader::default();
+    let partner = r.text(input, "partner_id", "partner_id");
+    r.text(input, "activity.name", "activity.name");
+    r.text(input, "activity.type", "activity.type");
+    r.text(input, "activity.city", "activity.city");
+    let start = r.date(input, "activity.planned_start", "activity.planned_start");
+    let end = r.date(input, "activity.planned_end", "activity.planned_end");
+    if let (Some(s), Some(e)) = (start, end)
+        && e < s
+    {
+        r.fail(
+            "activity.planned_end",
+            "after_start",
+            format!("the activity cannot end ({e}) before it starts ({s})"),
+        );
+    }
+    r.text(input, "targets.overview", "targets.overview");
+    if r.boolean(input, "agreement_accepted", "agreement_accepted") == Some(false) {
+        r.fail(
+            "agreement_accepted",
+            "accepted",
+            "the MDF payment agreement must be accepted".to_owned(),
+        );
+    }
+    let (mdf, other) = cost_lines(&mut r, input, "budget");
+    if mdf == Decimal::ZERO && !r.errors.iter().any(|e| e.field.starts_with("budget")) {
+        r.fail(
+            "budget",
+            "use_mdf",
+            "at least one budget line must use MDF".to_owned(),
+        );
+    }
+    if let Some(s) = start
+        && today < s
+        && working_days_until(calendar, today, s) < i64::from(rules.lateness_working_days)
+        && Reader::optional_text(input, "late_reason").is_none()
+    {
+        r.fail(
+            "late_reason",
+            "required_when_late",
+            format!(
+                "submitted {} working days before the activity starts on {s}; fewer than {} need a late_reason",
+                working_days_until(calendar, today, s),
+                rules.lateness_working_days
+            ),
+        );
+    }
+    if let Some(s) = start
+        && s <= today
+        && Reader::optional_text(input, "late_reason").is_none()
+    {
+        r.fail(
+            "late_reason",
+            "required_when_late",
+            format!(
+                "the activity starts on {s}, not after today ({today}): a late_reason is needed"
+            ),
+        );
+    }
+    if !r.errors.is_empty() {
+        return Err(r.errors);
+    }
+    let (Some(partner), Some(start)) = (partner, start) else {
+        return Err(vec![FieldError::new(
+            "$",
+            "internal",
+            "the application could not be read".to_owned(),
+        )]);
+    };
+    let mut out = input.clone();
+    out["mdf_amount"] = json!(mdf.to_string());
+    out["other_amount"] = json!(other.to_string());
+    out["total_amount"] = json!((mdf + other).to_string());
+    out["quota_account"] = json!(quota_account(&partner, start.year()));
+    Ok(out)
+}
+
+/// Working days after `from` up to and including `to`.
+fn working_days_until(calendar: &BusinessCalendar, from: NaiveDate, to: NaiveDate) -> i64 {
+    let mut n = 0;
+    let mut d = from;
+    while d < to {
+        d += Duration::days(1);
+        if calendar.is_working_day(d) {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// A claim (phase C): what the activity actually cost, its summary and materials. Returns the
+/// payload with `claimed_amount` (Σ actual lines flagged use_mdf) added.
+pub fn validate_claim(
+    input: &Value,
+    rules: &MdfRules,
+    today: NaiveDate,
+) -> Result<Value, Vec<FieldError>> {
+    object(input)?;
+    let mut r = Reader::default();
+    let start = r.date(input, "actual_start", "actual_start");
+    let end = r.date(input, "actual_end", "actual_end");
+    if let (Some(s), Some(e)) = (start, end)
+        && e < s
+    {
+        r.fail(
+            "actual_end",
+            "after_start",
+            format!("the activity cannot end ({e}) before it starts ({s})"),
+        );
+    }
+    if let Some(e) = end
+        && e > today
+    {
+        r.fail(
+            "actual_end",
+            "past",
+            format!("a claim comes after the activity; it ends on {e}"),
+        );
+    }
+    r.text(input, "summary.overview", "summary.overview");
+    let attendees = input.get("attendees").and_then(Value::as_u64);
+    if attendees.is_none_or(|n| n == 0) {
+        r.fail(
+            "attendees",
+            "count",
+            "attendees must be the number of people who attended".to_owned(),
+        );
+    }
+    let (mdf, _) = cost_lines(&mut r, input, "actual_costs");
+    if mdf == Decimal::ZERO && !r.errors.iter().any(|e| e.field.starts_with("actual_costs")) {
+        r.fail(
+            "actual_costs",
+            "use_mdf",
+            "at least one cost line must use MDF".to_owned(),
+        );
+    }
+    for m in &rules.required_materials {
+        if Reader::optional_text(input, &format!("materials.{m}")).is_none() {
+            r.fail(
+                &format!("materials.{m}"),
+                "required",
+                format!("materials.{m} must name the uploaded attachment"),
+            );
+        }
+    }
+    if let Some(e) = end
+        && (today - e).num_days() > rules.claim_extension_after_days
+        && Reader::optional_text(input, "materials.extension_approval").is_none()
+    {
+        r.fail(
+            "materials.extension_approval",
+            "required_when_late",
+            format!(
+                "claimed {} days after the activity ended on {e}; after {} days the extension approval must be attached",
+                (today - e).num_days(),
+                rules.claim_extension_after_days
+            ),
+        );
+    }
+    if !r.errors.is_empty() {
+        return Err(r.errors);
+    }
+    let mut out = input.clone();
+    out["claimed_amount"] = json!(mdf.to_string());
+    Ok(out)
+}
+
+/// The invoices for a claim of `claimed`: Σ special + Σ ordinary ÷ factor ≥ claimed, compared
+/// exactly (as Σ special × factor + Σ ordinary ≥ claimed × factor, so nothing is rounded).
+pub fn validate_invoices(
+    data: &Value,
+    claimed: Decimal,
+    rules: &MdfRules,
+) -> Result<Value, Vec<FieldError>> {
+    object(data)?;
+    let factor = Decimal::from_str(&rules.ordinary_invoice_factor).unwrap_or(Decimal::ONE);
+    let mut r = Reader::default();
+    let (mut special, mut ordinary) = (Decimal::ZERO, Decimal::ZERO);
+    if let Some(invoices) = r.list(data, "invoices", "invoices") {
+        for (i, inv) in invoices.iter().enumerate() {
+            let at = |k: &str| format!("invoices[{i}].{k}");
+            r.text(inv, "number", &at("number"));
+            let kind = r.text(inv, "kind", &at("kind"));
+            let amount = r.amount(inv, "amount", &at("amount"));
+            match (kind.as_deref(), amount) {
+                (Some("special"), Some(a)) => special += a,
+                (Some("ordinary"), Some(a)) => ordinary += a,
+                (Some(other), _) if other != "special" && other != "ordinary" => {
+                    r.fail(
+                        &at("kind"),
+                        "kind",
+                        format!("an invoice is `special` or `ordinary`, not `{other}`"),
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    if r.errors.is_empty() && special * factor + ordinary < claimed * factor {
+        r.fail(
+            "invoices",
+            "coverage",
+            format!(
+                "special {special} + ordinary {ordinary} ÷ {factor} does not cover the claimed {claimed} (ordinary invoices alone need {})",
+                claimed * factor
+            ),
+        );
+    }
+    if !r.errors.is_empty() {
+        return Err(r.errors);
+    }
+    let mut out = data.clone();
+    out["special_total"] = json!(special.to_string());
+    out["ordinary_total"] = json!(ordinary.to_string());
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,199 @@
+//! `mdf_claim` end to end over the HTTP API: the quota granted, a usage application reserved
+//! against it (and refused above it, with nothing posted), the claim adjusting the reservation
+//! to the actual amount, the invoices checked by the 1.06 rule, and the payment consuming it.
+
+use axum::http::{Method, StatusCode};
+use partnerflow::harness::Harness;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::http::Api;
+use crate::on_both_backends;
+
+const ACCOUNT: &str = "mdf:P-1001:2026";
+
+fn usage(budget: &str) -> Value {
+    json!({
+        "partner_id": "P-1001",
+        "contacts": [{ "name": "Zhang San", "email": "zhang.san@partner1001.example", "phone": "13900001001" }],
+        "activity": { "name": "Cloud day Fuzhou", "type": "customer_seminar", "city": "Fuzhou",
+                      "planned_start": "2026-10-16", "planned_end": "2026-10-16" },
+        "targets": { "overview": "30 customer CXOs" },
+        "agreement_accepted": true,
+        "budget": [
+            { "item": "venue", "use_mdf": true, "amount": budget },
+            { "item": "gifts", "use_mdf": false, "amount": "300.00" }
+        ]
+    })
+}
+
+/// (available, reserved, consumed) of the partner's 2026 quota account.
+async fn account(h: &Harness) -> (Decimal, Decimal, Decimal) {
+    let (b, _) = h.engine.ledger_account(ACCOUNT).await.expect("account");
+    (b.available(), b.reserved, b.consumed)
+}
+
+fn d(s: &str) -> Decimal {
+    s.parse().expect("decimal")
+}
+
+async fn apply(api: &Api, key: &str, input: Value) -> (StatusCode, Value) {
+    let body = json!({ "business_key": key, "input": input, "actor": { "id": "P-1001/zhang" } });
+    api.signed("/v1/workflows/mdf_claim/instances", "portal-p1001", &body)
+        .await
+}
+
+async fn decide(
+    api: &Api,
+    h: &Harness,
+    id: Uuid,
+    integration: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let (task, _) = h.open_task(id).await.expect("task").expect("open task");
+    let answer = api
+        .signed(&format!("/v1/tasks/{task}/decision"), integration, &body)
+        .await;
+    h.settle().await.expect("settle");
+    answer
+}
+
+async fn an_mdf_activity_moves_its_quota_from_application_to_payment(h: Harness) {
+    let api = Api::new(&h);
+    let grant = json!({ "business_key": "MDF-QUOTA-P-1001-2026",
+                        "input": { "partner_id": "P-1001", "tier": "software_advanced", "year": 2026 } });
+    let (status, granted) = api
+        .operator(
+            Method::POST,
+            "/v1/workflows/mdf_quota/instances",
+            Some(grant),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{granted}");
+    assert_eq!(account(&h).await, (d("50000.00"), d("0"), d("0")));
+
+    // Refused: every failing field named, nothing started, nothing posted.
+    let mut bad = usage("5600.00");
+    bad["agreement_accepted"] = json!(false);
+    bad["activity"]["planned_end"] = json!("2026-10-01");
+    let (status, refused) = apply(&api, "MDF-BAD", bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    let named: Vec<&str> = refused["error"]["details"]
+        .as_array()
+        .expect("details")
+        .iter()
+        .filter_map(|f| f["field"].as_str())
+        .collect();
+    assert_eq!(named, vec!["activity.planned_end", "agreement_accepted"]);
+    // Above the quota: refused by the ledger, with the amount's field named.
+    let (status, refused) = apply(&api, "MDF-BIG", usage("50000.01")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["details"][0]["field"], "mdf_amount");
+    assert_eq!(refused["error"]["details"][0]["rule"], "available");
+    assert_eq!(account(&h).await, (d("50000.00"), d("0"), d("0")));
+
+    let (status, started) = apply(&api, "MDF-1", usage("7000.50")).await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    let id: Uuid = started["id"].as_str().expect("id").parse().expect("uuid");
+    h.settle().await.expect("settle");
+    assert_eq!(account(&h).await, (d("42999.50"), d("7000.50"), d("0")));
+
+    let approve = |who: &str| json!({ "decision": "approve", "actor": { "id": who } });
+    let (status, answer) = decide(&api, &h, id, "crm", approve("eco.lin")).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["current_step"], "await_claim");
+
+    // After the activity: the claim, with less spent than budgeted.
+    h.advance_to(partnerflow::harness::shanghai(2026, 10, 20, 10, 0))
+        .await
+        .expect("advance");
+    let wait = h.view(id).await.expect("view").waits[0].correlation.clone();
+    let claim = json!({
+        "actual_start": "2026-10-16", "actual_end": "2026-10-16", "attendees": 28,
+        "summary": { "overview": "28 CXOs, 6 leads" },
+        "actual_costs": [{ "item": "venue", "use_mdf": true, "amount": "5601.00" }],
+        "materials": { "activity_photos": "att-1", "summary_attachment": "att-2", "third_party_invoices": "att-3" }
+    });
+    let uri = format!("/v1/instances/{id}/events/claim_submitted?correlation={wait}");
+    let mut no_photos = claim.clone();
+    no_photos["materials"]
+        .as_object_mut()
+        .expect("materials")
+        .remove("activity_photos");
+    let (status, refused) = api.signed(&uri, "portal-p1001", &no_photos).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(
+        refused["error"]["details"][0]["field"],
+        "materials.activity_photos"
+    );
+    let (status, answer) = api.signed(&uri, "portal-p1001", &claim).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    h.settle().await.expect("settle");
+
+    // Approved: the reservation follows the actual amount.
+    let (status, answer) = decide(&api, &h, id, "crm", approve("eco.lin")).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(account(&h).await, (d("44399.00"), d("5601.00"), d("0")));
+
+    // Invoices: ordinary ones count at 1/1.06, so 5,601.00 needs 5,937.06.
+    let invoice = |amount: &str| {
+        json!({ "decision": "submit", "actor": { "id": "P-1001/zhang" },
+                "data": { "invoices": [{ "number": "FZ-0001", "kind": "ordinary", "amount": amount }] } })
+    };
+    let (status, refused) = decide(&api, &h, id, "portal-p1001", invoice("5937.05")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["details"][0]["rule"], "coverage");
+    let (status, answer) = decide(&api, &h, id, "portal-p1001", invoice("5937.06")).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    let (status, answer) = decide(&api, &h, id, "crm", approve("finance.xu")).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let paid = json!({ "decision": "paid", "actor": { "id": "finance.xu" } });
+    let (status, answer) = decide(&api, &h, id, "crm", paid).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["instance_status"], "paid");
+    assert_eq!(account(&h).await, (d("44399.00"), d("0"), d("5601.00")));
+}
+on_both_backends!(
+    an_mdf_activity_moves_its_quota_from_application_to_payment,
+    shanghai(2026, 9, 1, 10, 0)
+);
+
+async fn a_rejected_application_releases_its_reservation(h: Harness) {
+    let api = Api::new(&h);
+    let grant = json!({ "business_key": "MDF-QUOTA-P-1001-2026",
+                        "input": { "partner_id": "P-1001", "tier": "software_advanced", "year": 2026 } });
+    api.operator(
+        Method::POST,
+        "/v1/workflows/mdf_quota/instances",
+        Some(grant),
+    )
+    .await;
+    let (status, started) = apply(&api, "MDF-2", usage("30000.00")).await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    let id: Uuid = started["id"].as_str().expect("id").parse().expect("uuid");
+    h.settle().await.expect("settle");
+    assert_eq!(account(&h).await, (d("20000.00"), d("30000.00"), d("0")));
+    let reject =
+        json!({ "decision": "reject", "reason": "no customer list", "actor": { "id": "eco.lin" } });
+    let (status, answer) = decide(&api, &h, id, "crm", reject).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(account(&h).await, (d("50000.00"), d("0"), d("0")));
+    // Resubmitted with changes: reserved again.
+    let wait = h.view(id).await.expect("view").waits[0].correlation.clone();
+    let (status, answer) = api
+        .signed(
+            &format!("/v1/instances/{id}/events/usage_resubmitted?correlation={wait}"),
+            "portal-p1001",
+            &usage("25000.00"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    h.settle().await.expect("settle");
+    assert_eq!(account(&h).await, (d("25000.00"), d("25000.00"), d("0")));
+}
+on_both_backends!(
+    a_rejected_application_releases_its_reservation,
+    shanghai(2026, 9, 1, 10, 0)
+);
