@@ -14,6 +14,7 @@ mod helpers;
 mod http;
 mod ledger;
 mod mdf;
+mod nre;
 mod onboarding;
 mod principals;
 mod servers;

@@ -14,6 +14,7 @@
 
 pub mod contract;
 pub mod mdf;
+pub mod nre;
 pub mod onboarding;
 pub mod reference;
 pub mod verification;
@@ -38,6 +39,11 @@ pub fn registry(
         .validator("mdf_usage_application", mdf::validate_usage)
         .validator("mdf_claim", mdf::validate_claim)
         .validator("mdf_invoices", mdf::validate_invoices)
+        .validator("nre_application", nre::validate_application)
+        .validator("nre_sow", nre::validate_sow)
+        .validator("nre_agreement", nre::validate_agreement)
+        .validator("nre_milestone", nre::validate_milestone)
+        .handler("nre_next_milestone", nre::NextMilestone)
         .handler("verify_business", onboarding::VerifyBusiness::new(verifier))
         .handler("auto_screen", onboarding::AutoScreen)
         .handler("activate_partner", onboarding::Activate)

@@ -35,6 +35,10 @@ const EMBEDDED_WORKFLOWS: &[(&str, &str)] = &[
         "mdf_claim.toml",
         include_str!("../../../workflows/mdf_claim.toml"),
     ),
+    (
+        "nre_milestones.toml",
+        include_str!("../../../workflows/nre_milestones.toml"),
+    ),
 ];
 const EMBEDDED_PROGRAMME: &str = include_str!("../../../config/programme.toml");
 const EMBEDDED_DIRECTORY: &str = include_str!("../../../config/directory.toml");

@@ -11,6 +11,7 @@
 //! - [`directory`]: people, roles, partner contacts and integration scopes.
 //! - [`onboarding`]: the partner application and its per-type thresholds.
 //! - [`mdf`]: market development funds: usage applications, claims, invoices, tier quotas.
+//! - [`nre`]: one-time engineering fees: the application and the milestone schedule.
 //! - [`handler`]: the contract between the engine and the step handlers in `workers/`.
 //! - [`programme`]: a programme's rules and definition overrides.
 //! - [`audit`]: the per-instance hash chain of events.
@@ -27,6 +28,7 @@ pub mod ledger;
 pub mod machine;
 pub mod mdf;
 pub mod money;
+pub mod nre;
 pub mod onboarding;
 pub mod programme;
 pub mod span;

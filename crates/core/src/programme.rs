@@ -19,6 +19,9 @@ pub struct Programme {
     /// Market development funds; the seeds' numbers when absent.
     #[serde(default)]
     pub mdf: crate::mdf::MdfRules,
+    /// One-time engineering fees; the seeds' numbers when absent.
+    #[serde(default)]
+    pub nre: crate::nre::NreRules,
     /// `[workflows.<id>.steps.<step>]` overrides merged into the definitions.
     #[serde(default)]
     pub workflows: toml::Table,

@@ -4,8 +4,6 @@
 //! postings `workflows/mdf_claim.toml` asks for; these functions only check and normalise what
 //! a partner submits, and compute the amounts those postings read.
 
-mod read;
-
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
@@ -16,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::calendar::BusinessCalendar;
 use crate::validation::FieldError;
-use read::{Reader, cost_lines};
+use crate::validation::read::{Reader, cost_lines};
 
 /// A programme's MDF numbers (`[mdf]` of the programme file), with the seeds' defaults.
 #[derive(Debug, Clone, Deserialize)]

@@ -7,15 +7,15 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use crate::validation::FieldError;
+use super::FieldError;
 
 #[derive(Default)]
-pub(super) struct Reader {
-    pub(super) errors: Vec<FieldError>,
+pub(crate) struct Reader {
+    pub(crate) errors: Vec<FieldError>,
 }
 
 impl Reader {
-    pub(super) fn fail(&mut self, field: &str, rule: &str, message: String) {
+    pub(crate) fn fail(&mut self, field: &str, rule: &str, message: String) {
         self.errors.push(FieldError::new(field, rule, message));
     }
 
@@ -31,7 +31,7 @@ impl Reader {
     }
 
     /// A required, non-blank string, trimmed.
-    pub(super) fn text(&mut self, v: &Value, key: &str, field: &str) -> Option<String> {
+    pub(crate) fn text(&mut self, v: &Value, key: &str, field: &str) -> Option<String> {
         match self.at(v, key, field)? {
             Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
             _ => {
@@ -42,7 +42,7 @@ impl Reader {
     }
 
     /// An optional text: `None` when absent or blank.
-    pub(super) fn optional_text(v: &Value, field: &str) -> Option<String> {
+    pub(crate) fn optional_text(v: &Value, field: &str) -> Option<String> {
         v.pointer(&format!("/{}", field.replace('.', "/")))
             .and_then(Value::as_str)
             .map(str::trim)
@@ -50,7 +50,7 @@ impl Reader {
             .map(str::to_owned)
     }
 
-    pub(super) fn date(&mut self, v: &Value, key: &str, field: &str) -> Option<NaiveDate> {
+    pub(crate) fn date(&mut self, v: &Value, key: &str, field: &str) -> Option<NaiveDate> {
         let text = self.text(v, key, field)?;
         match NaiveDate::parse_from_str(&text, "%Y-%m-%d") {
             Ok(d) => Some(d),
@@ -65,7 +65,7 @@ impl Reader {
         }
     }
 
-    pub(super) fn boolean(&mut self, v: &Value, key: &str, field: &str) -> Option<bool> {
+    pub(crate) fn boolean(&mut self, v: &Value, key: &str, field: &str) -> Option<bool> {
         match self.at(v, key, field)? {
             Value::Bool(b) => Some(*b),
             _ => {
@@ -76,7 +76,7 @@ impl Reader {
     }
 
     /// A positive amount in CNY with at most two decimals, given as text ("5600.00").
-    pub(super) fn amount(&mut self, v: &Value, key: &str, field: &str) -> Option<Decimal> {
+    pub(crate) fn amount(&mut self, v: &Value, key: &str, field: &str) -> Option<Decimal> {
         let raw = self.at(v, key, field)?;
         let parsed = match raw {
             Value::String(s) => Decimal::from_str(s.trim()).ok(),
@@ -96,7 +96,7 @@ impl Reader {
     }
 
     /// A required, non-empty array.
-    pub(super) fn list<'v>(
+    pub(crate) fn list<'v>(
         &mut self,
         v: &'v Value,
         key: &str,
@@ -117,7 +117,7 @@ impl Reader {
 }
 
 /// Σ of the lines flagged `use_mdf` and Σ of the others, each line checked.
-pub(super) fn cost_lines(r: &mut Reader, v: &Value, field: &str) -> (Decimal, Decimal) {
+pub(crate) fn cost_lines(r: &mut Reader, v: &Value, field: &str) -> (Decimal, Decimal) {
     let (mut mdf, mut other) = (Decimal::ZERO, Decimal::ZERO);
     let Some(lines) = r.list(v, field, field) else {
         return (mdf, other);
