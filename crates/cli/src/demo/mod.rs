@@ -1,6 +1,9 @@
-//! `partnerflow demo`: a programme's autumn on a virtual clock, with no configuration and no
+//! `partnerflow demo`: a programme's year on a virtual clock, with no configuration and no
 //! services — automatic and manual approval, rejection, return and resubmission, a reminder
-//! and escalations across the National Day holiday, countersigning, renewal and suspension.
+//! and escalations across the National Day holiday, countersigning, renewal and suspension;
+//! then an MDF activity and an NRE project on the ledger (`funds`).
+
+mod funds;
 
 use anyhow::Result;
 use serde_json::{Value, json};
@@ -119,16 +122,16 @@ async fn scenario(h: &Harness) -> Result<()> {
     ] {
         print_timeline(h, name, id).await?;
     }
-    Ok(())
+    funds::scenario(h).await
 }
 
-fn local(t: chrono::DateTime<chrono::Utc>) -> String {
+pub(super) fn local(t: chrono::DateTime<chrono::Utc>) -> String {
     t.with_timezone(&chrono_tz::Asia::Shanghai)
         .format("%a %Y-%m-%d %H:%M")
         .to_string()
 }
 
-async fn print_timeline(h: &Harness, name: &str, id: Uuid) -> Result<()> {
+pub(super) async fn print_timeline(h: &Harness, name: &str, id: Uuid) -> Result<()> {
     let v = h.view(id).await?;
     println!("── {name} · {} · status: {} ──", v.workflow_id, v.status);
     for (at, line) in timeline_lines(h, id, 0).await? {
@@ -231,6 +234,19 @@ fn describe(kind: &str, p: &Value) -> Option<String> {
         "child_started" => s("workflow"),
         "child_finished" => s("status"),
         "started" => format!("{} v{}", s("workflow"), s("version")),
+        "posting" => format!(
+            "ledger {} {} on {}",
+            s("movement"),
+            s("amount"),
+            s("account")
+        ),
+        "vote_recorded" => format!(
+            "vote {} ({} of {} needed, {} against)",
+            s("vote"),
+            s("approvals"),
+            s("needed"),
+            s("rejections")
+        ),
         "failed" | "step_failed" | "calendar_exceeded" => p.to_string(),
         _ => return None,
     })
