@@ -66,14 +66,13 @@ async fn a_duplicate_delivered_concurrently_and_during_a_lease_expiry_sends_noth
     database_url: String,
 ) {
     let provider = Counting::default();
-    let h = Harness::with_notifier(
-        &database_url,
-        shanghai(2025, 9, 1, 9, 0),
-        |_| {},
-        std::sync::Arc::new(provider.clone()),
-    )
-    .await
-    .expect("harness");
+    let providers = partnerflow::app::Providers {
+        notifier: std::sync::Arc::new(provider.clone()),
+        ..partnerflow::app::Providers::default()
+    };
+    let h = Harness::with_providers(&database_url, shanghai(2025, 9, 1, 9, 0), |_| {}, providers)
+        .await
+        .expect("harness");
     let (started, _) = h
         .engine
         .start(

@@ -16,6 +16,7 @@ mod ledger;
 mod mdf;
 mod nre;
 mod onboarding;
+mod payments;
 mod principals;
 mod servers;
 mod signatures;

@@ -149,10 +149,19 @@ async fn an_mdf_activity_moves_its_quota_from_application_to_payment(h: Harness)
 
     let (status, answer) = decide(&api, &h, id, "crm", approve("finance.xu")).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    let paid = json!({ "decision": "paid", "actor": { "id": "finance.xu" } });
+    let paid = json!({ "decision": "approve", "actor": { "id": "finance.xu" } });
     let (status, answer) = decide(&api, &h, id, "crm", paid).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    assert_eq!(answer["instance_status"], "paid");
+    assert_eq!(
+        answer["current_step"], "pay",
+        "the bank is paid by a job, after the commit"
+    );
+    let v = h.view(id).await.expect("view");
+    assert_eq!(v.status, "paid");
+    assert_eq!(
+        v.data["steps"]["pay"]["payable_id"],
+        json!(format!("mdf:{id}"))
+    );
     assert_eq!(account(&h).await, (d("44399.00"), d("0"), d("5601.00")));
 }
 on_both_backends!(

@@ -140,7 +140,7 @@ async fn milestones_are_paid_in_order_and_add_up_to_the_agreed_total(h: Harness)
         decide(&h, id, "finance.xu", "approve", Value::Null)
             .await
             .expect("invoice approved");
-        decide(&h, id, "finance.xu", "paid", Value::Null)
+        decide(&h, id, "finance.xu", "approve", Value::Null)
             .await
             .expect("paid");
     }

@@ -16,22 +16,26 @@ pub mod contract;
 pub mod mdf;
 pub mod nre;
 pub mod onboarding;
+pub mod payments;
 pub mod reference;
 pub mod verification;
 
 use partnerflow_core::handler::{HandlerError, HandlerRegistry, StepContext};
 use serde::de::DeserializeOwned;
 
+pub use payments::{PaymentAnswer, PaymentProvider, PaymentRequest, SimulatedBank};
 pub use reference::ReferenceOptions;
 pub use verification::{BusinessVerifier, HttpVerifier, SimulatedVerifier};
 
-/// Every handler and validator, with the given verification provider. `reference` slows the
+/// Every handler and validator, with the given verification and payment providers. `reference` slows the
 /// reference workload's steps down and logs their runs (fault tests only).
 pub fn registry(
     verifier: impl BusinessVerifier,
+    payments: std::sync::Arc<dyn PaymentProvider>,
     reference: reference::ReferenceOptions,
 ) -> HandlerRegistry {
     HandlerRegistry::default()
+        .handler("pay", payments::Pay::new(payments))
         .handler("reference_step", reference::ReferenceStep::new(reference))
         .validator("onboarding_application", onboarding::validate_application)
         .validator("agreement_signature", contract::validate_signature)

@@ -162,15 +162,37 @@ pub fn warn_if_calendar_ends_soon(
     Some(msg)
 }
 
-/// Step handlers and validators, with the configured verification provider.
-pub fn registry(settings: &Settings) -> Result<partnerflow_core::handler::HandlerRegistry> {
+/// The outside systems partnerflow delivers to. The embedded default logs notifications and
+/// pays through a simulated bank.
+#[derive(Clone)]
+pub struct Providers {
+    pub notifier: Arc<dyn partnerflow_notify::Notifier>,
+    pub payments: Arc<dyn partnerflow_workers::PaymentProvider>,
+}
+
+impl Default for Providers {
+    fn default() -> Self {
+        Providers {
+            notifier: Arc::new(partnerflow_notify::LogNotifier),
+            payments: Arc::new(partnerflow_workers::SimulatedBank::default()),
+        }
+    }
+}
+
+/// Step handlers and validators, with the configured verification provider and `payments`.
+pub fn registry(
+    settings: &Settings,
+    payments: Arc<dyn partnerflow_workers::PaymentProvider>,
+) -> Result<partnerflow_core::handler::HandlerRegistry> {
     let pause = partnerflow_workers::ReferenceOptions {
         pause: settings.engine.reference_step_ms.map(Duration::from_millis),
         run_log: settings.engine.reference_run_log.clone(),
     };
     let v = &settings.verification;
     Ok(match v.provider.as_str() {
-        "simulated" => partnerflow_workers::registry(partnerflow_workers::SimulatedVerifier, pause),
+        "simulated" => {
+            partnerflow_workers::registry(partnerflow_workers::SimulatedVerifier, payments, pause)
+        }
         "http" if v.url.is_empty() => {
             bail!("verification.url is required when verification.provider = \"http\"")
         }
@@ -181,7 +203,7 @@ pub fn registry(settings: &Settings) -> Result<partnerflow_core::handler::Handle
                 Duration::from_millis(v.timeout_ms),
             )
             .map_err(anyhow::Error::msg)?;
-            partnerflow_workers::registry(verifier, pause.clone())
+            partnerflow_workers::registry(verifier, payments, pause)
         }
         other => bail!("verification.provider must be `simulated` or `http`, got `{other}`"),
     })
@@ -189,14 +211,14 @@ pub fn registry(settings: &Settings) -> Result<partnerflow_core::handler::Handle
 
 /// Builds and starts an engine from settings on the given clock.
 pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Engine> {
-    build_with(settings, clock, Arc::new(partnerflow_notify::LogNotifier)).await
+    build_with(settings, clock, Providers::default()).await
 }
 
-/// [`build`] with the notifier given.
+/// [`build`] with the providers given.
 pub async fn build_with(
     settings: &Settings,
     clock: Arc<dyn Clock>,
-    notifier: Arc<dyn partnerflow_notify::Notifier>,
+    providers: Providers,
 ) -> Result<Engine> {
     let data = ConfigData::load(settings)?;
     let store = Store::connect(&settings.database.url, settings.database.max_connections)
@@ -216,9 +238,9 @@ pub async fn build_with(
     let engine = Engine::new(EngineParts {
         store,
         queue,
-        notifier,
+        notifier: providers.notifier,
         clock,
-        registry: registry(settings)?,
+        registry: registry(settings, providers.payments)?,
         calendar: data.calendar,
         directory: data.directory,
         programme: data.programme,

@@ -40,23 +40,23 @@ impl Harness {
         start: DateTime<Utc>,
         adjust: impl FnOnce(&mut Settings),
     ) -> Result<Self> {
-        let notifier = Arc::new(partnerflow_notify::LogNotifier);
-        Self::with_notifier(database_url, start, adjust, notifier).await
+        let providers = crate::app::Providers::default();
+        Self::with_providers(database_url, start, adjust, providers).await
     }
 
-    /// Like [`Harness::with_settings`], delivering through `notifier`.
-    pub async fn with_notifier(
+    /// Like [`Harness::with_settings`], delivering and paying through `providers`.
+    pub async fn with_providers(
         database_url: &str,
         start: DateTime<Utc>,
         adjust: impl FnOnce(&mut Settings),
-        notifier: Arc<dyn partnerflow_notify::Notifier>,
+        providers: crate::app::Providers,
     ) -> Result<Self> {
         let mut settings = Settings::load(std::path::Path::new("config"))?;
         settings.database.url = database_url.to_owned();
         settings.queue.kind = "memory".to_owned();
         adjust(&mut settings);
         let clock = Arc::new(VirtualClock::new(start));
-        let engine = crate::app::build_with(&settings, clock.clone(), notifier).await?;
+        let engine = crate::app::build_with(&settings, clock.clone(), providers).await?;
         Ok(Harness { engine, clock })
     }
 

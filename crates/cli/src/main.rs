@@ -127,7 +127,7 @@ async fn main() -> Result<()> {
 async fn validate(config_dir: &std::path::Path, path: Option<PathBuf>) -> Result<()> {
     let settings = Settings::load(config_dir)?;
     let data = ConfigData::load(&settings)?;
-    let registry = app::registry(&settings)?;
+    let registry = app::registry(&settings, app::Providers::default().payments)?;
     let files = match &path {
         Some(p) => app::read_definitions(p)?,
         None => app::read_definitions_or_embedded(&settings.paths.workflows)?,

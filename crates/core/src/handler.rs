@@ -25,6 +25,8 @@ pub struct StepContext {
     /// `instance:seq:step`: the same for every attempt of this step entry, so a handler's own
     /// external calls (a provider that accepts an idempotency key) are never repeated as new.
     pub idempotency_key: String,
+    /// The step's `params` from its definition (`Null` when it has none).
+    pub params: Value,
     pub now: DateTime<Utc>,
     pub calendar: Arc<BusinessCalendar>,
     pub programme: Arc<Programme>,

@@ -10,7 +10,7 @@ use partnerflow_core::definition::{Poll, StepKind};
 use partnerflow_core::handler::{HandlerError, StepContext};
 use partnerflow_core::machine::{Command, InstanceState, Status};
 use partnerflow_store::{instances, outbox};
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::engine::{Engine, Error, Result};
@@ -105,9 +105,10 @@ impl Engine {
                 .step_failed(row, seq, format!("handler `{handler}` is not registered"))
                 .await;
         };
-        let (attempts, poll) = self.retry_policy(&stored.state, step);
+        let (attempts, poll, params) = self.retry_policy(&stored.state, step);
         let ctx = StepContext {
             idempotency_key: format!("{}:{seq}:{step}", stored.state.id),
+            params,
             instance: stored.state.clone(),
             step: step.to_owned(),
             now,
@@ -156,18 +157,21 @@ impl Engine {
         }
     }
 
-    /// Attempts the step's definition allows and how it polls a pending provider, from the
-    /// instance the worker already read.
-    fn retry_policy(&self, state: &InstanceState, step: &str) -> (i64, Option<Poll>) {
+    /// Attempts the step's definition allows, how it polls a pending provider and the
+    /// handler's parameters, from the instance the worker already read.
+    fn retry_policy(&self, state: &InstanceState, step: &str) -> (i64, Option<Poll>, Value) {
         self.definition(&state.workflow_id, state.version)
             .ok()
             .and_then(|d| match d.step(step).map(|s| &s.kind) {
                 Some(StepKind::Automated {
-                    max_attempts, poll, ..
-                }) => Some((i64::from(*max_attempts), *poll)),
+                    max_attempts,
+                    poll,
+                    params,
+                    ..
+                }) => Some((i64::from(*max_attempts), *poll, params.clone())),
                 _ => None,
             })
-            .unwrap_or((1, None))
+            .unwrap_or((1, None, Value::Null))
     }
 
     /// A provider still deciding: ask again after `poll.every`, until `poll.deadline` after

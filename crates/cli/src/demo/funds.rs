@@ -92,7 +92,7 @@ pub(super) async fn scenario(h: &Harness) -> Result<()> {
     h.advance_to(shanghai(2026, 3, 18, 10, 0)).await?;
     h.decide(mdf, "finance.xu", "approve", None, Value::Null)
         .await?;
-    h.decide(mdf, "finance.xu", "paid", None, Value::Null)
+    h.decide(mdf, "finance.xu", "approve", None, Value::Null)
         .await?;
 
     // NRE: a 2-of-3 panel, then 300,000.00 in three milestones, the third paid late.
@@ -165,7 +165,7 @@ pub(super) async fn scenario(h: &Harness) -> Result<()> {
             // Finance pays the last milestone two weeks late: reminders and an escalation.
             h.advance_to(shanghai(2026, month, 22, 10, 0)).await?;
         }
-        h.decide(nre, "finance.xu", "paid", None, Value::Null)
+        h.decide(nre, "finance.xu", "approve", None, Value::Null)
             .await?;
     }
 

@@ -74,6 +74,8 @@ pub enum StepKind {
         /// every `every` until `deadline` after the step was entered; then follow `timeout`
         /// (or fail for an operator when the step has none).
         poll: Option<Poll>,
+        /// The handler's parameters, as the definition gives them (`params = { … }`).
+        params: serde_json::Value,
     },
     Human(HumanStep),
     Timer {
@@ -536,10 +538,16 @@ fn build_step(rs: &RawStep, registry: &dyn Registry) -> Result<Step, StepProblem
                         None
                     }
                 };
+                let params = rs
+                    .params
+                    .as_ref()
+                    .and_then(|t| serde_json::to_value(t).ok())
+                    .unwrap_or(serde_json::Value::Null);
                 Some(StepKind::Automated {
                     handler: h.clone(),
                     max_attempts: rs.max_attempts.unwrap_or(5).max(1),
                     poll,
+                    params,
                 })
             }
             Some(h) => {

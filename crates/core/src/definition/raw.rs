@@ -29,6 +29,7 @@ pub(crate) struct RawStep {
     pub(crate) title: String,
     // automated
     pub(crate) handler: Option<String>,
+    pub(crate) params: Option<toml::Table>,
     pub(crate) max_attempts: Option<u32>,
     pub(crate) poll_every: Option<String>,
     pub(crate) poll_for: Option<String>,
