@@ -7,6 +7,7 @@
 //! Redis in real time, and kill workers or flush Redis in the middle of a run.
 
 mod api;
+mod attachments;
 mod contract;
 mod durability;
 mod faults;

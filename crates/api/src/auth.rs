@@ -17,8 +17,8 @@ use partnerflow_core::machine::Actor;
 use sha2::{Digest, Sha256};
 
 pub use config::{AuthConfig, DEFAULT_TOLERANCE_SECS, Integration, Operator, Read};
-use signature::verify;
 pub use signature::{SignedRequest, sign};
+use signature::{Streaming, verify};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -235,6 +235,59 @@ impl FromRequest<AppState> for SignedIntegration {
             payload,
         })
     }
+}
+
+/// The caller of a request whose body streams (an upload): an operator, or an integration whose
+/// signature is then checked over the body as it arrives ([`Streaming`], to be finished).
+pub(crate) fn streaming_caller(
+    parts: &Parts,
+    state: &AppState,
+) -> Result<(Who, Option<Streaming>), ApiError> {
+    if parts.headers.contains_key(AUTHORIZATION) {
+        return Ok((Who::Operator(operator(parts, state)?), None));
+    }
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (Some(id), Some(signature)) = (header(INTEGRATION_HEADER), header(SIGNATURE_HEADER)) else {
+        return Err(refuse(
+            "missing_credentials",
+            "send a bearer token or a signed request",
+        ));
+    };
+    let key = idempotency_key(&parts.headers, &parts.method)?;
+    let path = target(parts);
+    let Some(integration) = state.auth.integrations.iter().find(|i| i.id == id) else {
+        return Err(refuse(
+            "bad_signature",
+            "unknown integration or bad signature",
+        ));
+    };
+    let request = SignedRequest {
+        method: parts.method.as_str(),
+        path: &path,
+        idempotency_key: &key,
+        body: b"",
+    };
+    let now = state.clock.now().timestamp();
+    let check = Streaming::begin(
+        &signature,
+        request,
+        &integration.secrets,
+        now,
+        state.auth.tolerance_secs,
+    )
+    .map_err(refuse_signature)?;
+    Ok((Who::Integration(integration.clone()), Some(check)))
+}
+
+/// The answer to a signature that does not hold.
+pub(crate) fn refuse_signature(e: signature::SignatureError) -> ApiError {
+    refuse(e.label(), e.to_string())
 }
 
 /// Checks `Authorization: Bearer <token>` against the operators' tokens; the operator's id.

@@ -12,6 +12,7 @@
 //!   checks and the `Caller` / `SignedIntegration` extractors.
 //! - `error`: [`ApiError`], the exhaustive mapping of engine errors, JSON for every error answer.
 //! - `extract`: path, query and `Idempotency-Key` extractors, and the raw body as JSON.
+//! - `attachments`: uploads, streamed into the attachment store.
 //! - `instances`: start, show and list instances.
 //! - `tasks`: task listings and reviewer decisions.
 //! - `events`: external events delivered to waiting instances.
@@ -20,6 +21,7 @@
 
 #![warn(clippy::wildcard_enum_match_arm)]
 
+mod attachments;
 mod auth;
 mod error;
 mod events;
@@ -80,6 +82,7 @@ pub fn router(state: AppState) -> Router {
     ];
     Router::new()
         .merge(instances::router())
+        .merge(attachments::router())
         .merge(tasks::router())
         .merge(events::router())
         .merge(ledger::router())

@@ -248,6 +248,7 @@ pub async fn build_with(
             lease: Duration::from_secs(settings.engine.lease_secs),
             redispatch: Duration::from_secs(settings.engine.redispatch_secs),
             audit: settings.audit.keys()?,
+            attachments_dir: settings.paths.attachments.clone(),
             retention: partnerflow_engine::Retention {
                 done_outbox: days(settings.retention.done_outbox_days),
                 closed_timers: days(settings.retention.closed_timer_days),

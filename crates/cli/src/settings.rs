@@ -118,6 +118,8 @@ pub struct Paths {
     pub programme: PathBuf,
     pub directory: PathBuf,
     pub calendars: PathBuf,
+    /// Where uploaded attachments are kept (content-addressed).
+    pub attachments: PathBuf,
 }
 
 #[derive(Clone, Deserialize)]

@@ -14,11 +14,13 @@
 //! - [`nre`]: one-time engineering fees: the application and the milestone schedule.
 //! - [`handler`]: the contract between the engine and the step handlers in `workers/`.
 //! - [`programme`]: a programme's rules and definition overrides.
+//! - [`attachments`]: the rules an uploaded file must satisfy.
 //! - [`audit`]: the per-instance hash chain of events.
 //! - [`money`]: amounts with currency and the one rounding rule.
 //! - [`ledger`]: postings and account balances, the one ledger of MDF, NRE and rebates.
 //! - [`validation`]: the failing-field list every validator returns.
 
+pub mod attachments;
 pub mod audit;
 pub mod calendar;
 pub mod definition;

@@ -22,6 +22,9 @@ pub struct Programme {
     /// One-time engineering fees; the seeds' numbers when absent.
     #[serde(default)]
     pub nre: crate::nre::NreRules,
+    /// Uploads; the seeds' rules when absent.
+    #[serde(default)]
+    pub attachments: crate::attachments::AttachmentRules,
     /// `[workflows.<id>.steps.<step>]` overrides merged into the definitions.
     #[serde(default)]
     pub workflows: toml::Table,

@@ -89,6 +89,8 @@ pub struct Settings {
     pub audit: partnerflow_core::audit::AuditKeys,
     /// How long delivery rows are kept.
     pub retention: Retention,
+    /// Where uploaded attachments are kept.
+    pub attachments_dir: std::path::PathBuf,
 }
 
 /// How long rows that only served delivery are kept before the janitor deletes them.
@@ -130,6 +132,7 @@ impl Default for Settings {
             retry_base: Duration::from_secs(1),
             audit: partnerflow_core::audit::AuditKeys::development(),
             retention: Retention::default(),
+            attachments_dir: std::env::temp_dir().join("partnerflow-attachments"),
         }
     }
 }

@@ -18,6 +18,7 @@
 //! - [`view`]: an instance with its timeline, tasks and SLA clocks.
 //! - [`queue`]: the in-process queue and the apalis-redis queue.
 
+mod attachments;
 pub mod clock;
 mod deliver;
 mod engine;
@@ -27,6 +28,7 @@ mod transition;
 pub mod view;
 mod work;
 
+pub use attachments::UploadMeta;
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use engine::{
     Engine, EngineParts, Error, Idempotency, Notice, Result, Retention, Settings, Started,

@@ -6,6 +6,7 @@
 //! a connection or transaction, so the engine decides where a transaction begins and ends.
 //!
 //! # Layout
+//! - [`attachments`]: uploaded files, kept once by their SHA-256, and a row per upload.
 //! - [`instances`]: instances with their optimistic version, and the audit events.
 //! - [`tasks`]: human tasks and their SLA clocks.
 //! - [`timers`]: durable timers, claimed by the sweeper.
@@ -17,6 +18,7 @@
 //! - [`retention`]: deleting delivery rows (done outbox rows, closed timers, old
 //!   idempotency keys) once old enough.
 
+pub mod attachments;
 pub mod definitions;
 pub mod idempotency;
 pub mod instances;

@@ -71,14 +71,8 @@ impl SignatureError {
     }
 }
 
-/// Checks a `t=…,v1=…` header over `request` against any of `secrets`, at `now` (unix seconds).
-pub(crate) fn verify(
-    header: &str,
-    request: SignedRequest<'_>,
-    secrets: &[String],
-    now: i64,
-    tolerance_secs: i64,
-) -> Result<(), SignatureError> {
+/// The timestamp and `v1` tags of a `t=…,v1=…` header.
+fn parse_header(header: &str) -> Result<(i64, Vec<Vec<u8>>), SignatureError> {
     let mut timestamp = None;
     let mut tags = Vec::new();
     for part in header.split(',') {
@@ -104,16 +98,76 @@ pub(crate) fn verify(
     if tags.is_empty() {
         return Err(SignatureError::Malformed);
     }
+    Ok((timestamp, tags))
+}
+
+fn within(timestamp: i64, now: i64, tolerance_secs: i64) -> Result<(), SignatureError> {
     if now.abs_diff(timestamp) > tolerance_secs.max(0).unsigned_abs() {
-        return Err(SignatureError::OutsideTolerance);
-    }
-    let matched = secrets.iter().filter(|s| !s.is_empty()).any(|secret| {
-        tags.iter()
-            .any(|tag| mac(secret, timestamp, request).verify_slice(tag).is_ok())
-    });
-    if matched {
-        Ok(())
+        Err(SignatureError::OutsideTolerance)
     } else {
-        Err(SignatureError::Mismatch)
+        Ok(())
+    }
+}
+
+/// Checks a `t=…,v1=…` header over `request` against any of `secrets`, at `now` (unix seconds).
+pub(crate) fn verify(
+    header: &str,
+    request: SignedRequest<'_>,
+    secrets: &[String],
+    now: i64,
+    tolerance_secs: i64,
+) -> Result<(), SignatureError> {
+    let mut check = Streaming::begin(header, request, secrets, now, tolerance_secs)?;
+    check.update(request.body);
+    check.finish()
+}
+
+/// A signature checked over a body that arrives in pieces (an upload), without holding it.
+pub(crate) struct Streaming {
+    macs: Vec<HmacSha256>,
+    tags: Vec<Vec<u8>>,
+}
+
+impl Streaming {
+    /// Checks the header and the timestamp, and starts the MACs over everything but the body
+    /// (`request.body` is not read).
+    pub(crate) fn begin(
+        header: &str,
+        request: SignedRequest<'_>,
+        secrets: &[String],
+        now: i64,
+        tolerance_secs: i64,
+    ) -> Result<Self, SignatureError> {
+        let (timestamp, tags) = parse_header(header)?;
+        within(timestamp, now, tolerance_secs)?;
+        let head = SignedRequest {
+            body: b"",
+            ..request
+        };
+        let macs = secrets
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|secret| mac(secret, timestamp, head))
+            .collect();
+        Ok(Streaming { macs, tags })
+    }
+
+    pub(crate) fn update(&mut self, chunk: &[u8]) {
+        for m in &mut self.macs {
+            m.update(chunk);
+        }
+    }
+
+    pub(crate) fn finish(self) -> Result<(), SignatureError> {
+        let tags = self.tags;
+        let matched = self
+            .macs
+            .into_iter()
+            .any(|m| tags.iter().any(|tag| m.clone().verify_slice(tag).is_ok()));
+        if matched {
+            Ok(())
+        } else {
+            Err(SignatureError::Mismatch)
+        }
     }
 }
