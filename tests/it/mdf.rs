@@ -206,3 +206,92 @@ on_both_backends!(
     a_rejected_application_releases_its_reservation,
     shanghai(2026, 9, 1, 10, 0)
 );
+
+async fn grant_and_approve(h: &Harness, api: &Api, budget: &str) -> Uuid {
+    let grant = json!({ "business_key": "MDF-QUOTA-P-1001-2026",
+                        "input": { "partner_id": "P-1001", "tier": "software_advanced", "year": 2026 } });
+    api.operator(
+        Method::POST,
+        "/v1/workflows/mdf_quota/instances",
+        Some(grant),
+    )
+    .await;
+    let (status, started) = apply(api, "MDF-3", usage(budget)).await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    let id: Uuid = started["id"].as_str().expect("id").parse().expect("uuid");
+    h.settle().await.expect("settle");
+    let approve = json!({ "decision": "approve", "actor": { "id": "eco.lin" } });
+    let (status, answer) = decide(api, h, id, "crm", approve).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    id
+}
+
+async fn an_approved_application_without_a_claim_lapses_after_12_months_and_releases(h: Harness) {
+    let api = Api::new(&h);
+    let id = grant_and_approve(&h, &api, "8000.00").await;
+    assert_eq!(account(&h).await, (d("42000.00"), d("8000.00"), d("0")));
+    h.advance_to(partnerflow::harness::shanghai(2027, 9, 1, 9, 0))
+        .await
+        .expect("advance");
+    assert_eq!(
+        h.view(id).await.expect("view").status,
+        "running",
+        "not before 12 months"
+    );
+    h.advance_to(partnerflow::harness::shanghai(2027, 9, 1, 11, 0))
+        .await
+        .expect("advance");
+    assert_eq!(h.view(id).await.expect("view").status, "lapsed");
+    assert_eq!(account(&h).await, (d("50000.00"), d("0"), d("0")));
+}
+on_both_backends!(
+    an_approved_application_without_a_claim_lapses_after_12_months_and_releases,
+    shanghai(2026, 9, 1, 10, 0)
+);
+
+async fn the_partner_is_reminded_to_invoice_at_7_and_12_days_and_escalated_at_15(h: Harness) {
+    let api = Api::new(&h);
+    let id = grant_and_approve(&h, &api, "8000.00").await;
+    h.advance_to(partnerflow::harness::shanghai(2026, 10, 20, 10, 0))
+        .await
+        .expect("advance");
+    let wait = h.view(id).await.expect("view").waits[0].correlation.clone();
+    let claim = json!({
+        "actual_start": "2026-10-16", "actual_end": "2026-10-16", "attendees": 20,
+        "summary": { "overview": "20 CXOs" },
+        "actual_costs": [{ "item": "venue", "use_mdf": true, "amount": "8000.00" }],
+        "materials": { "activity_photos": "a", "summary_attachment": "b", "third_party_invoices": "c" }
+    });
+    let uri = format!("/v1/instances/{id}/events/claim_submitted?correlation={wait}");
+    let (status, answer) = api.signed(&uri, "portal-p1001", &claim).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    h.settle().await.expect("settle");
+    let approve = json!({ "decision": "approve", "actor": { "id": "eco.lin" } });
+    decide(&api, &h, id, "crm", approve).await;
+    assert_eq!(
+        h.view(id).await.expect("view").current_steps,
+        vec!["partner_invoice"]
+    );
+    h.advance_to(partnerflow::harness::shanghai(2026, 11, 10, 10, 0))
+        .await
+        .expect("advance");
+    let v = h.view(id).await.expect("view");
+    assert_eq!(
+        crate::helpers::times_of(&v, "reminder"),
+        vec!["2026-10-27 10:00", "2026-11-01 10:00"],
+        "7 and 12 calendar days after the claim's approval"
+    );
+    assert_eq!(
+        crate::helpers::times_of(&v, "escalated"),
+        vec!["2026-11-04 10:00"]
+    );
+    assert_eq!(
+        v.current_steps,
+        vec!["partner_invoice"],
+        "money is never approved by silence"
+    );
+}
+on_both_backends!(
+    the_partner_is_reminded_to_invoice_at_7_and_12_days_and_escalated_at_15,
+    shanghai(2026, 9, 1, 10, 0)
+);
