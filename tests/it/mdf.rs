@@ -163,6 +163,20 @@ async fn an_mdf_activity_moves_its_quota_from_application_to_payment(h: Harness)
         json!(format!("mdf:{id}"))
     );
     assert_eq!(account(&h).await, (d("44399.00"), d("0"), d("5601.00")));
+
+    // The partner's own portal reads its ledger; not another partner's; the CRM not at all.
+    let (status, ledger) = api
+        .signed_get("/v1/partners/P-1001/ledger", "portal-p1001")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ledger}");
+    assert_eq!(ledger["accounts"][0]["account"], ACCOUNT);
+    assert_eq!(ledger["accounts"][0]["consumed"], "5601.00");
+    let (status, _) = api
+        .signed_get("/v1/partners/P-1002/ledger", "portal-p1001")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = api.signed_get("/v1/partners/P-1001/ledger", "crm").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }
 on_both_backends!(
     an_mdf_activity_moves_its_quota_from_application_to_payment,

@@ -1,6 +1,7 @@
-//! The ledger (`GET /v1/ledger/accounts/{account}`): an account's balance per bucket and every
-//! posting with the instance and step that caused it. Operators only for now: an account's
-//! name does not say which partner's it is in a way scopes could check.
+//! The ledger: an account's balance per bucket and every posting with the instance and step
+//! that caused it (`GET /v1/ledger/accounts/{account}`, operators), and a partner's accounts
+//! with their balances (`GET /v1/partners/{partner}/ledger`, operators and the partner's own
+//! integration).
 
 use axum::extract::State;
 use axum::routing::get;
@@ -8,12 +9,14 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::auth::{Caller, Who};
+use crate::auth::{Caller, Read, Who};
 use crate::error::ApiError;
 use crate::extract::AppPath;
 
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/v1/ledger/accounts/{account}", get(account))
+    Router::new()
+        .route("/v1/ledger/accounts/{account}", get(account))
+        .route("/v1/partners/{partner}/ledger", get(partner))
 }
 
 async fn account(
@@ -38,4 +41,25 @@ async fn account(
         "available": balance.available(),
         "postings": entries,
     })))
+}
+
+async fn partner(
+    State(state): State<AppState>,
+    AppPath(partner): AppPath<String>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    caller.who.may_read(Read::Ledger)?;
+    caller
+        .who
+        .may_see(&format!("partner {partner}"), Some(partner.as_str()))?;
+    let accounts = state.engine.partner_ledger(&partner).await?;
+    let accounts: Vec<Value> = accounts
+        .into_iter()
+        .map(|(account, b)| {
+            json!({ "account": account, "currency": b.currency, "quota": b.quota,
+                    "supplements": b.supplements, "reserved": b.reserved,
+                    "consumed": b.consumed, "available": b.available() })
+        })
+        .collect();
+    Ok(Json(json!({ "partner": partner, "accounts": accounts })))
 }

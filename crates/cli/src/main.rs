@@ -62,6 +62,11 @@ enum Command {
         #[arg(long = "as")]
         operator: String,
     },
+    /// Prints a partner's ledger accounts (quotas, supplements, reserved, consumed, available).
+    Ledger {
+        #[arg(long)]
+        partner: String,
+    },
     /// Runs the reference workload (3-step approval by signed callback) and reports throughput and latency.
     Bench {
         /// Workflows to complete.
@@ -105,6 +110,20 @@ async fn main() -> Result<()> {
                     let answer =
                         partnerflow::operate::run_now(&settings, id, op, &operator).await?;
                     println!("{answer}");
+                    Ok(())
+                }
+                Command::Ledger { partner } => {
+                    let engine = app::build(&settings, Arc::new(SystemClock)).await?;
+                    let accounts = engine.partner_ledger(&partner).await?;
+                    if accounts.is_empty() {
+                        println!("{partner} has no ledger accounts");
+                    }
+                    for (account, b) in accounts {
+                        println!(
+                            "{account}: quota {} + supplements {} − reserved {} − consumed {} = available {} {:?}",
+                            b.quota, b.supplements, b.reserved, b.consumed, b.available(), b.currency
+                        );
+                    }
                     Ok(())
                 }
                 Command::Resume { id, operator } => {

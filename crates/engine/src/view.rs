@@ -266,6 +266,15 @@ impl Engine {
         Ok((balance, entries))
     }
 
+    /// A partner's ledger accounts with their balances.
+    pub async fn partner_ledger(
+        &self,
+        partner: &str,
+    ) -> Result<Vec<(String, partnerflow_core::ledger::Balance)>> {
+        let mut conn = self.conn().await?;
+        Ok(partnerflow_store::ledger::accounts_of(&mut conn, partner).await?)
+    }
+
     /// Whether the database answers (for `/readyz`).
     pub async fn ready(&self) -> Result<()> {
         Ok(self.inner.store.ping().await?)

@@ -174,3 +174,35 @@ pub async fn entries(conn: &mut Conn, account: &str) -> Result<Vec<Entry>> {
         })
         .collect()
 }
+
+/// The accounts of a partner (named `<kind>:<partner>:<…>`, as the shipped workflows name
+/// them), with their balances.
+pub async fn accounts_of(conn: &mut Conn, partner: &str) -> Result<Vec<(String, Balance)>> {
+    let rows = sqlx::query(
+        "select account, quota, supplements, reserved, consumed from ledger_accounts
+         where account like $1 order by account",
+    )
+    .bind(format!("%:{}:%", partner.replace(['%', '_'], "")))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let account: String = r.try_get(0)?;
+            let amount = |i: usize| -> Result<Decimal> {
+                let text: String = r.try_get(i)?;
+                Decimal::from_str(&text)
+                    .map_err(|e| Error::Corrupt(format!("ledger amount `{text}`: {e}")))
+            };
+            Ok((
+                account,
+                Balance {
+                    currency: Currency::CNY,
+                    quota: amount(1)?,
+                    supplements: amount(2)?,
+                    reserved: amount(3)?,
+                    consumed: amount(4)?,
+                },
+            ))
+        })
+        .collect()
+}

@@ -61,6 +61,8 @@ pub enum Read {
     Tasks,
     /// Evidence bundles.
     Evidence,
+    /// A partner's ledger accounts.
+    Ledger,
 }
 
 impl Read {
@@ -69,6 +71,7 @@ impl Read {
             Read::Instances => "instances",
             Read::Tasks => "tasks",
             Read::Evidence => "evidence",
+            Read::Ledger => "the ledger",
         }
     }
 }
