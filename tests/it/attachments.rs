@@ -194,5 +194,8 @@ async fn uploads_are_checked_streamed_and_kept_once_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_are_checked_streamed_and_kept_once_on_postgres() {
+    if !crate::services::postgres("uploads_are_checked_streamed_and_kept_once_on_postgres") {
+        return;
+    }
     uploads_are_checked_streamed_and_kept_once(crate::helpers::postgres_url().await).await;
 }

@@ -170,6 +170,11 @@ async fn a_duplicate_delivered_concurrently_sends_nothing_new_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_delivered_concurrently_sends_nothing_new_on_postgres() {
+    if !crate::services::postgres(
+        "a_duplicate_delivered_concurrently_sends_nothing_new_on_postgres",
+    ) {
+        return;
+    }
     a_duplicate_delivered_concurrently_and_during_a_lease_expiry_sends_nothing_new(
         crate::helpers::postgres_url().await,
     )

@@ -37,8 +37,7 @@ pub(crate) async fn postgres_with(start: chrono::DateTime<chrono::Utc>, adjust: 
 
 /// The URL of a fresh PostgreSQL database. Fails loudly when the server is not reachable.
 pub(crate) async fn postgres_url() -> String {
-    let admin = std::env::var("PARTNERFLOW_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let admin = crate::services::postgres_admin();
     let name = format!("pf_test_{}", Uuid::now_v7().simple());
     sqlx_admin(&admin, &format!("create database {name}")).await;
     let base = admin
@@ -86,6 +85,9 @@ macro_rules! on_both_backends {
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
+                if !$crate::services::postgres(concat!(stringify!($name), "::postgres")) {
+                    return;
+                }
                 super::$name(
                     $crate::helpers::postgres_with(
                         {
@@ -115,6 +117,9 @@ macro_rules! on_both_backends {
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
+                if !$crate::services::postgres(concat!(stringify!($name), "::postgres")) {
+                    return;
+                }
                 super::$name(
                     $crate::helpers::postgres({
                         use partnerflow::harness::shanghai;

@@ -20,5 +20,6 @@ mod onboarding;
 mod payments;
 mod principals;
 mod servers;
+mod services;
 mod signatures;
 mod verification;

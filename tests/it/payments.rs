@@ -171,5 +171,8 @@ async fn a_payment_whose_worker_lost_its_lease_pays_once_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_whose_worker_lost_its_lease_pays_once_on_postgres() {
+    if !crate::services::postgres("a_payment_whose_worker_lost_its_lease_pays_once_on_postgres") {
+        return;
+    }
     a_payment_whose_worker_lost_its_lease_pays_once(crate::helpers::postgres_url().await).await;
 }

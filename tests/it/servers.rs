@@ -36,6 +36,16 @@ pub(crate) struct OwnRedis {
 }
 
 impl OwnRedis {
+    /// Whether `redis-server` can be started here.
+    pub(crate) fn installed() -> bool {
+        Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    }
+
     pub(crate) fn start() -> Self {
         let port = free_port();
         let child = Command::new("redis-server")
@@ -68,17 +78,20 @@ pub(crate) struct OwnPostgres {
     pub(crate) port: u16,
 }
 
-/// The newest PostgreSQL binaries of the machine.
-fn postgres_bin() -> PathBuf {
+/// The newest PostgreSQL binaries of the machine, if any.
+fn find_postgres_bin() -> Option<PathBuf> {
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("PostgreSQL server binaries are needed for this test (/usr/lib/postgresql)")
+        .ok()?
         .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
         .filter(|p| p.join("pg_ctl").exists())
         .collect();
     versions.sort();
-    versions
-        .pop()
-        .expect("no PostgreSQL version under /usr/lib/postgresql")
+    versions.pop()
+}
+
+/// The newest PostgreSQL binaries of the machine.
+fn postgres_bin() -> PathBuf {
+    find_postgres_bin().expect("PostgreSQL server binaries are needed (/usr/lib/postgresql)")
 }
 
 /// Runs a PostgreSQL tool as the `postgres` user when this process is root (the server
@@ -97,6 +110,11 @@ fn as_postgres(tool: &Path) -> Command {
 }
 
 impl OwnPostgres {
+    /// Whether a PostgreSQL cluster can be started here.
+    pub(crate) fn installed() -> bool {
+        find_postgres_bin().is_some()
+    }
+
     pub(crate) fn start() -> Self {
         let bin = postgres_bin();
         let dir = std::env::temp_dir().join(format!("pf-pg-{}", uuid::Uuid::now_v7().simple()));

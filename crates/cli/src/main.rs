@@ -121,7 +121,12 @@ async fn main() -> Result<()> {
                     for (account, b) in accounts {
                         println!(
                             "{account}: quota {} + supplements {} − reserved {} − consumed {} = available {} {:?}",
-                            b.quota, b.supplements, b.reserved, b.consumed, b.available(), b.currency
+                            b.quota,
+                            b.supplements,
+                            b.reserved,
+                            b.consumed,
+                            b.available(),
+                            b.currency
                         );
                     }
                     Ok(())

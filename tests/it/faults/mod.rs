@@ -15,7 +15,10 @@ use crate::servers::{OwnPostgres, OwnRedis};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_killed_with_sigkill_mid_step_loses_nothing() {
-    let mut rig = Rig::new("redis://127.0.0.1:6379").await;
+    if !crate::services::postgres_and_redis("a_worker_killed_with_sigkill_mid_step_loses_nothing") {
+        return;
+    }
+    let mut rig = Rig::new(&crate::services::redis_url()).await;
     rig.spawn_worker();
     rig.spawn_worker();
     let starting = rig.start_instances(INSTANCES);
@@ -38,6 +41,12 @@ async fn a_worker_killed_with_sigkill_mid_step_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_redis_flushall_during_a_run_loses_nothing() {
+    let test = "a_redis_flushall_during_a_run_loses_nothing";
+    if !crate::services::postgres(test)
+        || !crate::services::program(test, "redis-server", OwnRedis::installed())
+    {
+        return;
+    }
     // A Redis of its own: FLUSHALL empties every database of the server, which must not be
     // the one the other tests share.
     let redis = OwnRedis::start();
@@ -64,9 +73,19 @@ async fn a_redis_flushall_during_a_run_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_postgresql_restart_during_a_run_loses_nothing() {
+    let test = "a_postgresql_restart_during_a_run_loses_nothing";
+    if !crate::services::available(test, &[("Redis", &crate::services::redis_url())])
+        || !crate::services::program(
+            test,
+            "the PostgreSQL server binaries",
+            OwnPostgres::installed(),
+        )
+    {
+        return;
+    }
     // A PostgreSQL cluster of its own: restarting the shared one would cut every other test.
     let postgres = OwnPostgres::start();
-    let mut rig = Rig::on("redis://127.0.0.1:6379", &postgres.url()).await;
+    let mut rig = Rig::on(&crate::services::redis_url(), &postgres.url()).await;
     rig.spawn_worker();
     rig.spawn_worker();
     let ids = rig.start_instances(INSTANCES).await.expect("starts");

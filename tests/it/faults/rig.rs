@@ -80,9 +80,7 @@ pub(crate) struct Progress {
 impl Rig {
     /// A rig on the shared PostgreSQL (`PARTNERFLOW_TEST_PG`) and the Redis at `redis_url`.
     pub(crate) async fn new(redis_url: &str) -> Rig {
-        let admin = std::env::var("PARTNERFLOW_TEST_PG")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-        Self::on(redis_url, &admin).await
+        Self::on(redis_url, &crate::services::postgres_admin()).await
     }
 
     /// A rig on the PostgreSQL server of `admin` (its `postgres` database's URL).
