@@ -10,6 +10,7 @@ mod api;
 mod attachments;
 mod contract;
 mod durability;
+mod examples;
 mod faults;
 mod helpers;
 mod http;
