@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::calendar::BusinessCalendar;
 use crate::validation::FieldError;
-use crate::validation::read::{Reader, cost_lines};
+use crate::validation::read::{Reader, cost_lines, object};
 
 /// A programme's MDF numbers (`[mdf]` of the programme file), with the seeds' defaults.
 #[derive(Debug, Clone, Deserialize)]
@@ -92,18 +92,6 @@ fn default_materials() -> Vec<String> {
 /// The quota account of a partner for a year: every MDF posting of that window goes there.
 pub fn quota_account(partner: &str, year: i32) -> String {
     format!("mdf:{partner}:{year}")
-}
-
-fn object(v: &Value) -> Result<(), Vec<FieldError>> {
-    if v.is_object() {
-        Ok(())
-    } else {
-        Err(vec![FieldError::new(
-            "$",
-            "type",
-            "the input must be a JSON object".to_owned(),
-        )])
-    }
 }
 
 /// The grant of a tier's quota: `{partner_id, tier, year}` → the input with `amount` and

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::money::round_fen;
 use crate::validation::FieldError;
-use crate::validation::read::Reader;
+use crate::validation::read::{Reader, object};
 
 /// A programme's NRE numbers (`[nre]` of the programme file), with the seeds' defaults.
 #[derive(Debug, Clone, Deserialize)]
@@ -46,18 +46,6 @@ fn default_key() -> usize {
 
 fn default_value_chars() -> usize {
     1000
-}
-
-fn object(v: &Value) -> Result<(), Vec<FieldError>> {
-    if v.is_object() {
-        Ok(())
-    } else {
-        Err(vec![FieldError::new(
-            "$",
-            "type",
-            "the input must be a JSON object".to_owned(),
-        )])
-    }
 }
 
 /// The qualification (step 1): services used, the business value, attachments, declaration.

@@ -9,6 +9,19 @@ use serde_json::Value;
 
 use super::FieldError;
 
+/// Refuses an input that is not a JSON object, before any field is read.
+pub(crate) fn object(v: &Value) -> Result<(), Vec<FieldError>> {
+    if v.is_object() {
+        Ok(())
+    } else {
+        Err(vec![FieldError::new(
+            "$",
+            "type",
+            "the input must be a JSON object".to_owned(),
+        )])
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Reader {
     pub(crate) errors: Vec<FieldError>,
