@@ -20,6 +20,7 @@
 
 mod attachments;
 pub mod clock;
+mod commands;
 mod deliver;
 mod engine;
 mod loops;
@@ -30,8 +31,8 @@ mod work;
 
 pub use attachments::UploadMeta;
 pub use clock::{Clock, SystemClock, VirtualClock};
+pub use commands::Submitter;
 pub use engine::{
     Engine, EngineParts, Error, Idempotency, Notice, Result, Retention, Settings, Started,
-    Submitter,
 };
 pub use partnerflow_store::tasks::Filter as TaskFilter;
