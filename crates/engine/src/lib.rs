@@ -2,19 +2,21 @@
 //! out what those transitions asked for.
 //!
 //! The database is the record. A transition checks the instance's version, appends the audit
-//! events, and writes tasks, timers and outbox rows in the same transaction. The dispatcher
-//! leases due outbox rows and pushes pointers to them onto a [`queue`]; workers run the step
-//! handler or deliver the notification and commit the result through the same kind of
-//! transition, so a duplicate delivery finds nothing left to do. A row whose lease runs out is
-//! dispatched again (the reconciler), and the timer sweeper fires reminders, escalations,
-//! silence policies and waits.
+//! events, and writes tasks, timers, outbox rows and ledger postings in the same transaction.
+//! The dispatcher pushes due outbox rows onto a [`queue`]; the worker that takes one leases it,
+//! runs the step handler or delivers the notification outside any transaction, and commits the
+//! result through the same kind of transition, only while it still holds the lease. A row the
+//! queue or a worker lost is dispatched again (the reconciler), and the timer sweeper fires
+//! reminders, escalations, silence policies and waits.
 //!
 //! # Layout
 //! - [`clock`]: the system clock and the virtual clock of tests and the demo.
-//! - [`engine`]: [`Engine`], its settings, and the commands the API calls.
+//! - `engine`: [`Engine`], its parts, settings, errors and definitions.
+//! - `commands`: start, decide, external events, cancel and resume.
 //! - `transition`: one command → one transaction, effects included.
-//! - `work`: running one outbox row (a step handler or a notification).
-//! - `loops`: dispatcher, timer sweeper and worker loops, and [`Engine::drain`] for tests.
+//! - `work`: running one outbox row's step handler; `deliver`: its notification.
+//! - `loops`: dispatcher, timer sweeper, janitor and worker loops, and [`Engine::drain`].
+//! - `attachments`: uploads checked and recorded.
 //! - [`view`]: an instance with its timeline, tasks and SLA clocks.
 //! - [`queue`]: the in-process queue and the apalis-redis queue.
 
