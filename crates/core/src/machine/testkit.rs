@@ -6,7 +6,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::*;
+use crate::calendar::BusinessCalendar;
 use crate::definition::{AnyNames, WorkflowDefinition};
+use crate::directory::Directory;
 
 /// The directory of the unit tests: a director, a partner-side person of P-1 and three experts.
 pub(crate) const DIRECTORY: &str = r#"

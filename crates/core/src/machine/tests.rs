@@ -5,7 +5,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::*;
+use crate::calendar::BusinessCalendar;
 use crate::definition::{AnyNames, WorkflowDefinition};
+use crate::directory::Directory;
 
 const FLOW: &str = r#"
 id = "panel"
