@@ -309,3 +309,62 @@ on_both_backends!(
     the_partner_is_reminded_to_invoice_at_7_and_12_days_and_escalated_at_15,
     shanghai(2026, 9, 1, 10, 0)
 );
+
+/// The partner's portal revokes the application, naming the open step entry.
+async fn revoke(api: &Api, h: &Harness, id: Uuid) -> (StatusCode, Value) {
+    let v = h.view(id).await.expect("view");
+    let wait = v
+        .waits
+        .iter()
+        .find(|w| w.event == "usage_revoked")
+        .map(|w| w.correlation.clone())
+        .expect("revocable");
+    let uri = format!("/v1/instances/{id}/events/usage_revoked?correlation={wait}");
+    let answer = api
+        .signed(
+            &uri,
+            "portal-p1001",
+            &json!({ "reason": "event cancelled" }),
+        )
+        .await;
+    h.settle().await.expect("settle");
+    answer
+}
+
+async fn an_application_revoked_under_review_or_approved_releases_its_reservation(h: Harness) {
+    let api = Api::new(&h);
+    let grant = json!({ "business_key": "MDF-QUOTA-P-1001-2026",
+                        "input": { "partner_id": "P-1001", "tier": "software_advanced", "year": 2026 } });
+    api.operator(
+        Method::POST,
+        "/v1/workflows/mdf_quota/instances",
+        Some(grant),
+    )
+    .await;
+    // Under review: the task closes with the revocation and the reservation is released.
+    let (_, started) = apply(&api, "MDF-R1", usage("10000.00")).await;
+    let under_review: Uuid = started["id"].as_str().expect("id").parse().expect("uuid");
+    h.settle().await.expect("settle");
+    assert_eq!(account(&h).await, (d("40000.00"), d("10000.00"), d("0")));
+    let (status, answer) = revoke(&api, &h, under_review).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let v = h.view(under_review).await.expect("view");
+    assert_eq!(v.status, "revoked");
+    assert!(v.tasks.iter().all(|t| t.status != "open"));
+    assert_eq!(account(&h).await, (d("50000.00"), d("0"), d("0")));
+    // Approved, before the claim: released too.
+    let approved = grant_and_approve(&h, &api, "12000.00").await;
+    assert_eq!(account(&h).await, (d("38000.00"), d("12000.00"), d("0")));
+    let (status, answer) = revoke(&api, &h, approved).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(h.view(approved).await.expect("view").status, "revoked");
+    assert_eq!(account(&h).await, (d("50000.00"), d("0"), d("0")));
+    // Once revoked, a second revocation has nothing left to revoke.
+    let uri = format!("/v1/instances/{approved}/events/usage_revoked?correlation=1");
+    let (status, _) = api.signed(&uri, "portal-p1001", &json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+on_both_backends!(
+    an_application_revoked_under_review_or_approved_releases_its_reservation,
+    shanghai(2026, 9, 1, 10, 0)
+);

@@ -21,7 +21,8 @@ pub struct InstanceView {
     pub parent_id: Option<Uuid>,
     pub status: String,
     pub current_steps: Vec<String>,
-    /// The open wait for an external event: an event must name its correlation id.
+    /// The open wait for an external event, and the events that may interrupt the current
+    /// step: an event must name its correlation id.
     pub waits: Vec<partnerflow_core::machine::OpenWait>,
     pub data: serde_json::Map<String, serde_json::Value>,
     pub tasks: Vec<Task>,
@@ -156,6 +157,23 @@ impl Engine {
         let timeline = instances::events(&mut conn, id).await?;
         let notifications = notifications::for_instance(&mut conn, id).await?;
         let s = stored.state;
+        // The open wait, and the events that may interrupt the current step, each with the
+        // correlation id an event must name.
+        let mut waits: Vec<partnerflow_core::machine::OpenWait> =
+            s.wait.clone().into_iter().collect();
+        if let (Some(step), partnerflow_core::machine::Status::Running) =
+            (s.step.as_deref(), &s.status)
+            && let Ok(def) = self.definition(&s.workflow_id, s.version)
+            && let Some(current) = def.step(step)
+        {
+            waits.extend(current.interrupts.iter().map(|event| {
+                partnerflow_core::machine::OpenWait {
+                    step: step.to_owned(),
+                    event: event.clone(),
+                    correlation: s.seq.to_string(),
+                }
+            }));
+        }
         Ok(InstanceView {
             id: s.id,
             workflow_id: s.workflow_id,
@@ -165,7 +183,7 @@ impl Engine {
             parent_id: s.parent.map(|p| p.instance_id),
             status: s.status.label().to_owned(),
             current_steps: s.step.into_iter().filter(|_| stored.version > 0).collect(),
-            waits: s.wait.into_iter().collect(),
+            waits,
             data: s.data,
             tasks,
             sla_clocks,

@@ -61,6 +61,9 @@ pub struct Step {
     pub notify: Vec<NotifySpec>,
     /// Ledger postings made when the step is entered.
     pub post: Vec<PostingSpec>,
+    /// External events that may end the step whatever its kind (a partner revoking an
+    /// application under review), each leaving it by `on.<event>`.
+    pub interrupts: Vec<String>,
     pub on: BTreeMap<String, Transition>,
 }
 
@@ -651,6 +654,12 @@ fn build_step(rs: &RawStep, registry: &dyn Registry) -> Result<Step, StepProblem
     }
     let step_notify = notify(&rs.notify, &mut problems);
     let step_post = postings::postings(&rs.post, &mut problems);
+    for event in rs.interrupts.iter().filter(|e| !rs.on.contains_key(*e)) {
+        problems.push((
+            "missing-transition",
+            format!("interrupt `{event}` needs a transition `on.{event}`"),
+        ));
+    }
     let on = rs
         .on
         .iter()
@@ -681,6 +690,7 @@ fn build_step(rs: &RawStep, registry: &dyn Registry) -> Result<Step, StepProblem
             kind,
             notify: step_notify,
             post: step_post,
+            interrupts: rs.interrupts.clone(),
             on,
         }),
         _ => Err(problems),

@@ -64,6 +64,8 @@ pub(crate) struct RawStep {
     #[serde(default)]
     pub(crate) post: Vec<super::postings::RawPosting>,
     #[serde(default)]
+    pub(crate) interrupts: Vec<String>,
+    #[serde(default)]
     pub(crate) on: BTreeMap<String, RawTransition>,
 }
 

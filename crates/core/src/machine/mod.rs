@@ -125,41 +125,7 @@ impl Machine<'_, '_> {
                 correlation,
                 payload,
                 actor,
-            } => {
-                let replaces_input = match &self.current()?.kind {
-                    StepKind::WaitEvent {
-                        event,
-                        replaces_input,
-                        ..
-                    } if *event == name => *replaces_input,
-                    _ => return Err(Error::EventNotExpected(name)),
-                };
-                let open = self.open_correlation();
-                if correlation != open {
-                    return Err(Error::WaitClosed {
-                        event: name,
-                        correlation,
-                        open,
-                    });
-                }
-                self.event(
-                    "event_received",
-                    &actor,
-                    json!({ "event": name, "correlation": correlation, "payload": payload }),
-                );
-                if replaces_input {
-                    // Notifications from here on go to the contact the new input names.
-                    if let Some(party) = party_in(&payload) {
-                        self.state.party = Some(party);
-                    }
-                    self.state.data.insert("input".to_owned(), payload.clone());
-                }
-                let events = self.state.data.entry("events").or_insert_with(|| json!({}));
-                if let Some(map) = events.as_object_mut() {
-                    map.insert(name, payload);
-                }
-                self.follow("received")
-            }
+            } => self.external_event(name, correlation, payload, actor),
             Command::TimerFired { seq, timer } => {
                 if seq != self.state.seq {
                     return self.stale();
@@ -172,6 +138,58 @@ impl Machine<'_, '_> {
                 status,
             } => self.child_finished(seq, child_id, status),
         }
+    }
+
+    /// An external event: the one the current `wait_event` step waits for (it names the open
+    /// wait), or one of the step's interrupts (it names the step entry), which leaves the step
+    /// by `on.<event>`.
+    fn external_event(
+        &mut self,
+        name: String,
+        correlation: String,
+        payload: Value,
+        actor: Actor,
+    ) -> Result<(), Error> {
+        let step = self.current()?;
+        let (replaces_input, open, outcome) = match &step.kind {
+            StepKind::WaitEvent {
+                event,
+                replaces_input,
+                ..
+            } if *event == name => (
+                *replaces_input,
+                self.open_correlation(),
+                "received".to_owned(),
+            ),
+            _ if step.interrupts.contains(&name) => {
+                (false, self.state.seq.to_string(), name.clone())
+            }
+            _ => return Err(Error::EventNotExpected(name)),
+        };
+        if correlation != open {
+            return Err(Error::WaitClosed {
+                event: name,
+                correlation,
+                open,
+            });
+        }
+        self.event(
+            "event_received",
+            &actor,
+            json!({ "event": name, "correlation": correlation, "payload": payload }),
+        );
+        if replaces_input {
+            // Notifications from here on go to the contact the new input names.
+            if let Some(party) = party_in(&payload) {
+                self.state.party = Some(party);
+            }
+            self.state.data.insert("input".to_owned(), payload.clone());
+        }
+        let events = self.state.data.entry("events").or_insert_with(|| json!({}));
+        if let Some(map) = events.as_object_mut() {
+            map.insert(name, payload);
+        }
+        self.follow(&outcome)
     }
 
     /// The correlation id of the open wait (the entry's seq for a wait recorded without one).

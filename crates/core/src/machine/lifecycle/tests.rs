@@ -359,3 +359,58 @@ kind = "end"
         "{errors:?}"
     );
 }
+
+#[test]
+fn an_interrupt_ends_a_human_step_for_its_entry_only() {
+    let flow = r#"
+id = "revocable"
+version = 1
+start = "review"
+[[steps]]
+id = "review"
+kind = "human"
+role = "expert"
+sla = "3WD"
+decisions = ["approve"]
+interrupts = ["revoked"]
+on.approve = "done"
+on.revoked = { to = "gone" }
+[[steps]]
+id = "done"
+kind = "end"
+[[steps]]
+id = "gone"
+kind = "end"
+status = "revoked"
+"#;
+    let mut m = Instance::new(flow, None);
+    m.start();
+    let task = m.state.task.as_ref().expect("task").id;
+    let event = |name: &str, correlation: &str| Command::ExternalEvent {
+        name: name.to_owned(),
+        correlation: correlation.to_owned(),
+        payload: json!({}),
+        actor: Actor::system(),
+    };
+    assert!(matches!(
+        m.apply(event("other", "1")),
+        Err(Error::EventNotExpected(_))
+    ));
+    assert!(matches!(
+        m.apply(event("revoked", "0")),
+        Err(Error::WaitClosed { .. })
+    ));
+    let out = m.apply(event("revoked", "1")).expect("revoked");
+    assert!(out.effects.contains(&Effect::CloseTask {
+        task_id: task,
+        outcome: "revoked".to_owned()
+    }));
+    assert_eq!(m.state.status, Status::Finished("revoked".to_owned()));
+    let missing = flow.replace("on.revoked = { to = \"gone\" }\n", "");
+    let errors =
+        WorkflowDefinition::parse("r.toml", &missing, None, &AnyNames).expect_err("refused");
+    assert!(
+        errors.iter().any(|e| e.rule == "missing-transition"),
+        "{errors:?}"
+    );
+}
