@@ -38,6 +38,22 @@ fn d(s: &str) -> Decimal {
     s.parse().expect("decimal")
 }
 
+/// 20 October, after the activity of 16 October: where a claim of `spent` goes, and the claim.
+async fn after_the_activity(h: &Harness, id: Uuid, spent: &str) -> (String, Value) {
+    h.advance_to(partnerflow::harness::shanghai(2026, 10, 20, 10, 0))
+        .await
+        .expect("advance");
+    let wait = h.view(id).await.expect("view").waits[0].correlation.clone();
+    let claim = json!({
+        "actual_start": "2026-10-16", "actual_end": "2026-10-16", "attendees": 28,
+        "summary": { "overview": "28 CXOs, 6 leads" },
+        "actual_costs": [{ "item": "venue", "use_mdf": true, "amount": spent }],
+        "materials": { "activity_photos": "att-1", "summary_attachment": "att-2", "third_party_invoices": "att-3" }
+    });
+    let uri = format!("/v1/instances/{id}/events/claim_submitted?correlation={wait}");
+    (uri, claim)
+}
+
 async fn apply(api: &Api, key: &str, input: Value) -> (StatusCode, Value) {
     let body = json!({ "business_key": key, "input": input, "actor": { "id": "P-1001/zhang" } });
     api.signed("/v1/workflows/mdf_claim/instances", "portal-p1001", &body)
@@ -105,17 +121,7 @@ async fn an_mdf_activity_moves_its_quota_from_application_to_payment(h: Harness)
     assert_eq!(answer["current_step"], "await_claim");
 
     // After the activity: the claim, with less spent than budgeted.
-    h.advance_to(partnerflow::harness::shanghai(2026, 10, 20, 10, 0))
-        .await
-        .expect("advance");
-    let wait = h.view(id).await.expect("view").waits[0].correlation.clone();
-    let claim = json!({
-        "actual_start": "2026-10-16", "actual_end": "2026-10-16", "attendees": 28,
-        "summary": { "overview": "28 CXOs, 6 leads" },
-        "actual_costs": [{ "item": "venue", "use_mdf": true, "amount": "5601.00" }],
-        "materials": { "activity_photos": "att-1", "summary_attachment": "att-2", "third_party_invoices": "att-3" }
-    });
-    let uri = format!("/v1/instances/{id}/events/claim_submitted?correlation={wait}");
+    let (uri, claim) = after_the_activity(&h, id, "5601.00").await;
     let mut no_photos = claim.clone();
     no_photos["materials"]
         .as_object_mut()
@@ -266,17 +272,7 @@ on_both_backends!(
 async fn the_partner_is_reminded_to_invoice_at_7_and_12_days_and_escalated_at_15(h: Harness) {
     let api = Api::new(&h);
     let id = grant_and_approve(&h, &api, "8000.00").await;
-    h.advance_to(partnerflow::harness::shanghai(2026, 10, 20, 10, 0))
-        .await
-        .expect("advance");
-    let wait = h.view(id).await.expect("view").waits[0].correlation.clone();
-    let claim = json!({
-        "actual_start": "2026-10-16", "actual_end": "2026-10-16", "attendees": 20,
-        "summary": { "overview": "20 CXOs" },
-        "actual_costs": [{ "item": "venue", "use_mdf": true, "amount": "8000.00" }],
-        "materials": { "activity_photos": "a", "summary_attachment": "b", "third_party_invoices": "c" }
-    });
-    let uri = format!("/v1/instances/{id}/events/claim_submitted?correlation={wait}");
+    let (uri, claim) = after_the_activity(&h, id, "8000.00").await;
     let (status, answer) = api.signed(&uri, "portal-p1001", &claim).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     h.settle().await.expect("settle");
