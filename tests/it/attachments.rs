@@ -4,7 +4,7 @@
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use partnerflow::harness::{Harness, shanghai};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::http::{Api, OPERATOR};
@@ -184,6 +184,29 @@ async fn uploads_are_checked_streamed_and_kept_once(database_url: String) {
         .expect("recorded");
     assert_eq!(recorded.uploaded_by, "integration:portal-p1001");
     assert_eq!(recorded.partner_id.as_deref(), Some("P-1001"));
+
+    // An application that names the upload: its evidence bundle lists the attachment.
+    let photos = answer["id"].as_str().expect("id").to_owned();
+    let application = json!({
+        "partner_id": "P-1001", "project_id": "NRE-A", "project_name": "Data lake",
+        "services": { "higher_order": ["GaussDB", "ModelArts", "DWS"], "key": ["CCE"] },
+        "value_statement": "Moves analytics to the cloud.", "attachments": [photos],
+        "declaration_accepted": true
+    });
+    let submitter = partnerflow_engine::Submitter {
+        actor: partnerflow_core::machine::Actor {
+            id: "P-1001/zhang".to_owned(),
+        },
+        partner: Some("P-1001".to_owned()),
+    };
+    let (started, _) = h
+        .engine
+        .start("nre_milestones", "NRE-A", application, submitter, None)
+        .await
+        .expect("start");
+    let bundle = h.engine.evidence(started.id).await.expect("evidence");
+    let listed: Vec<&str> = bundle.attachments.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(listed, vec![photos.as_str()]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

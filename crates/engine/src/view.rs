@@ -40,6 +40,8 @@ pub struct InstanceView {
 pub struct Evidence {
     pub instance: InstanceView,
     pub chain: ChainCheck,
+    /// The uploaded attachments the instance's data names (materials, invoices, documents).
+    pub attachments: Vec<partnerflow_store::attachments::Attachment>,
     pub children: Vec<Evidence>,
 }
 
@@ -65,6 +67,18 @@ impl InstanceView {
             .filter(|e| e.event.kind == "child_started")
             .filter_map(|e| e.event.payload.get("child")?.as_str()?.parse().ok())
             .collect()
+    }
+}
+
+/// Every text in `v` that could be an attachment id (a UUID), once each.
+fn collect_ids(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::String(s) if Uuid::parse_str(s).is_ok() && !out.contains(s) => {
+            out.push(s.clone());
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|i| collect_ids(i, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|i| collect_ids(i, out)),
+        _ => {}
     }
 }
 
@@ -217,6 +231,15 @@ impl Engine {
             last_hash: events.last().map(|e| e.hash.clone()),
             key_versions,
         };
+        let mut named = Vec::new();
+        collect_ids(
+            &serde_json::Value::Object(instance.data.clone()),
+            &mut named,
+        );
+        let attachments = {
+            let mut conn = self.conn().await?;
+            partnerflow_store::attachments::among(&mut conn, &named).await?
+        };
         let mut children = Vec::new();
         for child in instance.children() {
             children.push(Box::pin(self.evidence(child)).await?);
@@ -224,6 +247,7 @@ impl Engine {
         Ok(Evidence {
             instance,
             chain,
+            attachments,
             children,
         })
     }

@@ -159,3 +159,14 @@ pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<Attachment>> {
     })
     .transpose()
 }
+
+/// The recorded attachments among `ids` (ids that name none are left out).
+pub async fn among(conn: &mut Conn, ids: &[String]) -> Result<Vec<Attachment>> {
+    let mut found = Vec::new();
+    for id in ids {
+        if let Some(a) = get(conn, id).await? {
+            found.push(a);
+        }
+    }
+    Ok(found)
+}
