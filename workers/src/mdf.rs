@@ -54,8 +54,7 @@ pub fn validate_invoices(
 ) -> Result<Value, Vec<FieldError>> {
     let claimed = ctx
         .instance
-        .and_then(|i| i.data.get("events"))
-        .and_then(|e| e.pointer("/claim_submitted/claimed_amount"))
+        .and_then(|i| i.value_at("/events/claim_submitted/claimed_amount"))
         .and_then(Value::as_str)
         .and_then(|a| Decimal::from_str(a).ok())
         .ok_or_else(|| {

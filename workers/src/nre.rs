@@ -39,8 +39,7 @@ pub fn validate_milestone(
 ) -> Result<Value, Vec<FieldError>> {
     let current = ctx
         .instance
-        .and_then(|i| i.data.get("steps"))
-        .and_then(|s| s.pointer("/next_milestone/number"))
+        .and_then(|i| i.value_at("/steps/next_milestone/number"))
         .and_then(Value::as_u64);
     nre::validate_milestone_in_order(data, current)
 }
@@ -53,14 +52,13 @@ pub struct NextMilestone;
 #[async_trait::async_trait]
 impl StepHandler for NextMilestone {
     async fn run(&self, ctx: StepContext) -> Result<StepOutput, HandlerError> {
-        let data = &ctx.instance.data;
-        let schedule = data
-            .get("events")
-            .and_then(|e| e.pointer("/agreement_uploaded/schedule"))
+        let schedule = ctx
+            .instance
+            .value_at("/events/agreement_uploaded/schedule")
             .ok_or_else(|| HandlerError::Fatal("no agreed milestone schedule".to_owned()))?;
-        let done = data
-            .get("steps")
-            .and_then(|s| s.pointer("/next_milestone/number"))
+        let done = ctx
+            .instance
+            .value_at("/steps/next_milestone/number")
             .and_then(Value::as_u64)
             .unwrap_or(0);
         Ok(match nre::next_milestone(schedule, done) {

@@ -86,19 +86,6 @@ impl Pay {
     }
 }
 
-fn pointer<'v>(data: &'v serde_json::Map<String, Value>, p: &str) -> Option<&'v Value> {
-    let (head, rest) = p
-        .trim_start_matches('/')
-        .split_once('/')
-        .map_or((p.trim_start_matches('/'), ""), |(h, r)| (h, r));
-    let root = data.get(head)?;
-    if rest.is_empty() {
-        Some(root)
-    } else {
-        root.pointer(&format!("/{rest}"))
-    }
-}
-
 /// `{instance}` and `{/pointer}` of a payable template.
 fn payable_id(ctx: &StepContext, template: &str) -> Result<String, HandlerError> {
     let mut out = String::new();
@@ -112,7 +99,7 @@ fn payable_id(ctx: &StepContext, template: &str) -> Result<String, HandlerError>
         let value = if name == "instance" {
             ctx.instance.id.to_string()
         } else {
-            match pointer(&ctx.instance.data, name) {
+            match ctx.instance.value_at(name) {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Number(n)) => n.to_string(),
                 _ => {
@@ -139,7 +126,9 @@ impl StepHandler for Pay {
                 .ok_or_else(|| HandlerError::Fatal(format!("the pay step needs params.{k}")))
         };
         let payable = payable_id(&ctx, param("payable")?)?;
-        let amount = pointer(&ctx.instance.data, param("amount")?)
+        let amount = ctx
+            .instance
+            .value_at(param("amount")?)
             .and_then(Value::as_str)
             .and_then(|a| Decimal::from_str(a).ok())
             .ok_or_else(|| {

@@ -217,17 +217,7 @@ impl Machine<'_, '_> {
     /// A value of the instance's data as a correlation id (strings as they are, numbers in
     /// decimal); `None` when the pointer finds nothing usable.
     pub(super) fn state_pointer(&self, pointer: &str) -> Option<String> {
-        let (head, rest) = pointer
-            .trim_start_matches('/')
-            .split_once('/')
-            .map_or((pointer.trim_start_matches('/'), ""), |(h, r)| (h, r));
-        let root = self.state.data.get(head)?;
-        let value = if rest.is_empty() {
-            root
-        } else {
-            root.pointer(&format!("/{rest}"))?
-        };
-        match value {
+        match self.state.value_at(pointer)? {
             Value::String(s) if !s.is_empty() => Some(s.clone()),
             Value::Number(n) => Some(n.to_string()),
             _ => None,

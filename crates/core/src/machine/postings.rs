@@ -23,7 +23,7 @@ impl Machine<'_, '_> {
         let mut problems = Vec::new();
         for spec in specs {
             let field = field_of(&spec.amount);
-            let amount = self.state_value(&spec.amount).and_then(|v| match v {
+            let amount = self.state.value_at(&spec.amount).and_then(|v| match v {
                 Value::String(s) => Decimal::from_str(s.trim()).ok(),
                 Value::Number(n) => Decimal::from_str(&n.to_string()).ok(),
                 _ => None,
@@ -80,7 +80,8 @@ impl Machine<'_, '_> {
             let value = if name == "partner" {
                 self.state.partner_id.clone()
             } else {
-                self.state_value(name)
+                self.state
+                    .value_at(name)
                     .and_then(Value::as_str)
                     .map(str::to_owned)
             };
@@ -104,20 +105,6 @@ impl Machine<'_, '_> {
         }
         account.push_str(rest);
         Some(account)
-    }
-
-    /// The value at a JSON pointer into the instance's data.
-    fn state_value(&self, pointer: &str) -> Option<&Value> {
-        let (head, rest) = pointer
-            .trim_start_matches('/')
-            .split_once('/')
-            .map_or((pointer.trim_start_matches('/'), ""), |(h, r)| (h, r));
-        let root = self.state.data.get(head)?;
-        if rest.is_empty() {
-            Some(root)
-        } else {
-            root.pointer(&format!("/{rest}"))
-        }
     }
 }
 

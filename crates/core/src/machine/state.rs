@@ -96,6 +96,19 @@ impl InstanceState {
             data: Map::new(),
         }
     }
+
+    /// The value at a JSON pointer into the instance's data (`/input/budget`,
+    /// `/steps/next_milestone/amount`), as definitions and step params name values.
+    pub fn value_at(&self, pointer: &str) -> Option<&Value> {
+        let path = pointer.trim_start_matches('/');
+        let (head, rest) = path.split_once('/').unwrap_or((path, ""));
+        let root = self.data.get(head)?;
+        if rest.is_empty() {
+            Some(root)
+        } else {
+            root.pointer(&format!("/{rest}"))
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
