@@ -119,20 +119,23 @@ async fn lock(
         .bind(account)
         .fetch_one(&mut *tx)
         .await?;
-    balance_of(&row)
+    balance_at(&row, 0)
 }
 
-fn balance_of(row: &sqlx::any::AnyRow) -> Result<Balance> {
-    let amount = |i: usize| -> Result<Decimal> {
-        let text: String = row.try_get(i)?;
-        Decimal::from_str(&text).map_err(|e| Error::Corrupt(format!("ledger amount `{text}`: {e}")))
-    };
+/// A stored amount (decimal text) in column `i`.
+fn amount_at(row: &sqlx::any::AnyRow, i: usize) -> Result<Decimal> {
+    let text: String = row.try_get(i)?;
+    Decimal::from_str(&text).map_err(|e| Error::Corrupt(format!("ledger amount `{text}`: {e}")))
+}
+
+/// The balance in the four columns from `at`: quota, supplements, reserved, consumed.
+fn balance_at(row: &sqlx::any::AnyRow, at: usize) -> Result<Balance> {
     Ok(Balance {
         currency: Currency::CNY,
-        quota: amount(0)?,
-        supplements: amount(1)?,
-        reserved: amount(2)?,
-        consumed: amount(3)?,
+        quota: amount_at(row, at)?,
+        supplements: amount_at(row, at + 1)?,
+        reserved: amount_at(row, at + 2)?,
+        consumed: amount_at(row, at + 3)?,
     })
 }
 
@@ -144,7 +147,8 @@ pub async fn balance(conn: &mut Conn, account: &str) -> Result<Balance> {
     .bind(account)
     .fetch_optional(&mut *conn)
     .await?;
-    row.as_ref().map_or(Ok(Balance::default()), balance_of)
+    row.as_ref()
+        .map_or(Ok(Balance::default()), |r| balance_at(r, 0))
 }
 
 /// An account's postings, oldest first.
@@ -158,13 +162,11 @@ pub async fn entries(conn: &mut Conn, account: &str) -> Result<Vec<Entry>> {
     .await?;
     rows.iter()
         .map(|r| {
-            let amount: String = r.try_get(3)?;
             Ok(Entry {
                 id: r.try_get(0)?,
                 account: r.try_get(1)?,
                 movement: r.try_get(2)?,
-                amount: Decimal::from_str(&amount)
-                    .map_err(|e| Error::Corrupt(format!("ledger amount `{amount}`: {e}")))?,
+                amount: amount_at(r, 3)?,
                 currency: r.try_get(4)?,
                 instance_id: r.try_get(5)?,
                 seq: r.try_get(6)?,
@@ -186,23 +188,6 @@ pub async fn accounts_of(conn: &mut Conn, partner: &str) -> Result<Vec<(String, 
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()
-        .map(|r| {
-            let account: String = r.try_get(0)?;
-            let amount = |i: usize| -> Result<Decimal> {
-                let text: String = r.try_get(i)?;
-                Decimal::from_str(&text)
-                    .map_err(|e| Error::Corrupt(format!("ledger amount `{text}`: {e}")))
-            };
-            Ok((
-                account,
-                Balance {
-                    currency: Currency::CNY,
-                    quota: amount(1)?,
-                    supplements: amount(2)?,
-                    reserved: amount(3)?,
-                    consumed: amount(4)?,
-                },
-            ))
-        })
+        .map(|r| Ok((r.try_get(0)?, balance_at(r, 1)?)))
         .collect()
 }
