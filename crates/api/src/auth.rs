@@ -182,28 +182,53 @@ fn idempotency_key(headers: &HeaderMap, method: &Method) -> Result<String, ApiEr
     }
 }
 
+/// What a signed request says of itself besides its body: the integration, the signature
+/// header, the Idempotency-Key (empty on reads) and the signed target.
+struct SignedHead {
+    id: String,
+    signature: String,
+    key: String,
+    path: String,
+}
+
+/// The signed parts of a request; `None` when it carries no integration and signature headers.
+fn signed_head(parts: &Parts) -> Result<Option<SignedHead>, ApiError> {
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (Some(id), Some(signature)) = (header(INTEGRATION_HEADER), header(SIGNATURE_HEADER)) else {
+        return Ok(None);
+    };
+    Ok(Some(SignedHead {
+        id,
+        signature,
+        key: idempotency_key(&parts.headers, &parts.method)?,
+        path: target(parts),
+    }))
+}
+
 impl FromRequest<AppState> for SignedIntegration {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let (parts, body) = req.into_parts();
-        let header = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let (Some(id), Some(signature)) = (header(INTEGRATION_HEADER), header(SIGNATURE_HEADER))
+        let Some(SignedHead {
+            id,
+            signature,
+            key,
+            path,
+        }) = signed_head(&parts)?
         else {
             return Err(refuse(
                 "signature_required",
                 "this endpoint needs a signed request (X-Partnerflow-Integration and X-Partnerflow-Signature)",
             ));
         };
-        let key = idempotency_key(&parts.headers, &parts.method)?;
         let method = parts.method.clone();
-        let path = target(&parts);
         let integration = state.auth.integrations.iter().find(|i| i.id == id);
         // Read the body before judging the integration, so an unknown id and a bad signature
         // cost the same.
@@ -246,21 +271,18 @@ pub(crate) fn streaming_caller(
     if parts.headers.contains_key(AUTHORIZATION) {
         return Ok((Who::Operator(operator(parts, state)?), None));
     }
-    let header = |name: &str| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let (Some(id), Some(signature)) = (header(INTEGRATION_HEADER), header(SIGNATURE_HEADER)) else {
+    let Some(SignedHead {
+        id,
+        signature,
+        key,
+        path,
+    }) = signed_head(parts)?
+    else {
         return Err(refuse(
             "missing_credentials",
             "send a bearer token or a signed request",
         ));
     };
-    let key = idempotency_key(&parts.headers, &parts.method)?;
-    let path = target(parts);
     let Some(integration) = state.auth.integrations.iter().find(|i| i.id == id) else {
         return Err(refuse(
             "bad_signature",
