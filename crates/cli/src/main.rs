@@ -32,9 +32,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// API, workers, dispatcher and timer sweeper in one process.
+    /// API, workers, dispatcher, timer sweeper and janitor in one process.
     Serve,
-    /// Workers only (add --dispatch to also run a dispatcher and timer sweeper).
+    /// Workers only (add --dispatch to also run a dispatcher, timer sweeper and janitor).
     Worker {
         #[arg(long)]
         dispatch: bool,
@@ -43,7 +43,7 @@ enum Command {
     Migrate,
     /// Validates workflow definitions (a file or a directory; default: the configured one).
     Validate { path: Option<PathBuf> },
-    /// Runs several partners through onboarding and contract signing on a virtual clock.
+    /// Runs several partners through onboarding, contract signing, an MDF activity and an NRE project on a virtual clock.
     Demo,
     /// Cancels a running instance: its task closes, its timers and running child are cancelled.
     Cancel {
