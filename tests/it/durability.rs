@@ -266,7 +266,7 @@ async fn a_running_instance_keeps_the_definition_version_it_started_with(h: Harn
             if t.contains("id = \"partner_onboarding\"") {
                 (
                     f,
-                    t.replace("version = 1", "version = 2")
+                    t.replace("version = 2", "version = 3")
                         .replace("sla = \"3WD\"", "sla = \"5WD\""),
                 )
             } else {
@@ -282,12 +282,12 @@ async fn a_running_instance_keeps_the_definition_version_it_started_with(h: Harn
         h.view(old).await.expect("view"),
         h.view(new).await.expect("view"),
     );
-    assert_eq!((o.version, n.version), (1, 2));
-    assert_eq!(o.tasks[0].due_at, shanghai(2025, 9, 4, 9, 0), "v1: 3 WD");
-    assert_eq!(n.tasks[0].due_at, shanghai(2025, 9, 8, 9, 0), "v2: 5 WD");
+    assert_eq!((o.version, n.version), (2, 3));
+    assert_eq!(o.tasks[0].due_at, shanghai(2025, 9, 4, 9, 0), "v2: 3 WD");
+    assert_eq!(n.tasks[0].due_at, shanghai(2025, 9, 8, 9, 0), "v3: 5 WD");
     h.decide(old, "cm.li", "approve", None, serde_json::Value::Null)
         .await
-        .expect("the v1 instance still runs");
+        .expect("the v2 instance still runs");
     let bumped_without_version: Vec<(String, String)> =
         partnerflow::app::read_definitions_or_embedded(std::path::Path::new("workflows"))
             .expect("definitions")

@@ -6,6 +6,7 @@ use partnerflow::settings::Settings;
 use partnerflow_core::BusinessCalendar;
 use partnerflow_core::handler::ValidationContext;
 use partnerflow_core::machine::InstanceState;
+use partnerflow_core::validation::RecordFacts;
 use serde_json::{Value, json};
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
@@ -41,6 +42,10 @@ fn every_example_passes_its_validator() {
             .expect("programme");
     let calendar = BusinessCalendar::weekdays_only(chrono_tz::Asia::Shanghai);
     let instance = instance();
+    // The examples name their uploads `<attachment id>`, for a certified partner.
+    let facts = RecordFacts::for_partner("P-1002")
+        .certified()
+        .with_upload("<attachment id>");
     let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).expect("date");
     let mut checked = 0;
     let mut entries: Vec<_> = std::fs::read_dir(EXAMPLES)
@@ -64,7 +69,7 @@ fn every_example_passes_its_validator() {
             checked += 1;
             continue;
         }
-        let v = registry
+        let (v, _) = registry
             .get_validator(validator)
             .unwrap_or_else(|| panic!("{name}: no validator `{validator}`"));
         let ctx = ValidationContext {
@@ -72,6 +77,7 @@ fn every_example_passes_its_validator() {
             calendar: &calendar,
             today,
             instance: Some(&instance),
+            facts: &facts,
         };
         if let Err(problems) = v(&value, &ctx) {
             panic!("{name} fails {validator}: {problems:?}");

@@ -16,6 +16,7 @@ mod helpers;
 mod http;
 mod ledger;
 mod mdf;
+mod mdf_gates;
 mod nre;
 mod onboarding;
 mod payments;

@@ -11,9 +11,9 @@ use uuid::Uuid;
 use crate::http::Api;
 use crate::on_both_backends;
 
-const ACCOUNT: &str = "mdf:P-1001:2026";
+pub(crate) const ACCOUNT: &str = "mdf:P-1001:2026";
 
-fn usage(budget: &str) -> Value {
+pub(crate) fn usage(budget: &str) -> Value {
     json!({
         "partner_id": "P-1001",
         "contacts": [{ "name": "Zhang San", "email": "zhang.san@partner1001.example", "phone": "13900001001" }],
@@ -29,38 +29,58 @@ fn usage(budget: &str) -> Value {
 }
 
 /// (available, reserved, consumed) of the partner's 2026 quota account.
-async fn account(h: &Harness) -> (Decimal, Decimal, Decimal) {
+pub(crate) async fn account(h: &Harness) -> (Decimal, Decimal, Decimal) {
     let (b, _) = h.engine.ledger_account(ACCOUNT).await.expect("account");
     (b.available(), b.reserved, b.consumed)
 }
 
-fn d(s: &str) -> Decimal {
+pub(crate) fn d(s: &str) -> Decimal {
     s.parse().expect("decimal")
 }
 
-/// 20 October, after the activity of 16 October: where a claim of `spent` goes, and the claim.
-async fn after_the_activity(h: &Harness, id: Uuid, spent: &str) -> (String, Value) {
+/// 20 October, after the activity of 16 October: where a claim of `spent` goes, and the claim
+/// naming its materials as uploaded by P-1001's portal.
+pub(crate) async fn after_the_activity(h: &Harness, id: Uuid, spent: &str) -> (String, Value) {
     h.advance_to(partnerflow::harness::shanghai(2026, 10, 20, 10, 0))
         .await
         .expect("advance");
     let wait = h.view(id).await.expect("view").waits[0].correlation.clone();
+    let mut materials = serde_json::Map::new();
+    for (name, file) in [
+        ("activity_photos", "photos.zip"),
+        ("summary_attachment", "summary.docx"),
+        ("third_party_invoices", "invoices.pdf"),
+    ] {
+        let id = h
+            .upload("P-1001", "mdf_claim", file, name.as_bytes())
+            .await
+            .expect("upload");
+        materials.insert(name.to_owned(), json!(id));
+    }
     let claim = json!({
         "actual_start": "2026-10-16", "actual_end": "2026-10-16", "attendees": 28,
         "summary": { "overview": "28 CXOs, 6 leads" },
         "actual_costs": [{ "item": "venue", "use_mdf": true, "amount": spent }],
-        "materials": { "activity_photos": "att-1", "summary_attachment": "att-2", "third_party_invoices": "att-3" }
+        "materials": materials
     });
     let uri = format!("/v1/instances/{id}/events/claim_submitted?correlation={wait}");
     (uri, claim)
 }
 
-async fn apply(api: &Api, key: &str, input: Value) -> (StatusCode, Value) {
+/// P-1001's business information certified (an onboarding whose verification passed).
+pub(crate) async fn certified(h: &Harness) {
+    h.certify_business("P-1001", "P-1001/zhang")
+        .await
+        .expect("certified");
+}
+
+pub(crate) async fn apply(api: &Api, key: &str, input: Value) -> (StatusCode, Value) {
     let body = json!({ "business_key": key, "input": input, "actor": { "id": "P-1001/zhang" } });
     api.signed("/v1/workflows/mdf_claim/instances", "portal-p1001", &body)
         .await
 }
 
-async fn decide(
+pub(crate) async fn decide(
     api: &Api,
     h: &Harness,
     id: Uuid,
@@ -77,6 +97,7 @@ async fn decide(
 
 async fn an_mdf_activity_moves_its_quota_from_application_to_payment(h: Harness) {
     let api = Api::new(&h);
+    certified(&h).await;
     let grant = json!({ "business_key": "MDF-QUOTA-P-1001-2026",
                         "input": { "partner_id": "P-1001", "tier": "software_advanced", "year": 2026 } });
     let (status, granted) = api
@@ -143,9 +164,13 @@ async fn an_mdf_activity_moves_its_quota_from_application_to_payment(h: Harness)
     assert_eq!(account(&h).await, (d("44399.00"), d("5601.00"), d("0")));
 
     // Invoices: ordinary ones count at 1/1.06, so 5,601.00 needs 5,937.06.
+    let scan = h
+        .upload("P-1001", "mdf_claim", "FZ-0001.pdf", b"%PDF invoice")
+        .await
+        .expect("upload");
     let invoice = |amount: &str| {
         json!({ "decision": "submit", "actor": { "id": "P-1001/zhang" },
-                "data": { "invoices": [{ "number": "FZ-0001", "kind": "ordinary", "amount": amount }] } })
+                "data": { "invoices": [{ "number": "FZ-0001", "kind": "ordinary", "amount": amount, "attachment": scan }] } })
     };
     let (status, refused) = decide(&api, &h, id, "portal-p1001", invoice("5937.05")).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
@@ -227,7 +252,7 @@ on_both_backends!(
     shanghai(2026, 9, 1, 10, 0)
 );
 
-async fn grant_and_approve(h: &Harness, api: &Api, budget: &str) -> Uuid {
+pub(crate) async fn grant_and_approve(h: &Harness, api: &Api, budget: &str) -> Uuid {
     let grant = json!({ "business_key": "MDF-QUOTA-P-1001-2026",
                         "input": { "partner_id": "P-1001", "tier": "software_advanced", "year": 2026 } });
     api.operator(
@@ -271,6 +296,7 @@ on_both_backends!(
 
 async fn the_partner_is_reminded_to_invoice_at_7_and_12_days_and_escalated_at_15(h: Harness) {
     let api = Api::new(&h);
+    certified(&h).await;
     let id = grant_and_approve(&h, &api, "8000.00").await;
     let (uri, claim) = after_the_activity(&h, id, "8000.00").await;
     let (status, answer) = api.signed(&uri, "portal-p1001", &claim).await;

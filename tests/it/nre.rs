@@ -11,13 +11,13 @@ use crate::on_both_backends;
 
 const ACCOUNT: &str = "nre:P-1001:NRE-7";
 
-fn application() -> Value {
+fn application(proposal: &str) -> Value {
     json!({
         "partner_id": "P-1001", "project_id": "NRE-7", "project_name": "Data lake migration",
         "contacts": [{ "name": "Zhang San", "email": "zhang.san@partner1001.example", "phone": "13900001001" }],
         "services": { "higher_order": ["GaussDB", "ModelArts", "DWS"], "key": ["CCE"] },
         "value_statement": "Moves 40 TB of analytics to the cloud.",
-        "attachments": ["att-1"], "declaration_accepted": true
+        "attachments": [proposal], "declaration_accepted": true
     })
 }
 
@@ -42,9 +42,19 @@ async fn at_panel(h: &Harness) -> Uuid {
         },
         partner: Some("P-1001".to_owned()),
     };
+    let proposal = h
+        .upload("P-1001", "nre_milestones", "proposal.pdf", b"%PDF proposal")
+        .await
+        .expect("upload");
     let (started, _) = h
         .engine
-        .start("nre_milestones", "NRE-7", application(), submitter, None)
+        .start(
+            "nre_milestones",
+            "NRE-7",
+            application(&proposal),
+            submitter,
+            None,
+        )
         .await
         .expect("start");
     let id = started.id;
@@ -52,10 +62,14 @@ async fn at_panel(h: &Harness) -> Uuid {
     decide(h, id, "eco.lin", "approve", Value::Null)
         .await
         .expect("qualified");
+    let sow = h
+        .upload("P-1001", "nre_milestones", "sow.docx", b"SOW")
+        .await
+        .expect("upload");
     h.post_event(
         id,
         "sow_submitted",
-        json!({ "sow_attachment": "att-2", "psa_aligned": true }),
+        json!({ "sow_attachment": sow, "psa_aligned": true }),
         "P-1001/zhang",
     )
     .await
@@ -89,11 +103,20 @@ async fn milestones_are_paid_in_order_and_add_up_to_the_agreed_total(h: Harness)
         vec!["await_agreement"]
     );
 
+    let signed = h
+        .upload(
+            "P-1001",
+            "nre_milestones",
+            "agreement.pdf",
+            b"%PDF agreement",
+        )
+        .await
+        .expect("upload");
     let refused = h
         .post_event(
             id,
             "agreement_uploaded",
-            json!({ "total": "100000.00", "milestones": [{ "ratio": "0.3" }, { "ratio": "0.3" }, { "ratio": "0.3" }] }),
+            json!({ "total": "100000.00", "agreement_attachment": signed, "milestones": [{ "ratio": "0.3" }, { "ratio": "0.3" }, { "ratio": "0.3" }] }),
             "integration:crm",
         )
         .await;
@@ -101,13 +124,34 @@ async fn milestones_are_paid_in_order_and_add_up_to_the_agreed_total(h: Harness)
     h.post_event(
         id,
         "agreement_uploaded",
-        json!({ "total": "100000.00", "equal_parts": 3 }),
+        json!({ "total": "100000.00", "agreement_attachment": signed, "equal_parts": 3 }),
         "integration:crm",
     )
     .await
     .expect("agreement");
     let (b, _) = h.engine.ledger_account(ACCOUNT).await.expect("account");
     assert_eq!(b.quota, d("100000.00"));
+
+    // Acceptance needs the partner's business-information certification: refused before it,
+    // with nothing reserved.
+    let uncertified = decide(&h, id, "eco.lin", "accept", json!({ "milestone": 1 }))
+        .await
+        .expect_err("not certified");
+    let rules: Vec<String> = match uncertified.downcast_ref::<partnerflow_engine::Error>() {
+        Some(partnerflow_engine::Error::Refused(
+            partnerflow_core::machine::Error::InvalidData(fields),
+        )) => fields
+            .iter()
+            .map(|f| format!("{}/{}", f.field, f.rule))
+            .collect(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(rules, vec!["partner_id/business_info_not_certified"]);
+    let (b, _) = h.engine.ledger_account(ACCOUNT).await.expect("account");
+    assert_eq!(b.reserved, Decimal::ZERO);
+    h.certify_business("P-1001", "P-1001/zhang")
+        .await
+        .expect("certified");
 
     for (number, amount) in [(1, "33333.33"), (2, "33333.33"), (3, "33333.34")] {
         let out_of_order = decide(

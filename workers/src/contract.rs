@@ -151,6 +151,7 @@ mod tests {
             calendar: &calendar,
             today: chrono::NaiveDate::MIN,
             instance: Some(instance),
+            facts: &partnerflow_core::validation::RecordFacts::default(),
         };
         validate_signature(&data, &ctx)
             .map_err(|e| e.into_iter().map(|f| (f.field, f.rule)).collect())

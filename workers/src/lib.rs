@@ -20,12 +20,23 @@ pub mod payments;
 pub mod reference;
 pub mod verification;
 
-use partnerflow_core::handler::{HandlerError, HandlerRegistry, StepContext};
+use partnerflow_core::handler::{HandlerError, HandlerRegistry, Needs, StepContext};
 use serde::de::DeserializeOwned;
 
 pub use payments::{PaymentAnswer, PaymentProvider, PaymentRequest, SimulatedBank};
 pub use reference::ReferenceOptions;
 pub use verification::{BusinessVerifier, HttpVerifier, SimulatedVerifier};
+
+/// Validators gated on the partner's standing (business certification).
+const STANDING: Needs = Needs {
+    standing: true,
+    siblings: false,
+};
+/// Validators that compare with the partner's other instances (duplicate activities).
+const SIBLINGS: Needs = Needs {
+    standing: false,
+    siblings: true,
+};
 
 /// Every handler and validator, with the given verification and payment providers. `reference` slows the
 /// reference workload's steps down and logs their runs (fault tests only).
@@ -40,13 +51,14 @@ pub fn registry(
         .validator("onboarding_application", onboarding::validate_application)
         .validator("agreement_signature", contract::validate_signature)
         .validator("mdf_quota_grant", mdf::validate_quota_grant)
-        .validator("mdf_usage_application", mdf::validate_usage)
-        .validator("mdf_claim", mdf::validate_claim)
+        .validator_needing("mdf_usage_application", mdf::validate_usage, SIBLINGS)
+        .validator_needing("mdf_claim", mdf::validate_claim, STANDING)
+        .validator("mdf_activity_held", mdf::validate_activity_held)
         .validator("mdf_invoices", mdf::validate_invoices)
         .validator("nre_application", nre::validate_application)
         .validator("nre_sow", nre::validate_sow)
         .validator("nre_agreement", nre::validate_agreement)
-        .validator("nre_milestone", nre::validate_milestone)
+        .validator_needing("nre_milestone", nre::validate_milestone, STANDING)
         .handler("nre_next_milestone", nre::NextMilestone)
         .handler("verify_business", onboarding::VerifyBusiness::new(verifier))
         .handler("auto_screen", onboarding::AutoScreen)

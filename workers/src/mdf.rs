@@ -22,7 +22,13 @@ pub fn validate_usage(
     input: &Value,
     ctx: &ValidationContext<'_>,
 ) -> Result<Value, Vec<FieldError>> {
-    let usage = mdf::validate_usage(input, &ctx.programme.mdf, ctx.calendar, ctx.today)?;
+    let usage = mdf::validate_usage(
+        input,
+        &ctx.programme.mdf,
+        ctx.calendar,
+        ctx.today,
+        ctx.facts,
+    )?;
     // A resubmission stays on the quota account of the first submission.
     if let Some(account) = ctx
         .instance
@@ -39,12 +45,39 @@ pub fn validate_usage(
     Ok(usage)
 }
 
-/// `mdf_claim`: the `claim_submitted` event's payload.
+/// `mdf_claim`: the `claim_submitted` event's payload (naming the held activity, if any).
 pub fn validate_claim(
     input: &Value,
     ctx: &ValidationContext<'_>,
 ) -> Result<Value, Vec<FieldError>> {
-    mdf::validate_claim(input, &ctx.programme.mdf, ctx.today)
+    let held = ctx
+        .instance
+        .and_then(|i| i.value_at("/events/activity_held"));
+    let linked = mdf::check_claim_linked(input, held);
+    match (
+        mdf::validate_claim(input, &ctx.programme.mdf, ctx.today, ctx.facts),
+        linked,
+    ) {
+        (Ok(claim), None) => Ok(claim),
+        (Ok(_), Some(problem)) => Err(vec![problem]),
+        (Err(mut problems), linked) => {
+            problems.extend(linked);
+            Err(problems)
+        }
+    }
+}
+
+/// `mdf_activity_held`: the optional `activity_held` event while the claim is awaited.
+pub fn validate_activity_held(
+    payload: &Value,
+    ctx: &ValidationContext<'_>,
+) -> Result<Value, Vec<FieldError>> {
+    let application = ctx
+        .instance
+        .and_then(|i| i.data.get("input"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    mdf::validate_activity_held(payload, &application)
 }
 
 /// `mdf_invoices`: the invoices the partner submits for the approved claim.
@@ -64,5 +97,5 @@ pub fn validate_invoices(
                 "there is no approved claim to invoice".to_owned(),
             )]
         })?;
-    mdf::validate_invoices(data, claimed, &ctx.programme.mdf)
+    mdf::validate_invoices(data, claimed, &ctx.programme.mdf, ctx.facts)
 }

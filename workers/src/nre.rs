@@ -13,26 +13,27 @@ pub fn validate_application(
     input: &Value,
     ctx: &ValidationContext<'_>,
 ) -> Result<Value, Vec<FieldError>> {
-    nre::validate_application(input, &ctx.programme.nre)
+    nre::validate_application(input, &ctx.programme.nre, ctx.facts)
 }
 
 /// `nre_sow`: the `sow_submitted` payload.
 pub fn validate_sow(
     payload: &Value,
-    _ctx: &ValidationContext<'_>,
+    ctx: &ValidationContext<'_>,
 ) -> Result<Value, Vec<FieldError>> {
-    nre::validate_sow(payload)
+    nre::validate_sow(payload, ctx.facts)
 }
 
 /// `nre_agreement`: the `agreement_uploaded` payload and its milestone schedule.
 pub fn validate_agreement(
     payload: &Value,
-    _ctx: &ValidationContext<'_>,
+    ctx: &ValidationContext<'_>,
 ) -> Result<Value, Vec<FieldError>> {
-    nre::validate_agreement(payload)
+    nre::validate_agreement(payload, ctx.facts)
 }
 
-/// `nre_milestone`: an acceptance names the milestone the instance is at.
+/// `nre_milestone`: an acceptance names the milestone the instance is at, for a partner
+/// whose business information is certified.
 pub fn validate_milestone(
     data: &Value,
     ctx: &ValidationContext<'_>,
@@ -41,7 +42,17 @@ pub fn validate_milestone(
         .instance
         .and_then(|i| i.value_at("/steps/next_milestone/number"))
         .and_then(Value::as_u64);
-    nre::validate_milestone_in_order(data, current)
+    let gate = ctx
+        .facts
+        .business_certification_problem("accepting an NRE milestone");
+    match (nre::validate_milestone_in_order(data, current), gate) {
+        (Ok(data), None) => Ok(data),
+        (Ok(_), Some(gate)) => Err(vec![gate]),
+        (Err(mut problems), gate) => {
+            problems.extend(gate);
+            Err(problems)
+        }
+    }
 }
 
 /// `nre_next_milestone`: the milestone after the one just paid (`milestone`, with its number,

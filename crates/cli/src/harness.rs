@@ -118,6 +118,38 @@ impl Harness {
         Ok(started.id)
     }
 
+    /// Certifies `partner`'s business information the way production does: an onboarding
+    /// (of an integration partner, submitted by `person`) whose business verification passes.
+    pub async fn certify_business(&self, partner: &str, person: &str) -> Result<Uuid> {
+        let id = self
+            .apply(application(partner, "integration", person))
+            .await?;
+        self.settle().await?;
+        Ok(id)
+    }
+
+    /// Uploads `bytes` as `filename` on `screen` for `partner`'s portal; the attachment's id.
+    pub async fn upload(
+        &self,
+        partner: &str,
+        screen: &str,
+        filename: &str,
+        bytes: &[u8],
+    ) -> Result<String> {
+        let mut upload = self.engine.begin_upload(screen, filename).await?;
+        upload.write(bytes).await?;
+        let meta = partnerflow_engine::UploadMeta {
+            screen: screen.to_owned(),
+            filename: filename.to_owned(),
+            uploaded_by: format!(
+                "integration:portal-{}",
+                partner.to_lowercase().replace('-', "")
+            ),
+            partner_id: Some(partner.to_owned()),
+        };
+        Ok(self.engine.finish_upload(upload, meta).await?.id)
+    }
+
     /// Posts `event` to the open wait of `id` (naming its correlation id) and does the work
     /// that follows.
     pub async fn post_event(
@@ -131,9 +163,10 @@ impl Harness {
             .view(id)
             .await?
             .waits
-            .first()
-            .map(|w| w.correlation.clone())
-            .ok_or_else(|| anyhow::anyhow!("{id} is not waiting for an event"))?;
+            .into_iter()
+            .find(|w| w.event == event)
+            .map(|w| w.correlation)
+            .ok_or_else(|| anyhow::anyhow!("{id} is not waiting for `{event}`"))?;
         let actor = Actor {
             id: actor.to_owned(),
         };

@@ -15,7 +15,7 @@ use crate::calendar::BusinessCalendar;
 use crate::definition::Registry;
 use crate::machine::InstanceState;
 use crate::programme::Programme;
-use crate::validation::FieldError;
+use crate::validation::{FieldError, RecordFacts};
 
 /// What a handler sees.
 #[derive(Debug, Clone)]
@@ -79,17 +79,29 @@ pub struct ValidationContext<'a> {
     pub today: NaiveDate,
     /// The instance the input is for (absent for a start).
     pub instance: Option<&'a InstanceState>,
+    /// What the record says about what the input names (attachments, the partner's standing,
+    /// its other instances when the validator compares).
+    pub facts: &'a RecordFacts,
 }
 
 /// Checks and normalises input (a start's, an event's payload, a decision's data); returns
 /// every failing field.
 pub type Validator = fn(&Value, &ValidationContext<'_>) -> Result<Value, Vec<FieldError>>;
 
+/// What a validator needs loaded besides the attachments its input names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// The partner's standing (a gate such as business certification).
+    pub standing: bool,
+    /// The partner's other instances of the workflow (a duplicate check).
+    pub siblings: bool,
+}
+
 /// Handlers and validators by name, as definitions refer to them.
 #[derive(Clone, Default)]
 pub struct HandlerRegistry {
     handlers: BTreeMap<String, Arc<dyn StepHandler>>,
-    validators: BTreeMap<String, Validator>,
+    validators: BTreeMap<String, (Validator, Needs)>,
 }
 
 impl std::fmt::Debug for HandlerRegistry {
@@ -107,8 +119,13 @@ impl HandlerRegistry {
         self
     }
 
-    pub fn validator(mut self, name: &str, v: Validator) -> Self {
-        self.validators.insert(name.to_owned(), v);
+    pub fn validator(self, name: &str, v: Validator) -> Self {
+        self.validator_needing(name, v, Needs::default())
+    }
+
+    /// A validator that consults more of the record than the attachments it names.
+    pub fn validator_needing(mut self, name: &str, v: Validator, needs: Needs) -> Self {
+        self.validators.insert(name.to_owned(), (v, needs));
         self
     }
 
@@ -116,7 +133,7 @@ impl HandlerRegistry {
         self.handlers.get(name).cloned()
     }
 
-    pub fn get_validator(&self, name: &str) -> Option<Validator> {
+    pub fn get_validator(&self, name: &str) -> Option<(Validator, Needs)> {
         self.validators.get(name).copied()
     }
 }

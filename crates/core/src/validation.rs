@@ -5,6 +5,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub(crate) mod read;
+mod record;
+
+pub use record::{AttachmentFact, BUSINESS_INFO, CERTIFIED, RecordFacts, Sibling};
 
 /// One failing field of an input; a 422 response carries the whole list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::engine::{Engine, Error, Idempotency, Result, Started, started};
+use crate::facts::Subject;
 
 /// Who submits a start, as authentication established it: the actor (the operator, or the
 /// person an integration asserted and the directory confirmed) and, for a partner-side caller,
@@ -93,7 +94,21 @@ impl Engine {
         let def = self.latest(workflow_id)?;
         // Every problem at once: the principal's and the validator's.
         let mut problems = submitter.stamp(&mut input);
-        let input = match self.validate(def.input_validator.as_deref(), &input, None) {
+        let partner = submitter.partner.clone().or_else(|| {
+            input
+                .get("partner_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
+        let subject = Subject {
+            workflow_id,
+            partner: partner.as_deref(),
+            instance: None,
+        };
+        let validated = self
+            .validate(def.input_validator.as_deref(), &input, None, subject)
+            .await;
+        let input = match validated {
             Ok(input) if problems.is_empty() => input,
             Ok(_) => return Err(Error::Invalid(problems)),
             Err(Error::Invalid(more)) => {
@@ -183,11 +198,8 @@ impl Engine {
                 .ok_or_else(|| Error::NotFound(format!("instance {instance_id}")))?
         };
         let def = self.definition(&stored.state.workflow_id, stored.state.version)?;
-        let (validator, replaces_input) = stored
-            .state
-            .step
-            .as_deref()
-            .and_then(|s| def.step(s))
+        let step = stored.state.step.as_deref().and_then(|s| def.step(s));
+        let (validator, replaces_input) = step
             .and_then(|s| match &s.kind {
                 partnerflow_core::definition::StepKind::WaitEvent {
                     event,
@@ -195,10 +207,21 @@ impl Engine {
                     replaces_input,
                     ..
                 } if event == name => Some((validator.clone(), *replaces_input)),
-                _ => None,
+                _ => s
+                    .accepts
+                    .iter()
+                    .find(|a| a.event == name)
+                    .map(|a| (a.validator.clone(), false)),
             })
             .unwrap_or((None, false));
-        let payload = self.validate(validator.as_deref(), &payload, Some(&stored.state))?;
+        let subject = Subject {
+            workflow_id: &stored.state.workflow_id,
+            partner: stored.state.partner_id.as_deref(),
+            instance: Some(instance_id),
+        };
+        let payload = self
+            .validate(validator.as_deref(), &payload, Some(&stored.state), subject)
+            .await?;
         // A new input may bring new contacts, never another partner: the instance's scope
         // and everything already decided about it belong to its partner.
         let named = payload.get("partner_id").and_then(Value::as_str);

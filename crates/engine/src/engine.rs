@@ -11,7 +11,7 @@ use partnerflow_core::directory::Directory;
 use partnerflow_core::handler::{HandlerRegistry, ValidationContext};
 use partnerflow_core::machine::{self, InstanceState};
 use partnerflow_core::programme::Programme;
-use partnerflow_core::validation::FieldError;
+use partnerflow_core::validation::{FieldError, RecordFacts};
 use partnerflow_notify::Notifier;
 use partnerflow_store::{Store, definitions, instances};
 use serde_json::Value;
@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::clock::Clock;
+use crate::facts::Subject;
 use crate::queue::Queue;
 
 /// Errors of the engine, in the categories the API maps to status codes.
@@ -383,21 +384,42 @@ impl Engine {
         &self.inner.directory
     }
 
-    /// Runs a named validator over input; unknown validators are a definition error caught at load.
-    pub(crate) fn validate(
+    /// Runs a named validator over input, with the facts it consults loaded first; unknown
+    /// validators are a definition error caught at load.
+    pub(crate) async fn validate(
         &self,
         validator: Option<&str>,
         input: &Value,
         instance: Option<&InstanceState>,
+        subject: Subject<'_>,
     ) -> Result<Value> {
         let Some(name) = validator else {
             return Ok(input.clone());
         };
-        let v = self
-            .inner
-            .registry
-            .get_validator(name)
-            .ok_or_else(|| Error::NotFound(format!("validator {name}")))?;
+        let facts = {
+            let mut conn = self.conn().await?;
+            self.facts_for(&mut conn, name, input, subject).await?
+        };
+        self.validate_with(name, input, instance, &facts)
+            .map_err(Error::Invalid)
+    }
+
+    /// Runs a named validator over input with the facts already loaded (the hook the state
+    /// machine calls for a decision's data, with facts read in the transition's transaction).
+    pub(crate) fn validate_with(
+        &self,
+        name: &str,
+        input: &Value,
+        instance: Option<&InstanceState>,
+        facts: &RecordFacts,
+    ) -> Result<Value, Vec<FieldError>> {
+        let Some((v, _)) = self.inner.registry.get_validator(name) else {
+            return Err(vec![FieldError {
+                field: String::new(),
+                rule: "validator".to_owned(),
+                message: format!("validator {name} is not registered"),
+            }]);
+        };
         let today = self
             .now()
             .with_timezone(&self.inner.calendar.timezone())
@@ -407,26 +429,9 @@ impl Engine {
             calendar: &self.inner.calendar,
             today,
             instance,
+            facts,
         };
-        v(input, &ctx).map_err(Error::Invalid)
-    }
-
-    /// The hook the state machine calls for a decision's data (`validator` of a human step).
-    pub(crate) fn validate_data(
-        &self,
-        name: &str,
-        data: &Value,
-        instance: &InstanceState,
-    ) -> Result<Value, Vec<FieldError>> {
-        match self.validate(Some(name), data, Some(instance)) {
-            Ok(v) => Ok(v),
-            Err(Error::Invalid(fields)) => Err(fields),
-            Err(e) => Err(vec![FieldError {
-                field: String::new(),
-                rule: "validator".to_owned(),
-                message: e.to_string(),
-            }]),
-        }
+        v(input, &ctx)
     }
 }
 

@@ -17,6 +17,7 @@
 //! - `work`: running one outbox row's step handler; `deliver`: its notification.
 //! - `loops`: dispatcher, timer sweeper, janitor and worker loops, and [`Engine::drain`].
 //! - `attachments`: uploads checked and recorded.
+//! - `facts`: what validators consult besides their input (attachments, standing).
 //! - [`view`]: an instance with its timeline, tasks and SLA clocks.
 //! - [`queue`]: the in-process queue and the apalis-redis queue.
 
@@ -25,6 +26,7 @@ pub mod clock;
 mod commands;
 mod deliver;
 mod engine;
+mod facts;
 mod loops;
 pub mod queue;
 mod transition;

@@ -5,12 +5,15 @@
 use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
+use partnerflow_core::definition::{StepKind, WorkflowDefinition};
 use partnerflow_core::machine::{self, Actor, Command, Ctx, Effect, InstanceState, ParentRef};
+use partnerflow_core::validation::RecordFacts;
 use partnerflow_store::{Conn, idempotency, instances, outbox, tasks, timers};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::engine::{Engine, Error, Idempotency, Notice, Result, Started, started};
+use crate::facts::Subject;
 
 /// What else commits with the transition.
 #[derive(Debug, Default)]
@@ -202,6 +205,7 @@ impl Engine {
                 }
             };
             let def = self.definition(&stored.state.workflow_id, stored.state.version)?;
+            let facts = self.decision_facts(tx, &def, &stored.state, &cmd).await?;
             let mut state = stored.state.clone();
             let applied = {
                 let mut new_id = Uuid::now_v7;
@@ -210,7 +214,9 @@ impl Engine {
                     calendar: &self.inner.calendar,
                     directory: &self.inner.directory,
                     new_id: &mut new_id,
-                    validate: &|name, data, instance| self.validate_data(name, data, instance),
+                    validate: &|name, data, instance| {
+                        self.validate_with(name, data, Some(instance), &facts)
+                    },
                 };
                 machine::apply(&def, &mut state, cmd, &mut ctx)?
             };
@@ -249,6 +255,37 @@ impl Engine {
             idempotency::put(tx, scope, &idem.key, &answer, now).await?;
         }
         Ok((state, woke, notices))
+    }
+
+    /// The facts the validator of a decision's data consults, read in the transition's own
+    /// transaction (empty for every other command, and for steps without a validator).
+    async fn decision_facts(
+        &self,
+        tx: &mut Conn,
+        def: &WorkflowDefinition,
+        state: &InstanceState,
+        cmd: &Command,
+    ) -> Result<RecordFacts> {
+        let Command::Decide { data, .. } = cmd else {
+            return Ok(RecordFacts::default());
+        };
+        let validator = state
+            .step
+            .as_deref()
+            .and_then(|s| def.step(s))
+            .and_then(|s| match &s.kind {
+                StepKind::Human(h) => h.validator.clone(),
+                _ => None,
+            });
+        let Some(validator) = validator else {
+            return Ok(RecordFacts::default());
+        };
+        let subject = Subject {
+            workflow_id: &state.workflow_id,
+            partner: state.partner_id.as_deref(),
+            instance: Some(state.id),
+        };
+        self.facts_for(tx, &validator, data, subject).await
     }
 
     /// Writes the effects; returns whether anything was written that the loops should pick up.
@@ -313,6 +350,10 @@ impl Engine {
                     };
                     let backend = self.inner.store.backend;
                     partnerflow_store::ledger::post(tx, backend, &postings, source, now).await?;
+                }
+                Effect::RecordStanding { partner, facts } => {
+                    partnerflow_store::standing::record(tx, &partner, &facts, state.id, now)
+                        .await?;
                 }
                 Effect::CancelChild { child_id } => {
                     work.push_back((

@@ -70,18 +70,6 @@ impl InstanceView {
     }
 }
 
-/// Every text in `v` that could be an attachment id (a UUID), once each.
-fn collect_ids(v: &serde_json::Value, out: &mut Vec<String>) {
-    match v {
-        serde_json::Value::String(s) if Uuid::parse_str(s).is_ok() && !out.contains(s) => {
-            out.push(s.clone());
-        }
-        serde_json::Value::Array(items) => items.iter().for_each(|i| collect_ids(i, out)),
-        serde_json::Value::Object(map) => map.values().for_each(|i| collect_ids(i, out)),
-        _ => {}
-    }
-}
-
 /// Recomputes a stored chain against what the instance records as its end; the first event
 /// that does not match, on failure.
 fn check_chain(
@@ -171,8 +159,8 @@ impl Engine {
         let timeline = instances::events(&mut conn, id).await?;
         let notifications = notifications::for_instance(&mut conn, id).await?;
         let s = stored.state;
-        // The open wait, and the events that may interrupt the current step, each with the
-        // correlation id an event must name.
+        // The open wait, and the events that may interrupt the current step or that it accepts,
+        // each with the correlation id an event must name.
         let mut waits: Vec<partnerflow_core::machine::OpenWait> =
             s.wait.clone().into_iter().collect();
         if let (Some(step), partnerflow_core::machine::Status::Running) =
@@ -180,7 +168,8 @@ impl Engine {
             && let Ok(def) = self.definition(&s.workflow_id, s.version)
             && let Some(current) = def.step(step)
         {
-            waits.extend(current.interrupts.iter().map(|event| {
+            let accepted = current.accepts.iter().map(|a| &a.event);
+            waits.extend(current.interrupts.iter().chain(accepted).map(|event| {
                 partnerflow_core::machine::OpenWait {
                     step: step.to_owned(),
                     event: event.clone(),
@@ -232,7 +221,7 @@ impl Engine {
             key_versions,
         };
         let mut named = Vec::new();
-        collect_ids(
+        crate::facts::uuid_texts(
             &serde_json::Value::Object(instance.data.clone()),
             &mut named,
         );

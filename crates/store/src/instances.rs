@@ -265,3 +265,37 @@ pub async fn count_by_status(conn: &mut Conn) -> Result<Vec<(String, i64)>> {
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
         .collect()
 }
+
+/// The newest `limit` instances of `workflow_id` for `partner` other than `except`: id,
+/// business key, status and start input (what a duplicate check compares).
+pub async fn siblings(
+    conn: &mut Conn,
+    workflow_id: &str,
+    partner: &str,
+    except: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<(String, String, String, serde_json::Value)>> {
+    let rows = sqlx::query(
+        "select id, business_key, status, state from instances
+         where workflow_id = $1 and partner_id = $2 and ($3 is null or id <> $3)
+         order by created_at desc limit $4",
+    )
+    .bind(workflow_id)
+    .bind(partner)
+    .bind(except.map(|e| e.to_string()))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let state: String = r.try_get(3)?;
+            let state: serde_json::Value = serde_json::from_str(&state)
+                .map_err(|e| Error::Corrupt(format!("instance state: {e}")))?;
+            let input = state
+                .pointer("/data/input")
+                .cloned()
+                .unwrap_or(serde_json::Value::Null);
+            Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, input))
+        })
+        .collect()
+}

@@ -13,6 +13,7 @@
 //! - [`outbox`]: side effects waiting to be carried out, leased to workers.
 //! - [`idempotency`]: stored answers to requests carrying an `Idempotency-Key`.
 //! - [`ledger`]: account balances, locked by the transition that posts, and their postings.
+//! - [`standing`]: facts transitions record about a partner (its business certification).
 //! - [`notifications`]: the record of every notification sent, keyed for deduplication.
 //! - [`definitions`]: every definition version an instance may still run on.
 //! - [`retention`]: deleting delivery rows (done outbox rows, closed timers, old
@@ -26,6 +27,7 @@ pub mod ledger;
 pub mod notifications;
 pub mod outbox;
 pub mod retention;
+pub mod standing;
 pub mod tasks;
 pub mod timers;
 

@@ -1,5 +1,5 @@
-//! The demo's second act, in 2026: an MDF activity submitted late (with its reason), claimed
-//! for less than budgeted, invoiced and paid; an NRE project through its 2-of-3 panel and
+//! The demo's second act, in 2026: an MDF activity submitted late (with its reason), held and
+//! linked, claimed with its uploaded materials for less than budgeted, invoiced and paid; an NRE project through its 2-of-3 panel and
 //! three milestones, the last paid late. Ends with the ledger.
 
 use anyhow::Result;
@@ -21,6 +21,12 @@ fn p1001() -> partnerflow_engine::Submitter {
 
 fn contact() -> Value {
     json!([{ "name": "Zhang San", "email": "zhang.san@partner1001.example", "phone": "13900001001" }])
+}
+
+/// Uploads a file for P-1001's portal; its attachment id.
+async fn upload(h: &Harness, screen: &str, filename: &str) -> Result<String> {
+    h.upload("P-1001", screen, filename, filename.as_bytes())
+        .await
 }
 
 async fn start(h: &Harness, workflow: &str, key: &str, input: Value) -> Result<Uuid> {
@@ -69,16 +75,31 @@ pub(super) async fn scenario(h: &Harness) -> Result<()> {
     h.advance_to(shanghai(2026, 3, 3, 11, 0)).await?;
     h.decide(mdf, "eco.lin", "approve", None, Value::Null)
         .await?;
+    // Held on the marketing platform and linked; then claimed with the uploaded materials.
+    h.advance_to(shanghai(2026, 3, 10, 9, 0)).await?;
+    h.post_event(
+        mdf,
+        "activity_held",
+        json!({ "marketing_activity_id": "mkt-2026-0310-fz" }),
+        "P-1001/zhang",
+    )
+    .await?;
     h.advance_to(shanghai(2026, 3, 12, 15, 0)).await?;
+    let (photos, summary, receipts) = (
+        upload(h, "mdf_claim", "photos.zip").await?,
+        upload(h, "mdf_claim", "summary.docx").await?,
+        upload(h, "mdf_claim", "venue-receipts.pdf").await?,
+    );
     h.post_event(
         mdf,
         "claim_submitted",
         json!({
+            "marketing_activity_id": "mkt-2026-0310-fz",
             "actual_start": "2026-03-10", "actual_end": "2026-03-10", "attendees": 26,
             "summary": { "overview": "26 CXOs, 7 leads" },
             "actual_costs": [{ "item": "venue", "use_mdf": true, "amount": "9500.00" }],
-            "materials": { "activity_photos": "att-photos", "summary_attachment": "att-summary",
-                           "third_party_invoices": "att-invoices" }
+            "materials": { "activity_photos": photos, "summary_attachment": summary,
+                           "third_party_invoices": receipts }
         }),
         "P-1001/zhang",
     )
@@ -86,7 +107,8 @@ pub(super) async fn scenario(h: &Harness) -> Result<()> {
     h.advance_to(shanghai(2026, 3, 16, 10, 0)).await?;
     h.decide(mdf, "eco.lin", "approve", None, Value::Null)
         .await?;
-    let invoices = json!({ "invoices": [{ "number": "FZ-26-0042", "kind": "ordinary", "amount": "10070.00" }] });
+    let scan = upload(h, "mdf_claim", "FZ-26-0042.pdf").await?;
+    let invoices = json!({ "invoices": [{ "number": "FZ-26-0042", "kind": "ordinary", "amount": "10070.00", "attachment": scan }] });
     h.decide(mdf, "P-1001/zhang", "submit", None, invoices)
         .await?;
     h.advance_to(shanghai(2026, 3, 18, 10, 0)).await?;
@@ -96,6 +118,7 @@ pub(super) async fn scenario(h: &Harness) -> Result<()> {
         .await?;
 
     // NRE: a 2-of-3 panel, then 300,000.00 in three milestones, the third paid late.
+    let proposal = upload(h, "nre_milestones", "proposal.pdf").await?;
     let nre = start(
         h,
         "nre_milestones",
@@ -105,16 +128,17 @@ pub(super) async fn scenario(h: &Harness) -> Result<()> {
             "contacts": contact(),
             "services": { "higher_order": ["GaussDB", "ModelArts", "DWS"], "key": ["CCE"] },
             "value_statement": "Moves 40 TB of analytics to the cloud for three customers.",
-            "attachments": ["att-proposal"], "declaration_accepted": true
+            "attachments": [proposal], "declaration_accepted": true
         }),
     )
     .await?;
     h.decide(nre, "eco.lin", "approve", None, Value::Null)
         .await?;
+    let sow = upload(h, "nre_milestones", "sow.docx").await?;
     h.post_event(
         nre,
         "sow_submitted",
-        json!({ "sow_attachment": "att-sow", "psa_aligned": true }),
+        json!({ "sow_attachment": sow, "psa_aligned": true }),
         "P-1001/zhang",
     )
     .await?;
@@ -132,10 +156,11 @@ pub(super) async fn scenario(h: &Harness) -> Result<()> {
     .await?;
     h.decide(nre, "expert.cao", "approve", None, Value::Null)
         .await?;
+    let signed = upload(h, "nre_milestones", "agreement-signed.pdf").await?;
     h.post_event(
         nre,
         "agreement_uploaded",
-        json!({ "total": "300000.00", "milestones": [
+        json!({ "total": "300000.00", "agreement_attachment": signed, "milestones": [
             { "name": "Design", "ratio": "0.3" }, { "name": "Migration", "ratio": "0.3" }, { "name": "Acceptance", "ratio": "0.4" }
         ] }),
         "integration:crm",

@@ -64,7 +64,17 @@ pub struct Step {
     /// External events that may end the step whatever its kind (a partner revoking an
     /// application under review), each leaving it by `on.<event>`.
     pub interrupts: Vec<String>,
+    /// External events the step records under `/events/<name>` without leaving it (a partner
+    /// telling that the activity was held while the claim is awaited), each with the
+    /// validator of its payload; correlated, like interrupts, by the step entry.
+    pub accepts: Vec<AcceptedEvent>,
     pub on: BTreeMap<String, Transition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AcceptedEvent {
+    pub event: String,
+    pub validator: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -168,6 +178,10 @@ pub struct Transition {
     pub notify: Vec<NotifySpec>,
     /// Ledger postings made when the transition is followed.
     pub post: Vec<PostingSpec>,
+    /// Facts about the instance's partner recorded when the transition is followed
+    /// (`record = { business_info = "certified" }`), which validators of other workflows
+    /// consult (a claim needs a certified partner).
+    pub record: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -654,6 +668,27 @@ fn build_step(rs: &RawStep, registry: &dyn Registry) -> Result<Step, StepProblem
     }
     let step_notify = notify(&rs.notify, &mut problems);
     let step_post = postings::postings(&rs.post, &mut problems);
+    for accepted in &rs.accepts {
+        if rs.interrupts.contains(&accepted.event) || rs.on.contains_key(&accepted.event) {
+            problems.push((
+                "accepted-event",
+                format!(
+                    "event `{}` is accepted without leaving the step, so it cannot also be an interrupt or have a transition",
+                    accepted.event
+                ),
+            ));
+        }
+        if let Some(v) = accepted
+            .validator
+            .as_ref()
+            .filter(|v| !registry.has_validator(v))
+        {
+            problems.push((
+                "unknown-validator",
+                format!("validator `{v}` is not registered"),
+            ));
+        }
+    }
     for event in rs.interrupts.iter().filter(|e| !rs.on.contains_key(*e)) {
         problems.push((
             "missing-transition",
@@ -669,15 +704,18 @@ fn build_step(rs: &RawStep, registry: &dyn Registry) -> Result<Step, StepProblem
                     to: to.clone(),
                     notify: vec![],
                     post: vec![],
+                    record: BTreeMap::new(),
                 },
                 RawTransition::Full {
                     to,
                     notify: n,
                     post,
+                    record,
                 } => Transition {
                     to: to.clone(),
                     notify: notify(n, &mut problems),
                     post: postings::postings(post, &mut problems),
+                    record: standing(record, &mut problems),
                 },
             };
             (outcome.clone(), t)
@@ -691,10 +729,42 @@ fn build_step(rs: &RawStep, registry: &dyn Registry) -> Result<Step, StepProblem
             notify: step_notify,
             post: step_post,
             interrupts: rs.interrupts.clone(),
+            accepts: rs
+                .accepts
+                .iter()
+                .map(|a| AcceptedEvent {
+                    event: a.event.clone(),
+                    validator: a.validator.clone(),
+                })
+                .collect(),
             on,
         }),
         _ => Err(problems),
     }
+}
+
+/// A transition's `record`: fact and state names are identifiers (`business_info`,
+/// `certified`), so validators can name them.
+fn standing(
+    raw: &BTreeMap<String, String>,
+    problems: &mut Vec<(&'static str, String)>,
+) -> BTreeMap<String, String> {
+    let identifier = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
+    for (fact, state) in raw {
+        if !identifier(fact) || !identifier(state) {
+            problems.push((
+                "bad-record",
+                format!(
+                    "record `{fact} = \"{state}\"` must name a fact and a state in lower_snake_case"
+                ),
+            ));
+        }
+    }
+    raw.clone()
 }
 
 fn build_human(

@@ -66,7 +66,17 @@ pub(crate) struct RawStep {
     #[serde(default)]
     pub(crate) interrupts: Vec<String>,
     #[serde(default)]
+    pub(crate) accepts: Vec<RawAccepted>,
+    #[serde(default)]
     pub(crate) on: BTreeMap<String, RawTransition>,
+}
+
+/// An event a step records without leaving it (`accepts = [{ event, validator }]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAccepted {
+    pub(crate) event: String,
+    pub(crate) validator: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,5 +109,7 @@ pub(crate) enum RawTransition {
         notify: Vec<RawNotify>,
         #[serde(default)]
         post: Vec<super::postings::RawPosting>,
+        #[serde(default)]
+        record: BTreeMap<String, String>,
     },
 }

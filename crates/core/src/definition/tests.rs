@@ -197,3 +197,39 @@ fn the_shipped_definitions_validate() {
         }
     }
 }
+
+#[test]
+fn recorded_standing_and_accepted_events_are_checked() {
+    let record = GOOD.replace(
+        r#"on.done = "review""#,
+        r#"on.done = { to = "review", record = { business_info = "certified" } }"#,
+    );
+    let def = parse(&record).expect("valid");
+    assert_eq!(
+        def.steps["a"].on["done"].record["business_info"],
+        "certified"
+    );
+    let bad = GOOD.replace(
+        r#"on.done = "review""#,
+        r#"on.done = { to = "review", record = { "Business Info" = "ok!" } }"#,
+    );
+    assert_eq!(rules(&bad), vec![(Some("a".to_owned()), "bad-record")]);
+    let accepts = GOOD.replace(
+        r#"on.done = "review""#,
+        "on.done = \"review\"\naccepts = [{ event = \"held\", validator = \"check\" }]",
+    );
+    assert_eq!(
+        parse(&accepts).expect("valid").steps["a"].accepts[0].event,
+        "held"
+    );
+    let unknown = accepts.replace(r#"validator = "check""#, r#"validator = "nope""#);
+    assert_eq!(
+        rules(&unknown),
+        vec![(Some("a".to_owned()), "unknown-validator")]
+    );
+    let leaving = accepts.replace(r#"event = "held""#, r#"event = "done""#);
+    assert_eq!(
+        rules(&leaving),
+        vec![(Some("a".to_owned()), "accepted-event")]
+    );
+}

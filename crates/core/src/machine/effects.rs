@@ -80,6 +80,12 @@ pub enum Effect {
         step: Option<String>,
         postings: Vec<crate::ledger::Posting>,
     },
+    /// Record facts about the instance's partner (`business_info = certified`) in the same
+    /// transaction; a later fact of the same name replaces the earlier.
+    RecordStanding {
+        partner: String,
+        facts: std::collections::BTreeMap<String, String>,
+    },
     /// Cancel a child this instance no longer waits for, in the same transaction.
     CancelChild { child_id: Uuid },
     /// Tell the waiting parent this instance finished, in the same transaction.

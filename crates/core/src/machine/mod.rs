@@ -7,6 +7,7 @@ mod effects;
 mod human;
 mod lifecycle;
 mod postings;
+mod standing;
 mod state;
 mod votes;
 
@@ -164,6 +165,9 @@ impl Machine<'_, '_> {
             _ if step.interrupts.contains(&name) => {
                 (false, self.state.seq.to_string(), name.clone())
             }
+            _ if step.accepts.iter().any(|a| a.event == name) => {
+                return self.record_event(name, correlation, payload, actor);
+            }
             _ => return Err(Error::EventNotExpected(name)),
         };
         if correlation != open {
@@ -190,6 +194,35 @@ impl Machine<'_, '_> {
             map.insert(name, payload);
         }
         self.follow(&outcome)
+    }
+
+    /// An event the step accepts without leaving it: audited and kept under `/events/<name>`
+    /// (a later one replaces it); the step, its wait and its timers stay as they are.
+    fn record_event(
+        &mut self,
+        name: String,
+        correlation: String,
+        payload: Value,
+        actor: Actor,
+    ) -> Result<(), Error> {
+        let open = self.state.seq.to_string();
+        if correlation != open {
+            return Err(Error::WaitClosed {
+                event: name,
+                correlation,
+                open,
+            });
+        }
+        self.event(
+            "event_recorded",
+            &actor,
+            json!({ "event": name, "correlation": correlation, "payload": payload, "step": self.state.step }),
+        );
+        let events = self.state.data.entry("events").or_insert_with(|| json!({}));
+        if let Some(map) = events.as_object_mut() {
+            map.insert(name, payload);
+        }
+        Ok(())
     }
 
     /// The correlation id of the open wait (the entry's seq for a wait recorded without one).
@@ -256,6 +289,7 @@ impl Machine<'_, '_> {
             .clone();
         self.leave(outcome)?;
         self.post(&transition.post)?;
+        self.record_standing(&transition.record)?;
         self.notify_all(&transition.notify, outcome);
         self.enter(&transition.to)
     }

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::calendar::BusinessCalendar;
-use crate::validation::FieldError;
 use crate::validation::read::{Reader, cost_lines, object};
+use crate::validation::{FieldError, RecordFacts};
 
 /// A programme's MDF numbers (`[mdf]` of the programme file), with the seeds' defaults.
 #[derive(Debug, Clone, Deserialize)]
@@ -148,6 +148,7 @@ pub fn validate_usage(
     rules: &MdfRules,
     calendar: &BusinessCalendar,
     today: NaiveDate,
+    facts: &RecordFacts,
 ) -> Result<Value, Vec<FieldError>> {
     object(input)?;
     let mut r = Reader::default();
@@ -196,6 +197,12 @@ pub fn validate_usage(
                 rules.lateness_working_days
             ),
         );
+    }
+    if input.get("attachments").is_some_and(|a| !a.is_null()) {
+        r.attachments(input, "attachments", "attachments", facts);
+    }
+    if r.errors.is_empty() {
+        similar::duplicate_warning(&mut r, input, &facts.siblings);
     }
     if let Some(s) = start
         && s <= today
@@ -246,9 +253,13 @@ pub fn validate_claim(
     input: &Value,
     rules: &MdfRules,
     today: NaiveDate,
+    facts: &RecordFacts,
 ) -> Result<Value, Vec<FieldError>> {
     object(input)?;
     let mut r = Reader::default();
+    if let Some(problem) = facts.business_certification_problem("an MDF claim") {
+        r.errors.push(problem);
+    }
     let start = r.date(input, "actual_start", "actual_start");
     let end = r.date(input, "actual_end", "actual_end");
     if let (Some(s), Some(e)) = (start, end)
@@ -287,12 +298,17 @@ pub fn validate_claim(
         );
     }
     for m in &rules.required_materials {
-        if Reader::optional_text(input, &format!("materials.{m}")).is_none() {
-            r.fail(
-                &format!("materials.{m}"),
-                "required",
-                format!("materials.{m} must name the uploaded attachment"),
-            );
+        let field = format!("materials.{m}");
+        r.attachment(input, &field, &field, facts);
+    }
+    // Materials beyond the required ones (the extension approval) are attachments too.
+    if let Some(materials) = input.get("materials").and_then(Value::as_object) {
+        for name in materials
+            .keys()
+            .filter(|k| !rules.required_materials.contains(k))
+        {
+            let field = format!("materials.{name}");
+            r.attachment(input, &field, &field, facts);
         }
     }
     if let Some(e) = end
@@ -323,6 +339,7 @@ pub fn validate_invoices(
     data: &Value,
     claimed: Decimal,
     rules: &MdfRules,
+    facts: &RecordFacts,
 ) -> Result<Value, Vec<FieldError>> {
     object(data)?;
     let factor = Decimal::from_str(&rules.ordinary_invoice_factor).unwrap_or(Decimal::ONE);
@@ -332,6 +349,7 @@ pub fn validate_invoices(
         for (i, inv) in invoices.iter().enumerate() {
             let at = |k: &str| format!("invoices[{i}].{k}");
             r.text(inv, "number", &at("number"));
+            r.attachment(inv, "attachment", &at("attachment"), facts);
             let kind = r.text(inv, "kind", &at("kind"));
             let amount = r.amount(inv, "amount", &at("amount"));
             match (kind.as_deref(), amount) {
@@ -366,6 +384,53 @@ pub fn validate_invoices(
     out["ordinary_total"] = json!(ordinary.to_string());
     Ok(out)
 }
+
+/// Holding the activity (phase B, optional): the partner links the marketing-platform
+/// activity it created for the approved application; its name is the application's and
+/// cannot differ. Returns the payload with `name` and `linked = true`.
+pub fn validate_activity_held(
+    payload: &Value,
+    application: &Value,
+) -> Result<Value, Vec<FieldError>> {
+    object(payload)?;
+    let mut r = Reader::default();
+    r.text(payload, "marketing_activity_id", "marketing_activity_id");
+    let name = application
+        .pointer("/activity/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if let Some(given) = Reader::optional_text(payload, "name")
+        && given != name
+    {
+        r.fail(
+            "name",
+            "unchanged",
+            format!("the held activity keeps the application's name `{name}`, not `{given}`"),
+        );
+    }
+    if !r.errors.is_empty() {
+        return Err(r.errors);
+    }
+    let mut out = payload.clone();
+    out["name"] = json!(name);
+    out["linked"] = json!(true);
+    Ok(out)
+}
+
+/// V-MDF-11: a claim for a held activity names the linked one, if it names any.
+pub fn check_claim_linked(claim: &Value, held: Option<&Value>) -> Option<FieldError> {
+    let linked = held?.get("marketing_activity_id")?.as_str()?;
+    let named = Reader::optional_text(claim, "marketing_activity_id")?;
+    (named != linked).then(|| {
+        FieldError::new(
+            "marketing_activity_id",
+            "linked",
+            format!("the activity held and linked is `{linked}`; the claim names `{named}`"),
+        )
+    })
+}
+
+mod similar;
 
 #[cfg(test)]
 mod tests;

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::money::round_fen;
-use crate::validation::FieldError;
 use crate::validation::read::{Reader, object};
+use crate::validation::{FieldError, RecordFacts};
 
 /// A programme's NRE numbers (`[nre]` of the programme file), with the seeds' defaults.
 #[derive(Debug, Clone, Deserialize)]
@@ -50,7 +50,11 @@ fn default_value_chars() -> usize {
 
 /// The qualification (step 1): services used, the business value, attachments, declaration.
 /// Returns the input with `ledger_account` (`nre:<partner>:<project_id>`) added.
-pub fn validate_application(input: &Value, rules: &NreRules) -> Result<Value, Vec<FieldError>> {
+pub fn validate_application(
+    input: &Value,
+    rules: &NreRules,
+    facts: &RecordFacts,
+) -> Result<Value, Vec<FieldError>> {
     object(input)?;
     let mut r = Reader::default();
     let partner = r.text(input, "partner_id", "partner_id");
@@ -102,8 +106,7 @@ pub fn validate_application(input: &Value, rules: &NreRules) -> Result<Value, Ve
             );
         }
     }
-    // The attachment ids; the reader names the field when there are none.
-    r.list(input, "attachments", "attachments");
+    r.attachments(input, "attachments", "attachments", facts);
     if r.boolean(input, "declaration_accepted", "declaration_accepted") == Some(false) {
         r.fail(
             "declaration_accepted",
@@ -128,10 +131,10 @@ pub fn validate_application(input: &Value, rules: &NreRules) -> Result<Value, Ve
 
 /// The statement of work (the `sow_submitted` payload): the SOW attachment, aligned with the
 /// partner solution architect.
-pub fn validate_sow(payload: &Value) -> Result<Value, Vec<FieldError>> {
+pub fn validate_sow(payload: &Value, facts: &RecordFacts) -> Result<Value, Vec<FieldError>> {
     object(payload)?;
     let mut r = Reader::default();
-    r.text(payload, "sow_attachment", "sow_attachment");
+    r.attachment(payload, "sow_attachment", "sow_attachment", facts);
     if r.boolean(payload, "psa_aligned", "psa_aligned") == Some(false) {
         r.fail(
             "psa_aligned",
@@ -193,14 +196,20 @@ pub struct Milestone {
     pub amount: Decimal,
 }
 
-/// The agreement's schedule (the `agreement_uploaded` payload): `total` and either
+/// The agreement (the `agreement_uploaded` payload): the signed `agreement_attachment`, `total` and either
 /// `milestones` with a `ratio` each (Σ = 1 exactly), `milestones` with an `amount` each
 /// (Σ = total exactly), or `equal_parts`. Ratios and equal parts are rounded to the fen per
 /// milestone with banker's rounding, and the last milestone takes the remainder. Returns the
 /// payload with `schedule` (`[{number, name, amount}]`) and `count` added.
-pub fn validate_agreement(payload: &Value) -> Result<Value, Vec<FieldError>> {
+pub fn validate_agreement(payload: &Value, facts: &RecordFacts) -> Result<Value, Vec<FieldError>> {
     object(payload)?;
     let mut r = Reader::default();
+    r.attachment(
+        payload,
+        "agreement_attachment",
+        "agreement_attachment",
+        facts,
+    );
     let total = r.amount(payload, "total", "total");
     let milestones = schedule(&mut r, payload, total);
     if !r.errors.is_empty() {

@@ -11,6 +11,16 @@ fn amounts(v: &Value) -> Vec<String> {
         .collect()
 }
 
+fn known() -> RecordFacts {
+    RecordFacts::for_partner("P-1001").with_upload("att-1")
+}
+
+/// An agreement payload with its signed document attached.
+fn agreement(mut payload: Value) -> Result<Value, Vec<FieldError>> {
+    payload["agreement_attachment"] = json!("att-1");
+    validate_agreement(&payload, &known())
+}
+
 fn rules_of(r: Result<Value, Vec<FieldError>>) -> Vec<(String, String)> {
     r.err()
         .unwrap_or_default()
@@ -21,7 +31,7 @@ fn rules_of(r: Result<Value, Vec<FieldError>>) -> Vec<(String, String)> {
 
 #[test]
 fn ratios_are_rounded_per_milestone_and_the_last_takes_the_remainder() {
-    let s = validate_agreement(&json!({ "total": "7.75", "milestones": [
+    let s = agreement(json!({ "total": "7.75", "milestones": [
         { "name": "Design", "ratio": "0.3" }, { "name": "Build", "ratio": "0.3" }, { "name": "Accept", "ratio": "0.4" }
     ] }))
     .expect("schedule");
@@ -32,8 +42,7 @@ fn ratios_are_rounded_per_milestone_and_the_last_takes_the_remainder() {
 
 #[test]
 fn three_equal_parts_of_100000_sum_exactly_to_100000() {
-    let s =
-        validate_agreement(&json!({ "total": "100000.00", "equal_parts": 3 })).expect("schedule");
+    let s = agreement(json!({ "total": "100000.00", "equal_parts": 3 })).expect("schedule");
     assert_eq!(amounts(&s), vec!["33333.33", "33333.33", "33333.34"]);
     let sum: Decimal = amounts(&s)
         .iter()
@@ -45,30 +54,24 @@ fn three_equal_parts_of_100000_sum_exactly_to_100000() {
 #[test]
 fn a_schedule_whose_ratios_or_amounts_do_not_add_up_is_refused() {
     assert_eq!(
-        rules_of(validate_agreement(
-            &json!({ "total": "100.00", "milestones": [
+        rules_of(agreement(json!({ "total": "100.00", "milestones": [
             { "ratio": "0.3" }, { "ratio": "0.3" }, { "ratio": "0.3" }
-        ] })
-        )),
+        ] }))),
         vec![("milestones".to_owned(), "sum".to_owned())]
     );
     assert_eq!(
-        rules_of(validate_agreement(
-            &json!({ "total": "100.00", "milestones": [
+        rules_of(agreement(json!({ "total": "100.00", "milestones": [
             { "amount": "50.00" }, { "amount": "49.99" }
-        ] })
-        )),
+        ] }))),
         vec![("milestones".to_owned(), "sum".to_owned())]
     );
     assert_eq!(
-        rules_of(validate_agreement(
-            &json!({ "total": "100.00", "milestones": [
+        rules_of(agreement(json!({ "total": "100.00", "milestones": [
             { "amount": "50.00" }, { "ratio": "0.5" }
-        ] })
-        )),
+        ] }))),
         vec![("milestones".to_owned(), "one_form".to_owned())]
     );
-    let exact = validate_agreement(&json!({ "total": "100.00", "milestones": [
+    let exact = agreement(json!({ "total": "100.00", "milestones": [
         { "amount": "50.00" }, { "amount": "50.00" }
     ] }))
     .expect("amounts that add up");
@@ -86,14 +89,14 @@ fn application() -> Value {
 
 #[test]
 fn an_application_needs_three_higher_order_and_one_key_service_and_a_short_value_text() {
-    let ok = validate_application(&application(), &NreRules::default()).expect("valid");
+    let ok = validate_application(&application(), &NreRules::default(), &known()).expect("valid");
     assert_eq!(ok["ledger_account"], "nre:P-1001:NRE-7");
     let mut bad = application();
     bad["services"]["higher_order"] = json!(["GaussDB", "ModelArts"]);
     bad["services"]["key"] = json!([]);
     bad["value_statement"] = json!("值".repeat(1001));
     bad["declaration_accepted"] = json!(false);
-    let got = rules_of(validate_application(&bad, &NreRules::default()));
+    let got = rules_of(validate_application(&bad, &NreRules::default(), &known()));
     for expected in [
         ("services.higher_order", "min_higher_order_services"),
         ("services.key", "min_key_services"),
@@ -108,7 +111,7 @@ fn an_application_needs_three_higher_order_and_one_key_service_and_a_short_value
     let mut exactly = application();
     exactly["value_statement"] = json!("值".repeat(1000));
     assert!(
-        validate_application(&exactly, &NreRules::default()).is_ok(),
+        validate_application(&exactly, &NreRules::default(), &known()).is_ok(),
         "1,000 characters, not bytes"
     );
 }

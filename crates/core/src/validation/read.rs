@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use super::FieldError;
+use super::{FieldError, RecordFacts};
 
 /// Refuses an input that is not a JSON object, before any field is read.
 pub(crate) fn object(v: &Value) -> Result<(), Vec<FieldError>> {
@@ -61,6 +61,42 @@ impl Reader {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
+    }
+
+    /// A required attachment id: an upload the record holds, of this partner or an operator.
+    pub(crate) fn attachment(
+        &mut self,
+        v: &Value,
+        key: &str,
+        field: &str,
+        facts: &RecordFacts,
+    ) -> Option<String> {
+        let id = self.text(v, key, field)?;
+        match facts.attachment_problem(field, &id) {
+            Some(problem) => {
+                self.errors.push(problem);
+                None
+            }
+            None => Some(id),
+        }
+    }
+
+    /// A required, non-empty list of attachment ids, each checked.
+    pub(crate) fn attachments(&mut self, v: &Value, key: &str, field: &str, facts: &RecordFacts) {
+        let Some(items) = self.list(v, key, field) else {
+            return;
+        };
+        for (i, item) in items.iter().enumerate() {
+            let at = format!("{field}[{i}]");
+            match item.as_str() {
+                Some(id) => {
+                    if let Some(problem) = facts.attachment_problem(&at, id.trim()) {
+                        self.errors.push(problem);
+                    }
+                }
+                None => self.fail(&at, "attachment", format!("{at} must be an attachment id")),
+            }
+        }
     }
 
     pub(crate) fn date(&mut self, v: &Value, key: &str, field: &str) -> Option<NaiveDate> {
