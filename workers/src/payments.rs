@@ -86,36 +86,6 @@ impl Pay {
     }
 }
 
-/// `{instance}` and `{/pointer}` of a payable template.
-fn payable_id(ctx: &StepContext, template: &str) -> Result<String, HandlerError> {
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let close = rest[open..].find('}').ok_or_else(|| {
-            HandlerError::Fatal(format!("payable `{template}` has an open brace"))
-        })?;
-        let name = &rest[open + 1..open + close];
-        let value = if name == "instance" {
-            ctx.instance.id.to_string()
-        } else {
-            match ctx.instance.value_at(name) {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Number(n)) => n.to_string(),
-                _ => {
-                    return Err(HandlerError::Fatal(format!(
-                        "payable `{template}`: {name} is not in the instance"
-                    )));
-                }
-            }
-        };
-        out.push_str(&value);
-        rest = &rest[open + close + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 #[async_trait::async_trait]
 impl StepHandler for Pay {
     async fn run(&self, ctx: StepContext) -> Result<StepOutput, HandlerError> {
@@ -125,7 +95,12 @@ impl StepHandler for Pay {
                 .and_then(Value::as_str)
                 .ok_or_else(|| HandlerError::Fatal(format!("the pay step needs params.{k}")))
         };
-        let payable = payable_id(&ctx, param("payable")?)?;
+        let template = param("payable")?;
+        let payable = ctx.instance.fill(template).map_err(|name| {
+            HandlerError::Fatal(format!(
+                "payable `{template}`: {name} is not in the instance"
+            ))
+        })?;
         let amount = ctx
             .instance
             .value_at(param("amount")?)

@@ -65,46 +65,25 @@ impl Machine<'_, '_> {
         Ok(())
     }
 
-    /// The account a template names: `{partner}` is the instance's partner, `{/pointer}` a
-    /// text of the instance's data.
+    /// The account a template names (see [`InstanceState::fill`]); a missing placeholder is
+    /// a problem on the field it names.
     fn account_of(&self, template: &str, problems: &mut Vec<FieldError>) -> Option<String> {
-        let mut account = String::with_capacity(template.len());
-        let mut rest = template;
-        while let Some(open) = rest.find('{') {
-            account.push_str(&rest[..open]);
-            let Some(close) = rest[open..].find('}') else {
-                account.push_str(&rest[open..]);
-                return Some(account);
-            };
-            let name = &rest[open + 1..open + close];
-            let value = if name == "partner" {
-                self.state.partner_id.clone()
-            } else {
-                self.state
-                    .value_at(name)
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            };
-            match value.filter(|v| !v.is_empty()) {
-                Some(v) => account.push_str(&v),
-                None => {
-                    let field = if name == "partner" {
-                        "partner_id".to_owned()
-                    } else {
-                        field_of(name)
-                    };
-                    problems.push(FieldError::new(
-                        &field,
-                        "required",
-                        format!("account `{template}` needs {field}, which the instance has not"),
-                    ));
-                    return None;
-                }
+        match self.state.fill(template) {
+            Ok(account) => Some(account),
+            Err(name) => {
+                let field = if name == "partner" {
+                    "partner_id".to_owned()
+                } else {
+                    field_of(&name)
+                };
+                problems.push(FieldError::new(
+                    &field,
+                    "required",
+                    format!("account `{template}` needs {field}, which the instance has not"),
+                ));
+                None
             }
-            rest = &rest[open + close + 1..];
         }
-        account.push_str(rest);
-        Some(account)
     }
 }
 

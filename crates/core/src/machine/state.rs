@@ -109,6 +109,38 @@ impl InstanceState {
             root.pointer(&format!("/{rest}"))
         }
     }
+
+    /// A definition's template filled in for this instance: `{partner}` is its partner,
+    /// `{instance}` its id, `{/pointer}` a text or number of its data (ledger accounts such as
+    /// `mdf:{partner}:2026`, payable ids such as `nre:{instance}:{/steps/next_milestone/number}`).
+    /// Fails with the name of the first placeholder the instance cannot fill.
+    pub fn fill(&self, template: &str) -> Result<String, String> {
+        let mut out = String::with_capacity(template.len());
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let Some(close) = rest[open..].find('}') else {
+                return Err(rest[open..].to_owned());
+            };
+            let name = &rest[open + 1..open + close];
+            let value = match name {
+                "partner" => self.partner_id.clone(),
+                "instance" => Some(self.id.to_string()),
+                pointer => match self.value_at(pointer) {
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(Value::Number(n)) => Some(n.to_string()),
+                    _ => None,
+                },
+            };
+            match value.filter(|v| !v.is_empty()) {
+                Some(v) => out.push_str(&v),
+                None => return Err(name.to_owned()),
+            }
+            rest = &rest[open + close + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

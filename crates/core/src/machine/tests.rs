@@ -267,3 +267,28 @@ fn refusals_leave_the_state_untouched() {
     );
     assert_eq!(serde_json::to_value(&w.state).expect("state"), before);
 }
+
+#[test]
+fn a_template_is_filled_from_the_partner_the_id_and_the_data() {
+    let def = WorkflowDefinition::parse("panel.toml", FLOW, None, &AnyNames).expect("definition");
+    let mut state = InstanceState::new(Uuid::nil(), &def, "k");
+    state.partner_id = Some("P-1".to_owned());
+    state.data.insert(
+        "steps".to_owned(),
+        json!({ "next": { "number": 2, "blank": "" } }),
+    );
+    assert_eq!(
+        state.fill("nre:{instance}:{/steps/next/number}").as_deref(),
+        Ok(format!("nre:{}:2", Uuid::nil()).as_str())
+    );
+    assert_eq!(
+        state.fill("mdf:{partner}:2026").as_deref(),
+        Ok("mdf:P-1:2026")
+    );
+    assert_eq!(
+        state.fill("x:{/steps/next/blank}"),
+        Err("/steps/next/blank".to_owned())
+    );
+    assert_eq!(state.fill("x:{/nowhere}"), Err("/nowhere".to_owned()));
+    assert_eq!(state.fill("x:{open"), Err("{open".to_owned()));
+}
