@@ -202,6 +202,26 @@ async fn an_mdf_activity_moves_its_quota_from_application_to_payment(h: Harness)
     assert_eq!(status, StatusCode::OK, "{ledger}");
     assert_eq!(ledger["accounts"][0]["account"], ACCOUNT);
     assert_eq!(ledger["accounts"][0]["consumed"], "5601.00");
+    // What was owed to the partner and what was paid, each with the instance and step.
+    let payable = format!("mdf:{id}");
+    assert_eq!(ledger["payables"].as_array().map(Vec::len), Some(1), "{ledger}");
+    assert_eq!(ledger["payables"][0]["payable"], payable.as_str());
+    assert_eq!(ledger["payables"][0]["status"], "paid");
+    assert_eq!(ledger["payables"][0]["owed"], "5601.00");
+    assert_eq!(ledger["payables"][0]["paid"], "5601.00");
+    assert_eq!(ledger["payments"][0]["payable"], payable.as_str());
+    assert_eq!(ledger["payments"][0]["step"], "pay");
+    assert_eq!(ledger["payments"][0]["instance_id"], id.to_string());
+    let movements: Vec<&str> = ledger["postings"]
+        .as_array()
+        .expect("postings")
+        .iter()
+        .filter_map(|p| p["movement"].as_str())
+        .collect();
+    assert_eq!(
+        movements,
+        vec!["grant", "reserve", "release", "reserve", "consume"]
+    );
     let (status, _) = api
         .signed_get("/v1/partners/P-1002/ledger", "portal-p1001")
         .await;

@@ -201,6 +201,22 @@ async fn milestones_are_paid_in_order_and_add_up_to_the_agreed_total(h: Harness)
         .map(|e| e.amount)
         .collect();
     assert_eq!(paid, vec![d("33333.33"), d("33333.33"), d("33333.34")]);
+    // Each milestone is a payable of its own, paid in full.
+    let ledger = h.engine.partner_ledger("P-1001").await.expect("ledger");
+    let payables: Vec<(String, &str, Decimal)> = ledger
+        .payables
+        .iter()
+        .map(|p| (p.payable.clone(), p.status, p.paid))
+        .collect();
+    assert_eq!(
+        payables,
+        vec![
+            (format!("nre:{id}:1"), "paid", d("33333.33")),
+            (format!("nre:{id}:2"), "paid", d("33333.33")),
+            (format!("nre:{id}:3"), "paid", d("33333.34")),
+        ]
+    );
+    assert_eq!(ledger.payments.len(), 3);
 }
 on_both_backends!(
     milestones_are_paid_in_order_and_add_up_to_the_agreed_total,

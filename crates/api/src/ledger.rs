@@ -1,7 +1,7 @@
 //! The ledger: an account's balance per bucket and every posting with the instance and step
 //! that caused it (`GET /v1/ledger/accounts/{account}`, operators), and a partner's accounts
-//! with their balances (`GET /v1/partners/{partner}/ledger`, operators and the partner's own
-//! integration).
+//! with their balances, postings, payables and payments (`GET /v1/partners/{partner}/ledger`,
+//! operators and the partner's own integration).
 
 use axum::extract::State;
 use axum::routing::get;
@@ -52,14 +52,8 @@ async fn partner(
     caller
         .who
         .may_see(&format!("partner {partner}"), Some(partner.as_str()))?;
-    let accounts = state.engine.partner_ledger(&partner).await?;
-    let accounts: Vec<Value> = accounts
-        .into_iter()
-        .map(|(account, b)| {
-            json!({ "account": account, "currency": b.currency, "quota": b.quota,
-                    "supplements": b.supplements, "reserved": b.reserved,
-                    "consumed": b.consumed, "available": b.available() })
-        })
-        .collect();
-    Ok(Json(json!({ "partner": partner, "accounts": accounts })))
+    let ledger = state.engine.partner_ledger(&partner).await?;
+    Ok(Json(serde_json::to_value(ledger).map_err(|e| {
+        ApiError::from(partnerflow_engine::Error::Conflict(e.to_string()))
+    })?))
 }

@@ -6,6 +6,7 @@
 //! - [`demo`]: a simulated programme on a virtual clock.
 //! - [`bench`]: the reference workload of PRODUCT §6.
 //! - [`operate`]: operator commands (cancel, resume).
+//! - [`report`]: text reports (a partner's ledger).
 //! - [`harness`]: an engine on a virtual clock, for the demo and the tests.
 
 pub mod app;
@@ -13,4 +14,5 @@ pub mod bench;
 pub mod demo;
 pub mod harness;
 pub mod operate;
+pub mod report;
 pub mod settings;

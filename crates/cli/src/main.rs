@@ -114,21 +114,8 @@ async fn main() -> Result<()> {
                 }
                 Command::Ledger { partner } => {
                     let engine = app::build(&settings, Arc::new(SystemClock)).await?;
-                    let accounts = engine.partner_ledger(&partner).await?;
-                    if accounts.is_empty() {
-                        println!("{partner} has no ledger accounts");
-                    }
-                    for (account, b) in accounts {
-                        println!(
-                            "{account}: quota {} + supplements {} − reserved {} − consumed {} = available {} {:?}",
-                            b.quota,
-                            b.supplements,
-                            b.reserved,
-                            b.consumed,
-                            b.available(),
-                            b.currency
-                        );
-                    }
+                    let ledger = engine.partner_ledger(&partner).await?;
+                    print!("{}", partnerflow::report::partner_ledger(&ledger));
                     Ok(())
                 }
                 Command::Resume { id, operator } => {

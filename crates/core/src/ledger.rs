@@ -46,6 +46,10 @@ pub struct Posting {
     pub amount: Money,
     /// The input field the amount came from, for the refusal's message.
     pub field: String,
+    /// The payable the posting belongs to (`mdf:<instance>`, `nre:<instance>:<n>`), when it
+    /// sets aside or pays out an amount owed to the partner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payable: Option<String>,
 }
 
 /// An account's balance, per bucket. available = quota + supplements − reserved − consumed.
@@ -161,6 +165,9 @@ impl Balance {
     }
 }
 
+mod payables;
+pub use payables::{PayableLine, PayableStatus, payables};
+
 #[cfg(test)]
 mod tests {
     use std::str::FromStr;
@@ -173,6 +180,7 @@ mod tests {
             movement,
             amount: Money::cny(Decimal::from_str(amount).expect("amount")),
             field: "budget".to_owned(),
+            payable: None,
         }
     }
 

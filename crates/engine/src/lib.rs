@@ -17,6 +17,7 @@
 //! - `work`: running one outbox row's step handler; `deliver`: its notification.
 //! - `loops`: dispatcher, timer sweeper, janitor and worker loops, and [`Engine::drain`].
 //! - `attachments`: uploads checked and recorded.
+//! - `ledger`: an account's postings; a partner's accounts, payables and payments.
 //! - `facts`: what validators consult besides their input (attachments, standing).
 //! - [`view`]: an instance with its timeline, tasks and SLA clocks.
 //! - [`queue`]: the in-process queue and the apalis-redis queue.
@@ -27,6 +28,7 @@ mod commands;
 mod deliver;
 mod engine;
 mod facts;
+mod ledger;
 mod loops;
 pub mod queue;
 mod transition;
@@ -36,6 +38,7 @@ mod work;
 pub use attachments::UploadMeta;
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use commands::Submitter;
+pub use ledger::{AccountBalance, PartnerLedger};
 pub use engine::{
     Engine, EngineParts, Error, Idempotency, Notice, Result, Retention, Settings, Started,
 };

@@ -283,29 +283,6 @@ impl Engine {
         }
     }
 
-    /// An account's balance and postings.
-    pub async fn ledger_account(
-        &self,
-        account: &str,
-    ) -> Result<(
-        partnerflow_core::ledger::Balance,
-        Vec<partnerflow_store::ledger::Entry>,
-    )> {
-        let mut conn = self.conn().await?;
-        let balance = partnerflow_store::ledger::balance(&mut conn, account).await?;
-        let entries = partnerflow_store::ledger::entries(&mut conn, account).await?;
-        Ok((balance, entries))
-    }
-
-    /// A partner's ledger accounts with their balances.
-    pub async fn partner_ledger(
-        &self,
-        partner: &str,
-    ) -> Result<Vec<(String, partnerflow_core::ledger::Balance)>> {
-        let mut conn = self.conn().await?;
-        Ok(partnerflow_store::ledger::accounts_of(&mut conn, partner).await?)
-    }
-
     /// Whether the database answers (for `/readyz`).
     pub async fn ready(&self) -> Result<()> {
         Ok(self.inner.store.ping().await?)

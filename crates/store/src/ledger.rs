@@ -25,6 +25,7 @@ pub struct Entry {
     pub instance_id: String,
     pub seq: i64,
     pub step: Option<String>,
+    pub payable: Option<String>,
     pub at: DateTime<Utc>,
 }
 
@@ -74,8 +75,8 @@ pub async fn post(
         .await?;
     }
     let sql = format!(
-        "insert into ledger_entries (account, movement, amount, currency, instance_id, seq, step, created_at) values {}",
-        crate::values_clause(postings.len(), 8)
+        "insert into ledger_entries (account, movement, amount, currency, instance_id, seq, step, created_at, payable) values {}",
+        crate::values_clause(postings.len(), 9)
     );
     let mut q = sqlx::query(crate::sql(sql));
     for p in postings {
@@ -87,7 +88,8 @@ pub async fn post(
             .bind(source.instance_id.to_string())
             .bind(crate::seq_i64(source.seq))
             .bind(source.step.map(str::to_owned))
-            .bind(to_micros(now));
+            .bind(to_micros(now))
+            .bind(p.payable.clone());
     }
     q.execute(&mut *tx).await?;
     Ok(())
@@ -154,27 +156,28 @@ pub async fn balance(conn: &mut Conn, account: &str) -> Result<Balance> {
 /// An account's postings, oldest first.
 pub async fn entries(conn: &mut Conn, account: &str) -> Result<Vec<Entry>> {
     let rows = sqlx::query(
-        "select id, account, movement, amount, currency, instance_id, seq, step, created_at
+        "select id, account, movement, amount, currency, instance_id, seq, step, created_at, payable
          from ledger_entries where account = $1 order by id",
     )
     .bind(account)
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Entry {
-                id: r.try_get(0)?,
-                account: r.try_get(1)?,
-                movement: r.try_get(2)?,
-                amount: amount_at(r, 3)?,
-                currency: r.try_get(4)?,
-                instance_id: r.try_get(5)?,
-                seq: r.try_get(6)?,
-                step: r.try_get(7)?,
-                at: from_micros(r.try_get(8)?),
-            })
-        })
-        .collect()
+    rows.iter().map(entry_of).collect()
+}
+
+fn entry_of(r: &sqlx::any::AnyRow) -> Result<Entry> {
+    Ok(Entry {
+        id: r.try_get(0)?,
+        account: r.try_get(1)?,
+        movement: r.try_get(2)?,
+        amount: amount_at(r, 3)?,
+        currency: r.try_get(4)?,
+        instance_id: r.try_get(5)?,
+        seq: r.try_get(6)?,
+        step: r.try_get(7)?,
+        at: from_micros(r.try_get(8)?),
+        payable: r.try_get(9)?,
+    })
 }
 
 /// The accounts of a partner (named `<kind>:<partner>:<…>`, as the shipped workflows name

@@ -7,7 +7,7 @@ use partnerflow_core::machine::Actor;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{local, print_timeline};
+use super::print_timeline;
 use crate::harness::{Harness, shanghai};
 
 fn p1001() -> partnerflow_engine::Submitter {
@@ -196,25 +196,9 @@ pub(super) async fn scenario(h: &Harness) -> Result<()> {
 
     print_timeline(h, "MDF-2026-001", mdf).await?;
     print_timeline(h, "NRE-2026-7", nre).await?;
-    for account in ["mdf:P-1001:2026", "nre:P-1001:NRE-2026-7"] {
-        let (b, entries) = h.engine.ledger_account(account).await?;
-        println!(
-            "── ledger {account} · quota {} · reserved {} · consumed {} · available {} ──",
-            b.quota,
-            b.reserved,
-            b.consumed,
-            b.available()
-        );
-        for e in entries {
-            println!(
-                "  {}  {:<10} {:>12} {}",
-                local(e.at),
-                e.movement,
-                e.amount,
-                e.step.unwrap_or_default()
-            );
-        }
-        println!();
-    }
+    print!(
+        "{}",
+        crate::report::partner_ledger(&h.engine.partner_ledger("P-1001").await?)
+    );
     Ok(())
 }

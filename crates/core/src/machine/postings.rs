@@ -39,11 +39,19 @@ impl Machine<'_, '_> {
             let Some(account) = self.account_of(&spec.account, &mut problems) else {
                 continue;
             };
+            let payable = match &spec.payable {
+                Some(template) => match self.account_of(template, &mut problems) {
+                    Some(p) => Some(p),
+                    None => continue,
+                },
+                None => None,
+            };
             postings.push(Posting {
                 account,
                 movement: spec.movement,
                 amount: Money::cny(amount),
                 field,
+                payable,
             });
         }
         if !problems.is_empty() {

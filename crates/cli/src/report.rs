@@ -1,0 +1,53 @@
+//! Text reports for the terminal: a partner's ledger (balances, postings, payables, payments),
+//! as `partnerflow ledger --partner` and the demo print it.
+
+use std::fmt::Write;
+
+use partnerflow_engine::PartnerLedger;
+
+fn local(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.with_timezone(&chrono_tz::Asia::Shanghai)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
+/// The partner's ledger as lines of text.
+pub fn partner_ledger(l: &PartnerLedger) -> String {
+    let mut out = String::new();
+    if l.accounts.is_empty() {
+        let _ = writeln!(out, "{} has no ledger accounts", l.partner);
+        return out;
+    }
+    for a in &l.accounts {
+        let b = &a.balance;
+        let _ = writeln!(
+            out,
+            "── {} · quota {} + supplements {} − reserved {} − consumed {} = available {} {:?} ──",
+            a.account, b.quota, b.supplements, b.reserved, b.consumed, a.available, b.currency
+        );
+        for e in l.postings.iter().filter(|e| e.account == a.account) {
+            let _ = writeln!(
+                out,
+                "  {}  {:<10} {:>12} {}  {} {}",
+                local(e.at),
+                e.movement,
+                e.amount,
+                e.currency,
+                e.step.as_deref().unwrap_or("-"),
+                e.payable.as_deref().unwrap_or(""),
+            );
+        }
+    }
+    if !l.payables.is_empty() {
+        let _ = writeln!(out, "── payables ──");
+        for p in &l.payables {
+            let paid_at = p.paid_at.map(local).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {:<48} {:<8} owed {:>12} paid {:>12} {} {paid_at}",
+                p.payable, p.status, p.owed, p.paid, p.currency
+            );
+        }
+    }
+    out
+}
