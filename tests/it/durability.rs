@@ -368,7 +368,7 @@ async fn a_second_start_with_the_same_business_key_answers_with_the_first_instan
     assert_eq!(again, first);
     assert_eq!(
         h.engine
-            .instances(None, None, 10)
+            .instances(partnerflow_engine::Listing::default(), 10)
             .await
             .expect("list")
             .len(),

@@ -149,7 +149,7 @@ async fn postings_reserve_release_and_consume_against_the_quota(h: Harness) {
     assert_eq!(balance(&h).await, (d("20000.00"), d("30000.00"), d("0")));
     assert_eq!(
         h.engine
-            .instances(None, None, 10)
+            .instances(partnerflow_engine::Listing::default(), 10)
             .await
             .expect("list")
             .len(),

@@ -204,7 +204,11 @@ async fn an_mdf_activity_moves_its_quota_from_application_to_payment(h: Harness)
     assert_eq!(ledger["accounts"][0]["consumed"], "5601.00");
     // What was owed to the partner and what was paid, each with the instance and step.
     let payable = format!("mdf:{id}");
-    assert_eq!(ledger["payables"].as_array().map(Vec::len), Some(1), "{ledger}");
+    assert_eq!(
+        ledger["payables"].as_array().map(Vec::len),
+        Some(1),
+        "{ledger}"
+    );
     assert_eq!(ledger["payables"][0]["payable"], payable.as_str());
     assert_eq!(ledger["payables"][0]["status"], "paid");
     assert_eq!(ledger["payables"][0]["owed"], "5601.00");

@@ -152,6 +152,22 @@ async fn milestones_are_paid_in_order_and_add_up_to_the_agreed_total(h: Harness)
     h.certify_business("P-1001", "P-1001/zhang")
         .await
         .expect("certified");
+    // The project's status: the milestone due for acceptance, its amount and SLA clock.
+    let nre_only = partnerflow_engine::Listing {
+        workflow: Some("nre_milestones"),
+        ..partnerflow_engine::Listing::default()
+    };
+    let listed = h
+        .engine
+        .partner_status("P-1001", nre_only, 10)
+        .await
+        .expect("status");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].current_step.as_deref(), Some("milestone_acceptance"));
+    assert_eq!(listed[0].summary["milestone"], 1);
+    assert_eq!(listed[0].summary["milestone_amount"], "33333.33");
+    assert_eq!(listed[0].summary["milestones"], 3);
+    assert_eq!(listed[0].sla_clocks[0].step, "milestone_acceptance");
 
     for (number, amount) in [(1, "33333.33"), (2, "33333.33"), (3, "33333.34")] {
         let out_of_order = decide(

@@ -30,7 +30,7 @@ async fn refused_application_names_every_failing_field_and_stores_nothing(h: Har
     }
     assert!(
         h.engine
-            .instances(None, None, 10)
+            .instances(partnerflow_engine::Listing::default(), 10)
             .await
             .expect("list")
             .is_empty(),

@@ -123,7 +123,7 @@ async fn a_submitter_that_names_someone_else_is_refused(h: Harness) {
     assert_eq!(answer["error"]["details"][0]["field"], "submitted_by");
     assert!(
         h.engine
-            .instances(None, None, 10)
+            .instances(partnerflow_engine::Listing::default(), 10)
             .await
             .expect("list")
             .is_empty()

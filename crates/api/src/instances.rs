@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use partnerflow_core::machine::Actor;
 use partnerflow_engine::Submitter;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -27,6 +27,7 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/workflows/{workflow_id}/instances", post(start))
         .route("/v1/instances", get(list))
+        .route("/v1/partners/{partner}/instances", get(partner_status))
         .route("/v1/instances/{id}", get(show))
         .route("/v1/instances/{id}/evidence", get(evidence))
         .route("/v1/instances/{id}/cancel", post(cancel))
@@ -156,6 +157,7 @@ async fn evidence(
 #[derive(Debug, Deserialize)]
 struct ListQuery {
     status: Option<String>,
+    workflow: Option<String>,
     limit: Option<i64>,
 }
 
@@ -167,12 +169,34 @@ async fn list(
     caller.who.may_read(Read::Instances)?;
     let limit = limit(q.limit)?;
     let partner = caller.who.partner();
-    Ok(Json(
-        state
-            .engine
-            .instances(q.status.as_deref(), partner, limit)
-            .await?,
-    ))
+    let filter = partnerflow_engine::Listing {
+        status: q.status.as_deref(),
+        partner,
+        workflow: q.workflow.as_deref(),
+    };
+    Ok(Json(state.engine.instances(filter, limit).await?))
+}
+
+/// A partner's instances with their summaries and SLA clocks (each MDF activity, NRE project
+/// and its milestone): operators, and the partner's own portal.
+async fn partner_status(
+    State(state): State<AppState>,
+    AppPath(partner): AppPath<String>,
+    AppQuery(q): AppQuery<ListQuery>,
+    caller: Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.who.may_read(Read::Instances)?;
+    caller
+        .who
+        .may_see(&format!("partner {partner}"), Some(partner.as_str()))?;
+    let limit = limit(q.limit)?;
+    let filter = partnerflow_engine::Listing {
+        status: q.status.as_deref(),
+        partner: None,
+        workflow: q.workflow.as_deref(),
+    };
+    let items = state.engine.partner_status(&partner, filter, limit).await?;
+    Ok(Json(json!({ "partner": partner, "instances": items })))
 }
 
 #[derive(Debug, Deserialize)]

@@ -62,10 +62,19 @@ enum Command {
         #[arg(long = "as")]
         operator: String,
     },
-    /// Prints a partner's ledger accounts (quotas, supplements, reserved, consumed, available).
+    /// Prints a partner's ledger: each account's balance and postings, payables and payments.
     Ledger {
         #[arg(long)]
         partner: String,
+    },
+    /// Prints a partner's instances (MDF activities, NRE projects and their milestone, …) with
+    /// their step, summary and SLA clocks.
+    Status {
+        #[arg(long)]
+        partner: String,
+        /// Only this workflow's instances.
+        #[arg(long)]
+        workflow: Option<String>,
     },
     /// Runs the reference workload (3-step approval by signed callback) and reports throughput and latency.
     Bench {
@@ -116,6 +125,16 @@ async fn main() -> Result<()> {
                     let engine = app::build(&settings, Arc::new(SystemClock)).await?;
                     let ledger = engine.partner_ledger(&partner).await?;
                     print!("{}", partnerflow::report::partner_ledger(&ledger));
+                    Ok(())
+                }
+                Command::Status { partner, workflow } => {
+                    let engine = app::build(&settings, Arc::new(SystemClock)).await?;
+                    let filter = partnerflow_engine::Listing {
+                        workflow: workflow.as_deref(),
+                        ..partnerflow_engine::Listing::default()
+                    };
+                    let listed = engine.partner_status(&partner, filter, 200).await?;
+                    print!("{}", partnerflow::report::partner_status(&partner, &listed));
                     Ok(())
                 }
                 Command::Resume { id, operator } => {

@@ -1,9 +1,10 @@
 //! Text reports for the terminal: a partner's ledger (balances, postings, payables, payments),
-//! as `partnerflow ledger --partner` and the demo print it.
+//! as `partnerflow ledger --partner` and the demo print it, and a partner's instances with
+//! their SLA clocks (`partnerflow status --partner`).
 
 use std::fmt::Write;
 
-use partnerflow_engine::PartnerLedger;
+use partnerflow_engine::{InstanceStatus, PartnerLedger};
 
 fn local(t: chrono::DateTime<chrono::Utc>) -> String {
     t.with_timezone(&chrono_tz::Asia::Shanghai)
@@ -46,6 +47,44 @@ pub fn partner_ledger(l: &PartnerLedger) -> String {
                 out,
                 "  {:<48} {:<8} owed {:>12} paid {:>12} {} {paid_at}",
                 p.payable, p.status, p.owed, p.paid, p.currency
+            );
+        }
+    }
+    out
+}
+
+/// A partner's instances, one per line, each open task's clock beneath.
+pub fn partner_status(partner: &str, listed: &[InstanceStatus]) -> String {
+    let mut out = String::new();
+    if listed.is_empty() {
+        let _ = writeln!(out, "{partner} has no instances");
+    }
+    for i in listed {
+        let summary: Vec<String> = i.summary.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(
+            out,
+            "{} {} {} · {} at {} · {}",
+            i.workflow_id,
+            i.business_key,
+            i.id,
+            i.status,
+            i.current_step.as_deref().unwrap_or("-"),
+            summary.join(" ")
+        );
+        for c in &i.sla_clocks {
+            let _ = writeln!(
+                out,
+                "    task {} ({}) due {} · {}% of the SLA used{}{}",
+                c.step,
+                c.role,
+                local(c.due_at),
+                c.percent_used,
+                if c.overdue { " · overdue" } else { "" },
+                if c.escalation_level > 0 {
+                    format!(" · escalated (level {})", c.escalation_level)
+                } else {
+                    String::new()
+                }
             );
         }
     }

@@ -18,6 +18,7 @@
 //! - `loops`: dispatcher, timer sweeper, janitor and worker loops, and [`Engine::drain`].
 //! - `attachments`: uploads checked and recorded.
 //! - `ledger`: an account's postings; a partner's accounts, payables and payments.
+//! - `status`: a partner's instances with their summaries and SLA clocks.
 //! - `facts`: what validators consult besides their input (attachments, standing).
 //! - [`view`]: an instance with its timeline, tasks and SLA clocks.
 //! - [`queue`]: the in-process queue and the apalis-redis queue.
@@ -31,6 +32,7 @@ mod facts;
 mod ledger;
 mod loops;
 pub mod queue;
+mod status;
 mod transition;
 pub mod view;
 mod work;
@@ -38,8 +40,10 @@ mod work;
 pub use attachments::UploadMeta;
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use commands::Submitter;
-pub use ledger::{AccountBalance, PartnerLedger};
 pub use engine::{
     Engine, EngineParts, Error, Idempotency, Notice, Result, Retention, Settings, Started,
 };
+pub use ledger::{AccountBalance, PartnerLedger};
+pub use partnerflow_store::instances::Listing;
 pub use partnerflow_store::tasks::Filter as TaskFilter;
+pub use status::InstanceStatus;

@@ -119,6 +119,25 @@ pub struct PendingTimer {
 }
 
 impl Engine {
+    /// An open task's clock at `now`, in working minutes of the business calendar.
+    pub(crate) fn sla_clock(&self, t: &Task, now: DateTime<Utc>) -> SlaClock {
+        let cal = &self.inner.calendar;
+        let elapsed = cal.working_minutes_between(t.created_at, now);
+        let allowed = cal.working_minutes_between(t.created_at, t.due_at).max(1);
+        SlaClock {
+            task_id: t.id.clone(),
+            step: t.step.clone(),
+            role: t.role.clone(),
+            due_at: t.due_at,
+            elapsed_working_minutes: elapsed,
+            allowed_working_minutes: allowed,
+            percent_used: elapsed * 100 / allowed,
+            overdue: now > t.due_at,
+            escalation_level: t.escalation_level,
+            beyond_calendar: t.beyond_calendar,
+        }
+    }
+
     /// The full view of one instance.
     pub async fn instance(&self, id: Uuid) -> Result<InstanceView> {
         let mut conn = self.conn().await?;
@@ -127,26 +146,10 @@ impl Engine {
             .ok_or_else(|| Error::NotFound(format!("instance {id}")))?;
         let tasks = tasks::for_instance(&mut conn, id).await?;
         let now = self.now();
-        let cal = &self.inner.calendar;
         let sla_clocks = tasks
             .iter()
             .filter(|t| t.status == tasks::OPEN)
-            .map(|t| {
-                let elapsed = cal.working_minutes_between(t.created_at, now);
-                let allowed = cal.working_minutes_between(t.created_at, t.due_at).max(1);
-                SlaClock {
-                    task_id: t.id.clone(),
-                    step: t.step.clone(),
-                    role: t.role.clone(),
-                    due_at: t.due_at,
-                    elapsed_working_minutes: elapsed,
-                    allowed_working_minutes: allowed,
-                    percent_used: elapsed * 100 / allowed,
-                    overdue: now > t.due_at,
-                    escalation_level: t.escalation_level,
-                    beyond_calendar: t.beyond_calendar,
-                }
-            })
+            .map(|t| self.sla_clock(t, now))
             .collect();
         let pending_timers = timers::pending_for(&mut conn, id)
             .await?
@@ -250,12 +253,11 @@ impl Engine {
     /// Instances by status and partner, newest first.
     pub async fn instances(
         &self,
-        status: Option<&str>,
-        partner: Option<&str>,
+        filter: instances::Listing<'_>,
         limit: i64,
     ) -> Result<Vec<instances::Summary>> {
         let mut conn = self.conn().await?;
-        Ok(instances::list(&mut conn, status, partner, limit).await?)
+        Ok(instances::list(&mut conn, filter, limit).await?)
     }
 
     /// Verifies the stored audit chain of an instance against the end the instance records;

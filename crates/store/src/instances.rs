@@ -214,20 +214,25 @@ pub struct Summary {
     pub current_step: Option<String>,
 }
 
-/// Instances by status and partner (all when None), newest first.
-pub async fn list(
-    conn: &mut Conn,
-    status: Option<&str>,
-    partner: Option<&str>,
-    limit: i64,
-) -> Result<Vec<Summary>> {
+/// Which instances a listing shows: each filter that is `None` lets every instance through.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Listing<'a> {
+    pub status: Option<&'a str>,
+    pub partner: Option<&'a str>,
+    pub workflow: Option<&'a str>,
+}
+
+/// Instances passing `filter`, newest first.
+pub async fn list(conn: &mut Conn, filter: Listing<'_>, limit: i64) -> Result<Vec<Summary>> {
     let rows = sqlx::query(
         "select id, workflow_id, business_key, status, current_step from instances
          where ($1 is null or status = $1) and ($2 is null or partner_id = $2)
-         order by created_at desc limit $3",
+           and ($3 is null or workflow_id = $3)
+         order by created_at desc limit $4",
     )
-    .bind(status.map(str::to_owned))
-    .bind(partner.map(str::to_owned))
+    .bind(filter.status.map(str::to_owned))
+    .bind(filter.partner.map(str::to_owned))
+    .bind(filter.workflow.map(str::to_owned))
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;

@@ -297,7 +297,9 @@ impl Rig {
     /// Where the run stands; an error while the database is away (a restart).
     async fn progress(&self) -> Result<Progress, Error> {
         let e = &self.engine;
-        let instances = e.instances(None, None, 10_000).await?;
+        let instances = e
+            .instances(partnerflow_engine::Listing::default(), 10_000)
+            .await?;
         let tasks = e
             .tasks(
                 &partnerflow_engine::TaskFilter {

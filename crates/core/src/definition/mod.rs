@@ -45,6 +45,9 @@ pub struct WorkflowDefinition {
     /// Validator applied to the start input before anything is stored.
     pub input_validator: Option<String>,
     pub steps: BTreeMap<String, Step>,
+    /// What a listing shows of each instance (`activity = "/input/activity/name"`): name →
+    /// JSON pointer into the instance's data.
+    pub summary: BTreeMap<String, String>,
     /// SHA-256 of the effective definition, so a changed file without a version bump is caught.
     pub fingerprint: String,
     /// The effective TOML (overrides applied): stored so running instances can be rebuilt.
@@ -364,6 +367,15 @@ impl WorkflowDefinition {
                 }
             }
         }
+        for (name, pointer) in &raw.summary {
+            if !pointer.starts_with('/') {
+                errors.push(err(
+                    None,
+                    "bad-summary",
+                    format!("summary `{name}` must be a JSON pointer such as `/input/activity/name`, not `{pointer}`"),
+                ));
+            }
+        }
         if let Some(v) = raw.input.as_ref().filter(|v| !registry.has_validator(v)) {
             errors.push(err(
                 None,
@@ -430,6 +442,7 @@ impl WorkflowDefinition {
             start: raw.start,
             input_validator: raw.input,
             steps,
+            summary: raw.summary,
             fingerprint,
             source,
         })

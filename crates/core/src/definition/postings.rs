@@ -48,7 +48,10 @@ pub(crate) fn postings(
                 return None;
             }
             if p.payable.as_ref().is_some_and(|t| t.trim().is_empty()) {
-                problems.push(("bad-posting", "a posting's payable must not be blank".to_owned()));
+                problems.push((
+                    "bad-posting",
+                    "a posting's payable must not be blank".to_owned(),
+                ));
                 return None;
             }
             Some(PostingSpec {

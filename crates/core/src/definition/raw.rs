@@ -17,6 +17,9 @@ pub(crate) struct RawDefinition {
     pub(crate) start: String,
     /// Name of the validator applied to the start input.
     pub(crate) input: Option<String>,
+    /// What a listing shows of each instance: name → JSON pointer into its data.
+    #[serde(default)]
+    pub(crate) summary: BTreeMap<String, String>,
     pub(crate) steps: Vec<RawStep>,
 }
 

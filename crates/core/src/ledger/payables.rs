@@ -87,7 +87,12 @@ mod tests {
 
     use super::*;
 
-    fn line(payable: &'static str, movement: Movement, amount: &str, day: u32) -> PayableLine<'static> {
+    fn line(
+        payable: &'static str,
+        movement: Movement,
+        amount: &str,
+        day: u32,
+    ) -> PayableLine<'static> {
         PayableLine {
             payable,
             account: "nre:P-1:NRE-7",
@@ -95,7 +100,10 @@ mod tests {
             amount: amount.parse().expect("amount"),
             currency: "CNY",
             instance_id: "i-1",
-            at: Utc.with_ymd_and_hms(2026, 3, day, 2, 0, 0).single().expect("time"),
+            at: Utc
+                .with_ymd_and_hms(2026, 3, day, 2, 0, 0)
+                .single()
+                .expect("time"),
         }
     }
 
@@ -110,7 +118,14 @@ mod tests {
         ]);
         let view: Vec<(&str, &str, String, String)> = got
             .iter()
-            .map(|p| (p.payable.as_str(), p.status, p.owed.to_string(), p.paid.to_string()))
+            .map(|p| {
+                (
+                    p.payable.as_str(),
+                    p.status,
+                    p.owed.to_string(),
+                    p.paid.to_string(),
+                )
+            })
             .collect();
         assert_eq!(
             view,
@@ -120,6 +135,13 @@ mod tests {
                 ("mdf:i-2", "released", "0.00".to_owned(), "0".to_owned()),
             ]
         );
-        assert_eq!(got[0].paid_at, Some(Utc.with_ymd_and_hms(2026, 3, 3, 2, 0, 0).single().expect("t")));
+        assert_eq!(
+            got[0].paid_at,
+            Some(
+                Utc.with_ymd_and_hms(2026, 3, 3, 2, 0, 0)
+                    .single()
+                    .expect("t")
+            )
+        );
     }
 }
