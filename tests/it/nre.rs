@@ -163,7 +163,10 @@ async fn milestones_are_paid_in_order_and_add_up_to_the_agreed_total(h: Harness)
         .await
         .expect("status");
     assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].current_step.as_deref(), Some("milestone_acceptance"));
+    assert_eq!(
+        listed[0].current_step.as_deref(),
+        Some("milestone_acceptance")
+    );
     assert_eq!(listed[0].summary["milestone"], 1);
     assert_eq!(listed[0].summary["milestone_amount"], "33333.33");
     assert_eq!(listed[0].summary["milestones"], 3);

@@ -23,7 +23,7 @@ pub mod verification;
 use partnerflow_core::handler::{HandlerError, HandlerRegistry, Needs, StepContext};
 use serde::de::DeserializeOwned;
 
-pub use payments::{PaymentAnswer, PaymentProvider, PaymentRequest, SimulatedBank};
+pub use payments::{HttpBank, PaymentAnswer, PaymentProvider, PaymentRequest, SimulatedBank};
 pub use reference::ReferenceOptions;
 pub use verification::{BusinessVerifier, HttpVerifier, SimulatedVerifier};
 

@@ -8,6 +8,10 @@
 //! Parameters of the step (`params`): `payable`, a template naming the payable (`{instance}` is
 //! the instance's id, `{/pointer}` a value of its data), and `amount`, a pointer to the amount.
 
+mod http;
+
+pub use http::HttpBank;
+
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};

@@ -179,6 +179,32 @@ impl Default for Providers {
     }
 }
 
+impl Providers {
+    /// The providers the settings configure (`[payments]`), delivering through the log.
+    pub fn from_settings(settings: &Settings) -> Result<Self> {
+        let p = &settings.payments;
+        let payments: Arc<dyn partnerflow_workers::PaymentProvider> = match p.provider.as_str() {
+            "simulated" => Arc::new(partnerflow_workers::SimulatedBank::default()),
+            "http" if p.url.is_empty() => {
+                bail!("payments.url is required when payments.provider = \"http\"")
+            }
+            "http" => Arc::new(
+                partnerflow_workers::HttpBank::new(
+                    &p.url,
+                    p.token.clone(),
+                    Duration::from_millis(p.timeout_ms),
+                )
+                .map_err(anyhow::Error::msg)?,
+            ),
+            other => bail!("payments.provider must be `simulated` or `http`, got `{other}`"),
+        };
+        Ok(Providers {
+            notifier: Arc::new(partnerflow_notify::LogNotifier),
+            payments,
+        })
+    }
+}
+
 /// Step handlers and validators, with the configured verification provider and `payments`.
 pub fn registry(
     settings: &Settings,
@@ -211,7 +237,7 @@ pub fn registry(
 
 /// Builds and starts an engine from settings on the given clock.
 pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Engine> {
-    build_with(settings, clock, Providers::default()).await
+    build_with(settings, clock, Providers::from_settings(settings)?).await
 }
 
 /// [`build`] with the providers given.

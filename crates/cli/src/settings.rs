@@ -10,6 +10,7 @@ use serde::Deserialize;
 pub struct Settings {
     pub database: Database,
     pub verification: Verification,
+    pub payments: Payments,
     pub queue: Queue,
     pub engine: Engine,
     pub http: Http,
@@ -71,6 +72,19 @@ pub struct Database {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Verification {
     /// `simulated` (deterministic, embedded default) or `http`.
+    pub provider: String,
+    /// The provider's endpoint (`http` only).
+    #[serde(default)]
+    pub url: String,
+    #[serde(default)]
+    pub token: Option<String>,
+    pub timeout_ms: u64,
+}
+
+/// The payment provider of the `pay` step.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Payments {
+    /// `simulated` (an in-memory bank per process, embedded default) or `http`.
     pub provider: String,
     /// The provider's endpoint (`http` only).
     #[serde(default)]
@@ -287,7 +301,13 @@ impl Settings {
             .filter(|k| k.secret == partnerflow_core::audit::DEVELOPMENT_KEY)
             .map(|k| format!("audit.keys[{}]", k.version))
             .collect();
-        self.auth.check_listen_with(addr, &shipped_audit)
+        self.auth.check_listen_with(addr, &shipped_audit)?;
+        if !addr.ip().is_loopback() && self.payments.provider == "simulated" {
+            anyhow::bail!(
+                "refusing to listen on {addr} with the simulated bank: set [payments] provider = \"http\" and its url (config/production.toml does)"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -416,6 +436,34 @@ mod tests {
         assert!(
             s.auth.check_listen(public).is_err(),
             "the flag alone refuses too"
+        );
+    }
+
+    #[test]
+    fn the_simulated_bank_is_refused_on_a_public_address() {
+        let public: std::net::SocketAddr = "0.0.0.0:8080".parse().expect("addr");
+        let mut s = defaults();
+        s.auth.development_secrets = false;
+        for o in &mut s.auth.operators {
+            o.token = format!("real-token-{}", o.id);
+        }
+        for i in &mut s.auth.integrations {
+            i.secrets = vec![format!("real-secret-{}", i.id)];
+        }
+        for k in &mut s.audit.keys {
+            k.secret = format!("real-audit-key-{}", k.version);
+        }
+        let refused = s.check_listen(public).expect_err("simulated bank");
+        assert!(refused.to_string().contains("simulated bank"), "{refused}");
+        assert!(
+            s.check_listen("127.0.0.1:8080".parse().expect("addr"))
+                .is_ok()
+        );
+        s.payments.provider = "http".to_owned();
+        assert!(
+            s.check_listen(public).is_ok(),
+            "{:?}",
+            s.check_listen(public)
         );
     }
 }

@@ -7,6 +7,7 @@
 //! Every reference step sleeps 30 ms, so faults land in the middle of steps; the outbox lease
 //! is 2 s, so work lost with a process or with Redis comes back within seconds.
 
+mod payment;
 mod rig;
 
 use rig::{INSTANCES, Rig};

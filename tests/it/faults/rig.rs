@@ -145,6 +145,11 @@ impl Rig {
         }
     }
 
+    /// The driver engine (no loops of its own: the worker processes do the work).
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Waits until a fifth of the instances are past `prepare` (steps in flight, more queued).
     pub(crate) async fn until_a_fifth_prepared(&mut self) {
         self.wait_for("a fifth of the instances past prepare", |p| {
@@ -192,6 +197,11 @@ impl Rig {
 
     /// Starts one more worker process; returns its index.
     pub(crate) fn spawn_worker(&mut self) -> usize {
+        self.spawn_worker_with(&[])
+    }
+
+    /// A worker process with more settings in its environment (`PARTNERFLOW__…`).
+    pub(crate) fn spawn_worker_with(&mut self, env: &[(&str, &str)]) -> usize {
         let i = self.workers.len();
         let name = format!("worker-{i}");
         let out = File::create(self.logs.join(format!("{name}.out"))).expect("stdout file");
@@ -221,6 +231,7 @@ impl Rig {
                 r#"["workflows/reference"]"#,
             )
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
