@@ -276,3 +276,75 @@ on_both_backends!(
     two_concurrent_applications_exceeding_the_quota_leave_exactly_one,
     shanghai(2026, 3, 2, 10, 0)
 );
+
+async fn a_balance_that_is_not_what_its_postings_add_up_to_is_found(h: Harness) {
+    with_flows(&h).await;
+    start(
+        &h,
+        "test_quota_grant",
+        "G-1",
+        json!({ "amount": "50000.00" }),
+    )
+    .await
+    .expect("grant");
+    start(
+        &h,
+        "test_quota_usage",
+        "U-1",
+        json!({ "budget": "30000.00" }),
+    )
+    .await
+    .expect("usage");
+    h.settle().await.expect("the ledger holds together");
+    assert!(h.engine.verify_ledger().await.expect("verify").is_empty());
+    // A stored balance edited behind the ledger's back.
+    let store = h.engine.store();
+    partnerflow_store::raw_execute(
+        store,
+        &format!("update ledger_accounts set reserved = '29000.00' where account = '{ACCOUNT}'"),
+    )
+    .await
+    .expect("tamper");
+    let findings = h.engine.verify_ledger().await.expect("verify");
+    assert_eq!(findings.len(), 1);
+    assert_eq!(findings[0].account, ACCOUNT);
+    assert_eq!(
+        findings[0].problem,
+        "the stored balance differs from its postings"
+    );
+    assert_eq!(
+        findings[0].replayed.map(|b| b.reserved),
+        Some(d("30000.00"))
+    );
+    let refused = h.settle().await.expect_err("settle checks the ledger");
+    assert!(
+        refused.to_string().contains("does not hold together"),
+        "{refused}"
+    );
+    // A consumption no reservation covers, appended to the postings.
+    partnerflow_store::raw_execute(
+        store,
+        &format!("update ledger_accounts set reserved = '30000.00' where account = '{ACCOUNT}'"),
+    )
+    .await
+    .expect("restore");
+    partnerflow_store::raw_execute(
+        store,
+        &format!(
+            "insert into ledger_entries (account, movement, amount, currency, instance_id, seq, step, created_at)
+             values ('{ACCOUNT}', 'consume', '40000.00', 'CNY', 'x', 1, 'pay', 0)"
+        ),
+    )
+    .await
+    .expect("tamper");
+    let findings = h.engine.verify_ledger().await.expect("verify");
+    assert!(
+        findings[0].problem.contains("could not have been accepted"),
+        "{:?}",
+        findings[0]
+    );
+}
+on_both_backends!(
+    a_balance_that_is_not_what_its_postings_add_up_to_is_found,
+    shanghai(2026, 3, 2, 10, 0)
+);

@@ -65,9 +65,21 @@ impl Harness {
         self.clock.now()
     }
 
-    /// Does all work due now.
+    /// Does all work due now, then checks that the ledger still holds together (every
+    /// account's balance is what its postings add up to, none below zero), so every scenario
+    /// driven through the harness checks the ledger's invariant after every step.
     pub async fn settle(&self) -> Result<()> {
         self.engine.drain().await?;
+        let findings = self.engine.verify_ledger().await?;
+        if let Some(f) = findings.first() {
+            anyhow::bail!(
+                "the ledger does not hold together on {}: {} (stored {:?}, postings {:?})",
+                f.account,
+                f.problem,
+                f.stored,
+                f.replayed
+            );
+        }
         Ok(())
     }
 

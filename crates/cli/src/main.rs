@@ -62,10 +62,14 @@ enum Command {
         #[arg(long = "as")]
         operator: String,
     },
-    /// Prints a partner's ledger: each account's balance and postings, payables and payments.
+    /// Prints a partner's ledger (each account's balance and postings, payables and payments),
+    /// or with --check replays every account's postings against its stored balance.
     Ledger {
+        #[arg(long, required_unless_present = "check")]
+        partner: Option<String>,
+        /// Check the whole ledger; fails when any account does not hold together.
         #[arg(long)]
-        partner: String,
+        check: bool,
     },
     /// Prints a partner's instances (MDF activities, NRE projects and their milestone, …) with
     /// their step, summary and SLA clocks.
@@ -121,10 +125,22 @@ async fn main() -> Result<()> {
                     println!("{answer}");
                     Ok(())
                 }
-                Command::Ledger { partner } => {
+                Command::Ledger { partner, check } => {
                     let engine = app::build(&settings, Arc::new(SystemClock)).await?;
-                    let ledger = engine.partner_ledger(&partner).await?;
-                    print!("{}", partnerflow::report::partner_ledger(&ledger));
+                    if check {
+                        let findings = engine.verify_ledger().await?;
+                        for f in &findings {
+                            println!("{}: {}", f.account, f.problem);
+                        }
+                        if !findings.is_empty() {
+                            anyhow::bail!("{} account(s) do not hold together", findings.len());
+                        }
+                        println!("every account is what its postings add up to");
+                    }
+                    if let Some(partner) = partner {
+                        let ledger = engine.partner_ledger(&partner).await?;
+                        print!("{}", partnerflow::report::partner_ledger(&ledger));
+                    }
                     Ok(())
                 }
                 Command::Status { partner, workflow } => {

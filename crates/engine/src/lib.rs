@@ -43,7 +43,7 @@ pub use commands::Submitter;
 pub use engine::{
     Engine, EngineParts, Error, Idempotency, Notice, Result, Retention, Settings, Started,
 };
-pub use ledger::{AccountBalance, PartnerLedger};
+pub use ledger::{AccountBalance, LedgerFinding, PartnerLedger};
 pub use partnerflow_store::instances::Listing;
 pub use partnerflow_store::tasks::Filter as TaskFilter;
 pub use status::InstanceStatus;

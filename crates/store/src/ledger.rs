@@ -194,3 +194,15 @@ pub async fn accounts_of(conn: &mut Conn, partner: &str) -> Result<Vec<(String, 
         .map(|r| Ok((r.try_get(0)?, balance_at(r, 1)?)))
         .collect()
 }
+
+/// Every account with its stored balance, by name.
+pub async fn all_accounts(conn: &mut Conn) -> Result<Vec<(String, Balance)>> {
+    let rows = sqlx::query(
+        "select account, quota, supplements, reserved, consumed from ledger_accounts order by account",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, balance_at(r, 1)?)))
+        .collect()
+}
