@@ -24,4 +24,5 @@ mod principals;
 mod servers;
 mod services;
 mod signatures;
+mod supplements;
 mod verification;

@@ -262,3 +262,69 @@ on_both_backends!(
     two_panel_rejections_of_three_reject_the_project,
     shanghai(2026, 3, 2, 10, 0)
 );
+
+async fn a_milestone_payout_above_the_four_eyes_amount_needs_two_finance_approvers(h: Harness) {
+    let id = at_panel(&h).await;
+    for expert in ["expert.an", "expert.bai"] {
+        decide(&h, id, expert, "approve", Value::Null)
+            .await
+            .expect("yes");
+    }
+    let signed = h
+        .upload(
+            "P-1001",
+            "nre_milestones",
+            "agreement.pdf",
+            b"%PDF agreement",
+        )
+        .await
+        .expect("upload");
+    h.post_event(
+        id,
+        "agreement_uploaded",
+        json!({ "total": "250000.00", "agreement_attachment": signed, "equal_parts": 2 }),
+        "integration:crm",
+    )
+    .await
+    .expect("agreement");
+    h.certify_business("P-1001", "P-1001/zhang")
+        .await
+        .expect("certified");
+    decide(&h, id, "eco.lin", "accept", json!({ "milestone": 1 }))
+        .await
+        .expect("accepted");
+    decide(
+        &h,
+        id,
+        "P-1001/zhang",
+        "submit",
+        json!({ "invoice_number": "NRE-7-1" }),
+    )
+    .await
+    .expect("invoiced");
+    decide(&h, id, "finance.xu", "approve", Value::Null)
+        .await
+        .expect("invoice approved");
+    // 125,000.00 is above 100,000.00: one approval is not enough, the same person twice is
+    // refused, a second finance approver pays.
+    decide(&h, id, "finance.xu", "approve", Value::Null)
+        .await
+        .expect("first approval");
+    assert_eq!(
+        h.view(id).await.expect("view").current_steps,
+        vec!["payment"]
+    );
+    let again = decide(&h, id, "finance.xu", "approve", Value::Null).await;
+    assert!(again.is_err(), "the same approver twice");
+    let (b, _) = h.engine.ledger_account(ACCOUNT).await.expect("account");
+    assert_eq!(b.consumed, Decimal::ZERO, "nothing paid on one approval");
+    decide(&h, id, "finance.ma", "approve", Value::Null)
+        .await
+        .expect("second approval");
+    let (b, _) = h.engine.ledger_account(ACCOUNT).await.expect("account");
+    assert_eq!(b.consumed, d("125000.00"));
+}
+on_both_backends!(
+    a_milestone_payout_above_the_four_eyes_amount_needs_two_finance_approvers,
+    shanghai(2026, 3, 2, 10, 0)
+);

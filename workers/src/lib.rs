@@ -51,6 +51,7 @@ pub fn registry(
         .validator("onboarding_application", onboarding::validate_application)
         .validator("agreement_signature", contract::validate_signature)
         .validator("mdf_quota_grant", mdf::validate_quota_grant)
+        .validator("mdf_supplement_request", mdf::validate_supplement)
         .validator_needing("mdf_usage_application", mdf::validate_usage, SIBLINGS)
         .validator_needing("mdf_claim", mdf::validate_claim, STANDING)
         .validator("mdf_activity_held", mdf::validate_activity_held)

@@ -17,6 +17,14 @@ pub fn validate_quota_grant(
     mdf::validate_quota_grant(input, &ctx.programme.mdf)
 }
 
+/// `mdf_supplement_request`: more quota for a partner's year, with the reason.
+pub fn validate_supplement(
+    input: &Value,
+    _ctx: &ValidationContext<'_>,
+) -> Result<Value, Vec<FieldError>> {
+    mdf::validate_supplement(input)
+}
+
 /// `mdf_usage_application`: the start input of `mdf_claim`, and its resubmissions.
 pub fn validate_usage(
     input: &Value,

@@ -36,6 +36,10 @@ const EMBEDDED_WORKFLOWS: &[(&str, &str)] = &[
         include_str!("../../../workflows/mdf_claim.toml"),
     ),
     (
+        "mdf_supplement.toml",
+        include_str!("../../../workflows/mdf_supplement.toml"),
+    ),
+    (
         "nre_milestones.toml",
         include_str!("../../../workflows/nre_milestones.toml"),
     ),

@@ -192,6 +192,11 @@ pub(super) async fn scenario(h: &Harness) -> Result<()> {
         }
         h.decide(nre, "finance.xu", "approve", None, Value::Null)
             .await?;
+        if number == 3 {
+            // 120,000.00 is above the four-eyes amount: a second finance approver.
+            h.decide(nre, "finance.ma", "approve", None, Value::Null)
+                .await?;
+        }
     }
 
     print_timeline(h, "MDF-2026-001", mdf).await?;
