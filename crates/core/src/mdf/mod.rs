@@ -37,6 +37,10 @@ pub struct MdfRules {
     /// Materials every claim must attach (attachment ids).
     #[serde(default = "default_materials")]
     pub required_materials: Vec<String>,
+    /// The quota's validity window within its year, `MM-DD` to `MM-DD`: an activity starts
+    /// inside it, and no application is taken for a window that has ended.
+    #[serde(default = "default_window")]
+    pub window: (String, String),
 }
 
 impl Default for MdfRules {
@@ -47,6 +51,7 @@ impl Default for MdfRules {
             claim_extension_after_days: default_claim_days(),
             ordinary_invoice_factor: default_factor(),
             required_materials: default_materials(),
+            window: default_window(),
         }
     }
 }
@@ -72,6 +77,16 @@ fn default_lateness() -> u32 {
 
 fn default_claim_days() -> i64 {
     90
+}
+
+fn default_window() -> (String, String) {
+    ("01-01".to_owned(), "12-31".to_owned())
+}
+
+/// The window of `year` as dates; `None` when the rules' `MM-DD`s are not dates that year.
+fn window_of(rules: &MdfRules, year: i32) -> Option<(NaiveDate, NaiveDate)> {
+    let day = |md: &str| NaiveDate::parse_from_str(&format!("{year}-{md}"), "%Y-%m-%d").ok();
+    Some((day(&rules.window.0)?, day(&rules.window.1)?))
 }
 
 fn default_factor() -> String {
@@ -203,6 +218,31 @@ pub fn validate_usage(
             "after_start",
             format!("the activity cannot end ({e}) before it starts ({s})"),
         );
+    }
+    if let Some(s) = start {
+        match window_of(rules, s.year()) {
+            Some((from, to)) if s < from || s > to => r.fail(
+                "activity.planned_start",
+                "window",
+                format!(
+                    "the activity must start within the quota window {from} to {to}, not on {s}"
+                ),
+            ),
+            Some((_, to)) if today > to => r.fail(
+                "activity.planned_start",
+                "window_closed",
+                format!("the quota window of {} ended on {to}", s.year()),
+            ),
+            Some(_) => {}
+            None => r.fail(
+                "activity.planned_start",
+                "window",
+                format!(
+                    "the programme's MDF window {:?} is not a pair of MM-DD dates",
+                    rules.window
+                ),
+            ),
+        }
     }
     r.text(input, "targets.overview", "targets.overview");
     if r.boolean(input, "agreement_accepted", "agreement_accepted") == Some(false) {

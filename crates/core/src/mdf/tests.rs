@@ -421,3 +421,41 @@ fn a_held_activity_keeps_the_applications_name_and_a_claim_names_the_linked_one(
         "nothing held, nothing to match"
     );
 }
+
+#[test]
+fn an_activity_starts_inside_an_open_quota_window() {
+    let rules = MdfRules {
+        window: ("02-05".to_owned(), "12-31".to_owned()),
+        ..MdfRules::default()
+    };
+    let mut early = usage();
+    early["activity"]["planned_start"] = json!("2026-02-04");
+    early["activity"]["planned_end"] = json!("2026-02-04");
+    assert_eq!(
+        fields(validate_usage(
+            &early,
+            &rules,
+            &cn(),
+            day("2026-01-02"),
+            &known()
+        )),
+        vec![pair("activity.planned_start", "window")]
+    );
+    early["activity"]["planned_start"] = json!("2026-02-05");
+    early["activity"]["planned_end"] = json!("2026-02-05");
+    assert!(validate_usage(&early, &rules, &cn(), day("2026-01-02"), &known()).is_ok());
+    // In 2027 the 2026 window is closed, whatever the reason given for lateness.
+    let mut late = usage();
+    late["late_reason"] = json!("forgot");
+    assert_eq!(
+        fields(validate_usage(
+            &late,
+            &rules,
+            &cn(),
+            day("2027-01-04"),
+            &known()
+        )),
+        vec![pair("activity.planned_start", "window_closed")]
+    );
+    assert!(validate_usage(&late, &rules, &cn(), day("2026-12-31"), &known()).is_ok());
+}
