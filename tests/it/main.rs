@@ -23,6 +23,7 @@ mod payments;
 mod principals;
 mod servers;
 mod services;
+mod settlement;
 mod signatures;
 mod supplements;
 mod verification;

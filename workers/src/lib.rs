@@ -9,6 +9,7 @@
 //!   suspension and termination of partners.
 //! - [`contract`]: agreement generation and archiving.
 //! - [`verification`]: business-verification providers (simulated, HTTP).
+//! - [`rebate`]: the statement, its reconciliation, threshold and invoice.
 //! - [`reference`]: the reference workload's handler (bench and fault tests).
 //! - [`registry`]: the names, in one place.
 
@@ -17,6 +18,7 @@ pub mod mdf;
 pub mod nre;
 pub mod onboarding;
 pub mod payments;
+pub mod rebate;
 pub mod reference;
 pub mod verification;
 
@@ -61,6 +63,12 @@ pub fn registry(
         .validator("nre_agreement", nre::validate_agreement)
         .validator_needing("nre_milestone", nre::validate_milestone, STANDING)
         .handler("nre_next_milestone", nre::NextMilestone)
+        .validator("rebate_statement", rebate::validate_statement)
+        .validator("rebate_reconciliation", rebate::validate_reconciliation)
+        .validator("rebate_correction", rebate::validate_correction)
+        .validator("rebate_invoice", rebate::validate_invoice)
+        .handler("rebate_route", rebate::Route)
+        .handler("rebate_threshold", rebate::Threshold)
         .handler("verify_business", onboarding::VerifyBusiness::new(verifier))
         .handler("auto_screen", onboarding::AutoScreen)
         .handler("activate_partner", onboarding::Activate)

@@ -43,7 +43,15 @@ const EMBEDDED_WORKFLOWS: &[(&str, &str)] = &[
         "nre_milestones.toml",
         include_str!("../../../workflows/nre_milestones.toml"),
     ),
+    (
+        "rebate_settlement.toml",
+        include_str!("../../../workflows/rebate_settlement.toml"),
+    ),
 ];
+const EMBEDDED_POLICIES: &[(&str, &str)] = &[(
+    "base-monthly-v1.toml",
+    include_str!("../../../config/policies/base-monthly-v1.toml"),
+)];
 const EMBEDDED_PROGRAMME: &str = include_str!("../../../config/programme.toml");
 const EMBEDDED_DIRECTORY: &str = include_str!("../../../config/directory.toml");
 const EMBEDDED_CALENDARS: &[(&str, &str)] = &[
@@ -237,6 +245,38 @@ pub fn registry(
         }
         other => bail!("verification.provider must be `simulated` or `http`, got `{other}`"),
     })
+}
+
+/// The rebate policies: the configured directory's files, or the shipped example when the
+/// directory does not exist.
+pub fn policies(settings: &Settings) -> Result<partnerflow_core::rebate::policy::PolicySet> {
+    let dir = &settings.paths.policies;
+    let set = if dir.exists() {
+        partnerflow_settlement::policies::load(dir)
+    } else {
+        let files: Vec<(String, String)> = EMBEDDED_POLICIES
+            .iter()
+            .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+            .collect();
+        partnerflow_settlement::policies::parse(&files)
+    };
+    set.with_context(|| format!("rebate policies in {}", dir.display()))
+}
+
+/// The programme's settlement on `engine`, with its policies and schedule checked.
+pub fn settlement(
+    settings: &Settings,
+    engine: &Engine,
+) -> Result<partnerflow_settlement::Settlement> {
+    let programme = engine.programme();
+    let rules = programme.settlement.clone();
+    partnerflow_settlement::schedule::schedule(&rules)?;
+    Ok(partnerflow_settlement::Settlement::new(
+        engine.clone(),
+        &programme.id,
+        rules,
+        policies(settings)?,
+    ))
 }
 
 /// Builds and starts an engine from settings on the given clock.

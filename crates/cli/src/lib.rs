@@ -7,6 +7,7 @@
 //! - [`bench`]: the reference workload of PRODUCT §6.
 //! - [`operate`]: operator commands (cancel, resume).
 //! - [`report`]: text reports (a partner's ledger).
+//! - [`settle`]: transaction import, settlement runs and their schedule.
 //! - [`harness`]: an engine on a virtual clock, for the demo and the tests.
 
 pub mod app;
@@ -16,3 +17,4 @@ pub mod harness;
 pub mod operate;
 pub mod report;
 pub mod settings;
+pub mod settle;

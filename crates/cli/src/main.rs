@@ -31,6 +31,20 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum ImportWhat {
+    /// Transactions from a CSV file (columns in README § Rebate settlement).
+    Transactions {
+        file: PathBuf,
+        /// Import the good rows and write the bad ones to --rejects instead of refusing the file.
+        #[arg(long)]
+        skip_invalid: bool,
+        /// Where the bad rows go (`row,column,reason`).
+        #[arg(long, default_value = "rejects.csv")]
+        rejects: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// API, workers, dispatcher, timer sweeper and janitor in one process.
     Serve,
@@ -41,6 +55,19 @@ enum Command {
     },
     /// Applies the database migrations.
     Migrate,
+    /// Imports data: `import transactions FILE.csv` (refused whole on any bad row, unless
+    /// --skip-invalid; a file imported twice is imported once).
+    Import {
+        #[command(subcommand)]
+        what: ImportWhat,
+    },
+    /// Settles a month of rebates: statements for every partner and their workflows (exactly
+    /// once; a re-run creates nothing).
+    Settle {
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        period: String,
+    },
     /// Validates workflow definitions (a file or a directory; default: the configured one).
     Validate { path: Option<PathBuf> },
     /// Runs several partners through onboarding, contract signing, an MDF activity and an NRE project on a virtual clock.
@@ -114,6 +141,18 @@ async fn main() -> Result<()> {
                 Command::Serve => serve(settings).await,
                 Command::Worker { dispatch } => worker(settings, dispatch).await,
                 Command::Migrate => migrate(settings).await,
+                Command::Import {
+                    what:
+                        ImportWhat::Transactions {
+                            file,
+                            skip_invalid,
+                            rejects,
+                        },
+                } => {
+                    let report = skip_invalid.then_some(rejects.as_path());
+                    partnerflow::settle::import(&settings, &file, skip_invalid, report).await
+                }
+                Command::Settle { period } => partnerflow::settle::settle(&settings, &period).await,
                 Command::Cancel {
                     id,
                     reason,
@@ -229,9 +268,16 @@ async fn serve(settings: Settings) -> Result<()> {
     let metrics = install_metrics()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let engine = app::build(&settings, clock.clone()).await?;
+    let settlement = app::settlement(&settings, &engine)?;
     let shutdown = CancellationToken::new();
     let tracker = tokio_util::task::TaskTracker::new();
     app::spawn_loops(&engine, &shutdown, &tracker);
+    partnerflow::settle::spawn_schedule(
+        settlement.clone(),
+        std::time::Duration::from_secs(settings.settlement.check_every_secs.max(1)),
+        &shutdown,
+        &tracker,
+    );
     app::spawn_workers(
         &engine,
         settings.engine.worker_concurrency,
@@ -265,6 +311,12 @@ async fn worker(settings: Settings, dispatch: bool) -> Result<()> {
     let tracker = tokio_util::task::TaskTracker::new();
     if dispatch {
         app::spawn_loops(&engine, &shutdown, &tracker);
+        partnerflow::settle::spawn_schedule(
+            app::settlement(&settings, &engine)?,
+            std::time::Duration::from_secs(settings.settlement.check_every_secs.max(1)),
+            &shutdown,
+            &tracker,
+        );
     }
     app::spawn_workers(
         &engine,

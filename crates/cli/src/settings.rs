@@ -11,6 +11,7 @@ pub struct Settings {
     pub database: Database,
     pub verification: Verification,
     pub payments: Payments,
+    pub settlement: SettlementLoop,
     pub queue: Queue,
     pub engine: Engine,
     pub http: Http,
@@ -81,6 +82,12 @@ pub struct Verification {
     pub timeout_ms: u64,
 }
 
+/// How often the dispatching processes look for due settlement periods.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SettlementLoop {
+    pub check_every_secs: u64,
+}
+
 /// The payment provider of the `pay` step.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Payments {
@@ -134,6 +141,8 @@ pub struct Paths {
     pub calendars: PathBuf,
     /// Where uploaded attachments are kept (content-addressed).
     pub attachments: PathBuf,
+    /// The rebate policy files (one version each).
+    pub policies: PathBuf,
 }
 
 #[derive(Clone, Deserialize)]

@@ -12,6 +12,7 @@
 //! - [`onboarding`]: the partner application and its per-type thresholds.
 //! - [`mdf`]: market development funds: usage applications, claims, invoices, tier quotas.
 //! - [`nre`]: one-time engineering fees: the application and the milestone schedule.
+//! - [`rebate`]: monthly rebate settlement: periods, policies, transactions, statements.
 //! - [`handler`]: the contract between the engine and the step handlers in `workers/`.
 //! - [`programme`]: a programme's rules and definition overrides.
 //! - [`attachments`]: the rules an uploaded file must satisfy.
@@ -33,6 +34,7 @@ pub mod money;
 pub mod nre;
 pub mod onboarding;
 pub mod programme;
+pub mod rebate;
 pub mod span;
 pub mod validation;
 

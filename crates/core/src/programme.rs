@@ -22,6 +22,9 @@ pub struct Programme {
     /// One-time engineering fees; the seeds' numbers when absent.
     #[serde(default)]
     pub nre: crate::nre::NreRules,
+    /// Monthly rebate settlement: schedule, threshold, invoice rules.
+    #[serde(default)]
+    pub settlement: crate::rebate::SettlementRules,
     /// Uploads; the seeds' rules when absent.
     #[serde(default)]
     pub attachments: crate::attachments::AttachmentRules,

@@ -23,7 +23,7 @@ pub struct Submitter {
 impl Submitter {
     /// The submitter as the instance's input records it: `submitted_by` (and `partner_id` for a
     /// partner-side caller) are filled in when absent; the fields that name someone else.
-    fn stamp(&self, input: &mut Value) -> Vec<FieldError> {
+    pub(crate) fn stamp(&self, input: &mut Value) -> Vec<FieldError> {
         let Some(map) = input.as_object_mut() else {
             return Vec::new();
         };
@@ -53,7 +53,7 @@ impl Submitter {
 
 impl Engine {
     /// A fresh instance of `def`, from validated input, submitted by `submitter`.
-    fn new_instance(
+    pub(crate) fn new_instance(
         def: &WorkflowDefinition,
         business_key: &str,
         input: &Value,

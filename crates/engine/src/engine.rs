@@ -275,6 +275,10 @@ impl Engine {
         &self.inner.calendar
     }
 
+    pub fn programme(&self) -> &Programme {
+        &self.inner.programme
+    }
+
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.inner.clock.now()
     }

@@ -2,7 +2,9 @@
 //! attachments the input names, and, when the validator needs them, the partner's standing
 //! and its other instances of the workflow.
 
+use partnerflow_core::definition::{StepKind, WorkflowDefinition};
 use partnerflow_core::handler::Needs;
+use partnerflow_core::machine::{Command, InstanceState};
 use partnerflow_core::validation::{AttachmentFact, RecordFacts, Sibling};
 use partnerflow_store::{Conn, attachments, instances, standing};
 use serde_json::Value;
@@ -96,6 +98,37 @@ impl Engine {
 }
 
 impl Engine {
+    /// The facts the validator of a decision's data consults, read in the transition's own
+    /// transaction (empty for every other command, and for steps without a validator).
+    pub(crate) async fn decision_facts(
+        &self,
+        tx: &mut Conn,
+        def: &WorkflowDefinition,
+        state: &InstanceState,
+        cmd: &Command,
+    ) -> Result<RecordFacts> {
+        let Command::Decide { data, .. } = cmd else {
+            return Ok(RecordFacts::default());
+        };
+        let validator = state
+            .step
+            .as_deref()
+            .and_then(|s| def.step(s))
+            .and_then(|s| match &s.kind {
+                StepKind::Human(h) => h.validator.clone(),
+                _ => None,
+            });
+        let Some(validator) = validator else {
+            return Ok(RecordFacts::default());
+        };
+        let subject = Subject {
+            workflow_id: &state.workflow_id,
+            partner: state.partner_id.as_deref(),
+            instance: Some(state.id),
+        };
+        self.facts_for(tx, &validator, data, subject).await
+    }
+
     /// A partner's standing: every fact recorded about it, fact → state.
     pub async fn standing(
         &self,

@@ -12,7 +12,7 @@
 //! # Layout
 //! - [`clock`]: the system clock and the virtual clock of tests and the demo.
 //! - `engine`: [`Engine`], its parts, settings, errors and definitions.
-//! - `commands`: start, decide, external events, cancel and resume.
+//! - `commands`: start, decide, external events, cancel and resume; `bulk`: many starts at once.
 //! - `transition`: one command → one transaction, effects included.
 //! - `work`: running one outbox row's step handler; `deliver`: its notification.
 //! - `loops`: dispatcher, timer sweeper, janitor and worker loops, and [`Engine::drain`].
@@ -24,6 +24,7 @@
 //! - [`queue`]: the in-process queue and the apalis-redis queue.
 
 mod attachments;
+mod bulk;
 pub mod clock;
 mod commands;
 mod deliver;
@@ -38,6 +39,7 @@ pub mod view;
 mod work;
 
 pub use attachments::UploadMeta;
+pub use bulk::BulkStart;
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use commands::Submitter;
 pub use engine::{

@@ -5,15 +5,12 @@
 use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
-use partnerflow_core::definition::{StepKind, WorkflowDefinition};
 use partnerflow_core::machine::{self, Actor, Command, Ctx, Effect, InstanceState, ParentRef};
-use partnerflow_core::validation::RecordFacts;
 use partnerflow_store::{Conn, idempotency, instances, outbox, tasks, timers};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::engine::{Engine, Error, Idempotency, Notice, Result, Started, started};
-use crate::facts::Subject;
 
 /// What else commits with the transition.
 #[derive(Debug, Default)]
@@ -120,18 +117,33 @@ impl Engine {
         also: &Also,
         reply: impl Fn(&InstanceState) -> Value,
     ) -> Result<InstanceState> {
+        let states = self
+            .transact_all(|attempt| vec![(target(attempt), cmd.clone())], also, reply)
+            .await?;
+        states
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Conflict("empty transition".to_owned()))
+    }
+
+    /// Applies every command of `initial` (and what their effects start) in one transaction,
+    /// retried whole on a version conflict; the states of the initial targets, in order.
+    async fn transact_all(
+        &self,
+        initial: impl Fn(u32) -> Vec<(Target, Command)>,
+        also: &Also,
+        reply: impl Fn(&InstanceState) -> Value,
+    ) -> Result<Vec<InstanceState>> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let now = self.now();
             let mut tx = self.inner.store.begin().await?;
-            match self
-                .run(&mut tx, target(attempt), cmd.clone(), also, &reply, now)
-                .await
-            {
-                Ok((state, woke, notices)) => {
+            match self.run(&mut tx, initial(attempt), also, &reply, now).await {
+                Ok((states, woke, notices)) => {
                     tx.commit().await.map_err(partnerflow_store::Error::from)?;
-                    metrics::counter!("partnerflow_transitions_total").increment(1);
+                    metrics::counter!("partnerflow_transitions_total")
+                        .increment(states.len() as u64);
                     if woke.jobs {
                         self.inner.wake_dispatcher.notify_waiters();
                     }
@@ -142,7 +154,7 @@ impl Engine {
                         // Nobody listening is normal; notices are a convenience, not a record.
                         let _ = self.inner.notices.send(notice);
                     }
-                    return Ok(state);
+                    return Ok(states);
                 }
                 Err(Error::Stale(msg)) if attempt < MAX_ATTEMPTS => {
                     drop(tx);
@@ -155,15 +167,37 @@ impl Engine {
         }
     }
 
+    /// Creates instances and applies their first commands, all in one transaction (a bulk
+    /// start: many instances, their first steps, tasks and timers, one commit).
+    pub(crate) async fn create_many(
+        &self,
+        starts: Vec<(InstanceState, Command)>,
+    ) -> Result<Vec<InstanceState>> {
+        if starts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let also = Also::default();
+        self.transact_all(
+            |_| {
+                starts
+                    .iter()
+                    .map(|(state, cmd)| (Target::New(Box::new(state.clone())), cmd.clone()))
+                    .collect()
+            },
+            &also,
+            |_| Value::Null,
+        )
+        .await
+    }
+
     async fn run(
         &self,
         tx: &mut Conn,
-        first: Target,
-        cmd: Command,
+        initial: Vec<(Target, Command)>,
         also: &Also,
         reply: &impl Fn(&InstanceState) -> Value,
         now: DateTime<Utc>,
-    ) -> Result<(InstanceState, Woke, Vec<Notice>)> {
+    ) -> Result<(Vec<InstanceState>, Woke, Vec<Notice>)> {
         // Fencing, first (before the transition's own effects can cancel the timer that caused
         // it): the row or timer must still be ours to finish. When another worker or sweeper
         // finished it first, this result is discarded whole.
@@ -182,8 +216,9 @@ impl Engine {
                 "timer {id} fired or was cancelled already"
             )));
         }
-        let mut work = VecDeque::from([(first, cmd)]);
-        let mut first_state = None;
+        let initial_count = initial.len();
+        let mut work = VecDeque::from(initial);
+        let mut states = Vec::with_capacity(initial_count);
         let mut woke = Woke::default();
         let mut notices = Vec::new();
         while let Some((target, cmd)) = work.pop_front() {
@@ -241,51 +276,19 @@ impl Engine {
                     .effects(tx, &state, applied.effects, &mut work, now)
                     .await?;
             }
-            if first_state.is_none() {
-                first_state = Some(state);
+            if states.len() < initial_count {
+                states.push(state);
             }
         }
-        let state = first_state.ok_or_else(|| Error::Conflict("empty transition".to_owned()))?;
-        if let Some((scope, idem)) = &also.idem {
+        if let (Some((scope, idem)), Some(state)) = (&also.idem, states.first()) {
             let answer = idempotency::Answer {
                 request_hash: idem.request_hash.clone(),
                 status: 200,
-                body: reply(&state).to_string(),
+                body: reply(state).to_string(),
             };
             idempotency::put(tx, scope, &idem.key, &answer, now).await?;
         }
-        Ok((state, woke, notices))
-    }
-
-    /// The facts the validator of a decision's data consults, read in the transition's own
-    /// transaction (empty for every other command, and for steps without a validator).
-    async fn decision_facts(
-        &self,
-        tx: &mut Conn,
-        def: &WorkflowDefinition,
-        state: &InstanceState,
-        cmd: &Command,
-    ) -> Result<RecordFacts> {
-        let Command::Decide { data, .. } = cmd else {
-            return Ok(RecordFacts::default());
-        };
-        let validator = state
-            .step
-            .as_deref()
-            .and_then(|s| def.step(s))
-            .and_then(|s| match &s.kind {
-                StepKind::Human(h) => h.validator.clone(),
-                _ => None,
-            });
-        let Some(validator) = validator else {
-            return Ok(RecordFacts::default());
-        };
-        let subject = Subject {
-            workflow_id: &state.workflow_id,
-            partner: state.partner_id.as_deref(),
-            instance: Some(state.id),
-        };
-        self.facts_for(tx, &validator, data, subject).await
+        Ok((states, woke, notices))
     }
 
     /// Writes the effects; returns whether anything was written that the loops should pick up.

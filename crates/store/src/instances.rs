@@ -304,3 +304,27 @@ pub async fn siblings(
         })
         .collect()
 }
+
+/// Which of `keys` name an instance of `workflow_id` already: business key → instance id.
+pub async fn existing_keys(
+    conn: &mut Conn,
+    workflow_id: &str,
+    keys: &[String],
+) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for chunk in keys.chunks(500) {
+        let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "select business_key, id from instances where workflow_id = $1 and business_key in ({})",
+            params.join(", ")
+        );
+        let mut q = sqlx::query(crate::sql(sql)).bind(workflow_id);
+        for k in chunk {
+            q = q.bind(k.clone());
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            out.insert(r.try_get(0)?, r.try_get(1)?);
+        }
+    }
+    Ok(out)
+}

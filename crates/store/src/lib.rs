@@ -15,6 +15,8 @@
 //! - [`ledger`]: account balances, locked by the transition that posts, and their postings.
 //! - [`standing`]: facts transitions record about a partner (its business certification).
 //! - [`notifications`]: the record of every notification sent, keyed for deduplication.
+//! - [`transactions`]: imported transactions, summed for a settlement run.
+//! - [`settlement`]: settlement runs and statements, once per partner and period.
 //! - [`definitions`]: every definition version an instance may still run on.
 //! - [`retention`]: deleting delivery rows (done outbox rows, closed timers, old
 //!   idempotency keys) once old enough.
@@ -27,9 +29,11 @@ pub mod ledger;
 pub mod notifications;
 pub mod outbox;
 pub mod retention;
+pub mod settlement;
 pub mod standing;
 pub mod tasks;
 pub mod timers;
+pub mod transactions;
 
 use std::time::Duration;
 
@@ -80,6 +84,18 @@ pub enum Backend {
 pub struct Store {
     pub pool: AnyPool,
     pub backend: Backend,
+    /// The PostgreSQL url, for the fast paths that need the driver itself (`COPY`).
+    pg_url: Option<Redacted>,
+}
+
+/// A connection string kept out of logs (it may carry a password).
+#[derive(Clone)]
+struct Redacted(String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -123,7 +139,17 @@ impl Store {
             })
             .connect(&url)
             .await?;
-        Ok(Store { pool, backend })
+        let pg_url = (backend == Backend::Postgres).then(|| Redacted(url.clone()));
+        Ok(Store {
+            pool,
+            backend,
+            pg_url,
+        })
+    }
+
+    /// The PostgreSQL url (`None` on SQLite).
+    pub fn url(&self) -> Option<&str> {
+        self.pg_url.as_ref().map(|u| u.0.as_str())
     }
 
     /// Applies the backend's migrations.

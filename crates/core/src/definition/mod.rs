@@ -757,7 +757,8 @@ fn build_step(rs: &RawStep, registry: &dyn Registry) -> Result<Step, StepProblem
 }
 
 /// A transition's `record`: fact and state names are identifiers (`business_info`,
-/// `certified`), so validators can name them.
+/// `certified`), so validators can name them, or the state is a template of the instance's
+/// data (`partner_type = "{/input/partner_type}"`).
 fn standing(
     raw: &BTreeMap<String, String>,
     problems: &mut Vec<(&'static str, String)>,
@@ -767,12 +768,13 @@ fn standing(
             && s.chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
     };
+    let template = |s: &str| s.starts_with('{') && s.ends_with('}') && s.len() > 2;
     for (fact, state) in raw {
-        if !identifier(fact) || !identifier(state) {
+        if !identifier(fact) || !(identifier(state) || template(state)) {
             problems.push((
                 "bad-record",
                 format!(
-                    "record `{fact} = \"{state}\"` must name a fact and a state in lower_snake_case"
+                    "record `{fact} = \"{state}\"` must name a fact in lower_snake_case and a state in lower_snake_case or a template such as \"{{/input/partner_type}}\""
                 ),
             ));
         }

@@ -25,14 +25,26 @@ impl Machine<'_, '_> {
                 "recording a partner's standing needs the instance's partner_id".to_owned(),
             )]));
         };
+        // A state may be a template of the instance's data (`"{/input/partner_type}"`).
+        let mut filled = BTreeMap::new();
+        for (fact, state) in facts {
+            let value = self.state.fill(state).map_err(|name| {
+                Error::InvalidData(vec![FieldError::new(
+                    &name.trim_start_matches('/').replace('/', "."),
+                    "required",
+                    format!("recording `{fact}` needs {name}, which the instance has not"),
+                )])
+            })?;
+            filled.insert(fact.clone(), value);
+        }
         self.event(
             "standing_recorded",
             &Actor::system(),
-            json!({ "partner_id": partner, "facts": facts, "step": self.state.step }),
+            json!({ "partner_id": partner, "facts": filled, "step": self.state.step }),
         );
         self.out.effects.push(Effect::RecordStanding {
             partner,
-            facts: facts.clone(),
+            facts: filled,
         });
         Ok(())
     }
