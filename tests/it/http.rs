@@ -75,6 +75,10 @@ impl Api {
             auth: Arc::new(auth),
             metrics: None,
             clock: h.clock.clone(),
+            settlement: Some(crate::settlement::settlement(
+                h,
+                partnerflow_core::rebate::SettlementRules::default(),
+            )),
         });
         Api {
             router,

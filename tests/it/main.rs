@@ -24,6 +24,7 @@ mod principals;
 mod servers;
 mod services;
 mod settlement;
+mod settlement_api;
 mod settlement_periods;
 mod signatures;
 mod supplements;

@@ -17,6 +17,7 @@
 //! - `tasks`: task listings and reviewer decisions.
 //! - `events`: external events delivered to waiting instances.
 //! - `ledger`: account balances and their postings.
+//! - `settlement`: transactions in, settlement runs, statements and their explanations.
 //! - `health`: `/healthz`, `/readyz`, `/metrics`.
 
 #![warn(clippy::wildcard_enum_match_arm)]
@@ -29,6 +30,7 @@ mod extract;
 mod health;
 mod instances;
 mod ledger;
+mod settlement;
 mod tasks;
 
 use std::sync::Arc;
@@ -60,6 +62,8 @@ pub struct AppState {
     pub metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
     /// Signature timestamps are judged against this clock (virtual in tests and the demo).
     pub clock: Arc<dyn Clock>,
+    /// The programme's rebate settlement (`None`: its endpoints answer 404).
+    pub settlement: Option<partnerflow_settlement::Settlement>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -86,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tasks::router())
         .merge(events::router())
         .merge(ledger::router())
+        .merge(settlement::router())
         .merge(health::router())
         .fallback(error::no_route)
         .layer((

@@ -137,6 +137,7 @@ async fn spawn_app(metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>) -> Te
                 events: vec!["docs_uploaded".to_owned()],
                 workflows: vec!["review_flow".to_owned()],
                 reads: vec![Read::Instances, Read::Tasks],
+                imports: vec![],
                 partner: None,
             },
             Integration {
@@ -146,6 +147,7 @@ async fn spawn_app(metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>) -> Te
                 events: vec![],
                 workflows: vec![],
                 reads: vec![],
+                imports: vec![],
                 partner: None,
             },
         ],
@@ -160,6 +162,7 @@ async fn spawn_app(metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>) -> Te
         auth: Arc::new(auth),
         metrics,
         clock: clock.clone(),
+        settlement: None,
     };
     TestApp {
         router: router(state),

@@ -371,6 +371,7 @@ pub fn auth_config(settings: &Settings) -> partnerflow_api::AuthConfig {
                 events: i.events.clone(),
                 workflows: i.workflows.clone(),
                 reads: i.reads.clone(),
+                imports: i.imports.clone(),
                 partner: i.partner.clone(),
             })
             .collect(),

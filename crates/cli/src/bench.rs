@@ -71,6 +71,7 @@ pub async fn run(settings: &Settings, workflows: usize, concurrency: usize) -> R
         auth: Arc::new(app::auth_config(&settings)),
         metrics: None,
         clock,
+        settlement: None,
     });
 
     let shutdown = CancellationToken::new();

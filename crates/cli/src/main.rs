@@ -235,11 +235,32 @@ async fn validate(config_dir: &std::path::Path, path: Option<PathBuf>) -> Result
             }
         }
     }
+    // The settlement's policies and schedule (only when validating the configured set).
+    if path.is_none() {
+        match app::policies(&settings) {
+            Ok(set) if set.is_empty() => println!(
+                "warning no rebate policy in {}: nothing can be settled",
+                settings.paths.policies.display()
+            ),
+            Ok(_) => println!(
+                "ok      rebate policies in {}",
+                settings.paths.policies.display()
+            ),
+            Err(e) => {
+                failed += 1;
+                println!("error   {e:#}");
+            }
+        }
+        if let Err(e) = partnerflow_settlement::schedule::schedule(&data.programme.settlement) {
+            failed += 1;
+            println!("error   {e}");
+        }
+    }
     if let Some(w) = app::warn_if_calendar_ends_soon(&data.calendar, SystemClock.now()) {
         println!("warning {w}");
     }
     if failed > 0 {
-        bail!("{failed} definition(s) failed validation");
+        bail!("{failed} definition(s) or configuration file(s) failed validation");
     }
     Ok(())
 }
@@ -289,6 +310,7 @@ async fn serve(settings: Settings) -> Result<()> {
         auth: Arc::new(app::auth_config(&settings)),
         metrics: Some(metrics),
         clock,
+        settlement: Some(settlement),
     };
     let listener = tokio::net::TcpListener::bind(addr)
         .await

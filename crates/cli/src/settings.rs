@@ -191,9 +191,12 @@ pub struct Integration {
     /// Workflows it may start.
     #[serde(default)]
     pub workflows: Vec<String>,
-    /// What it may read: `instances`, `tasks`, `evidence`.
+    /// What it may read: `instances`, `tasks`, `evidence`, `ledger`, `statements`.
     #[serde(default)]
     pub reads: Vec<partnerflow_api::Read>,
+    /// What it may import: `transactions`.
+    #[serde(default)]
+    pub imports: Vec<String>,
     /// A partner-side integration's partner: it sees and acts on that partner's instances only.
     #[serde(default)]
     pub partner: Option<String>,

@@ -63,6 +63,8 @@ pub enum Read {
     Evidence,
     /// A partner's ledger accounts.
     Ledger,
+    /// Rebate statements and their explanations.
+    Statements,
 }
 
 impl Read {
@@ -72,6 +74,7 @@ impl Read {
             Read::Tasks => "tasks",
             Read::Evidence => "evidence",
             Read::Ledger => "the ledger",
+            Read::Statements => "statements",
         }
     }
 }
@@ -91,6 +94,8 @@ pub struct Integration {
     pub workflows: Vec<String>,
     /// What it may read.
     pub reads: Vec<Read>,
+    /// What it may import (`transactions`).
+    pub imports: Vec<String>,
     /// Set for a partner-side integration: the one partner whose instances it sees and acts on.
     pub partner: Option<String>,
 }

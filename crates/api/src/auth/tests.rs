@@ -265,6 +265,7 @@ fn debug_output_hides_secrets_and_tokens() {
             events: vec![],
             workflows: vec![],
             reads: vec![Read::Tasks],
+            imports: vec![],
             partner: None,
         }],
         operators: vec![Operator {
