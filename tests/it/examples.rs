@@ -28,6 +28,13 @@ fn instance() -> InstanceState {
         "steps".to_owned(),
         json!({ "next_milestone": { "number": 1 } }),
     );
+    // A rebate statement of 212.00 with one line, for the statement's decisions.
+    state.data.insert(
+        "input".to_owned(),
+        json!({ "statement_id": "s-1", "programme": "default", "partner_id": "P-1002",
+                "period": "2026-11", "total": "212.00", "carried_in": "0", "payable": "212.00",
+                "lines": [{ "n": 1, "family": "database", "amount": "212.00" }] }),
+    );
     state
 }
 
@@ -69,6 +76,10 @@ fn every_example_passes_its_validator() {
             checked += 1;
             continue;
         }
+        if validator == "transactions" {
+            checked += check_transactions(&value, &name);
+            continue;
+        }
         let (v, _) = registry
             .get_validator(validator)
             .unwrap_or_else(|| panic!("{name}: no validator `{validator}`"));
@@ -85,4 +96,34 @@ fn every_example_passes_its_validator() {
         checked += 1;
     }
     assert!(checked >= 12, "only {checked} examples");
+}
+
+/// Every row of the transaction examples (the JSON batch and the CSV file) passes the import's
+/// row rules.
+fn check_transactions(batch: &Value, name: &str) -> usize {
+    use partnerflow_core::rebate::transactions::{COLUMNS, Header, parse_row};
+    let tz = chrono_tz::Asia::Shanghai;
+    let rows = batch["transactions"].as_array().expect("transactions");
+    for (i, row) in rows.iter().enumerate() {
+        let fields: Vec<String> = COLUMNS
+            .iter()
+            .chain(std::iter::once(&"original_order_id"))
+            .map(|c| row[*c].as_str().unwrap_or_default().to_owned())
+            .collect();
+        let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+        if let Err(e) = parse_row(&Header::standard(), &fields, i + 1, tz) {
+            panic!("{name} row {}: {e:?}", i + 1);
+        }
+    }
+    let csv = std::fs::read_to_string(format!("{EXAMPLES}/transactions.csv")).expect("csv");
+    let mut lines = csv.lines();
+    let names: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let header = Header::parse(&names).expect("header");
+    for (i, line) in lines.enumerate() {
+        let fields: Vec<&str> = line.split(',').collect();
+        if let Err(e) = parse_row(&header, &fields, i + 2, tz) {
+            panic!("transactions.csv row {}: {e:?}", i + 2);
+        }
+    }
+    1
 }
