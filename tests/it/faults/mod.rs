@@ -9,6 +9,7 @@
 
 mod payment;
 mod rig;
+mod settlement;
 
 use rig::{INSTANCES, Rig};
 

@@ -150,6 +150,11 @@ impl Rig {
         &self.engine
     }
 
+    /// The rig's own database.
+    pub(crate) fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
     /// Waits until a fifth of the instances are past `prepare` (steps in flight, more queued).
     pub(crate) async fn until_a_fifth_prepared(&mut self) {
         self.wait_for("a fifth of the instances past prepare", |p| {
