@@ -4,7 +4,7 @@
 //! - [`settings`]: layered configuration (files, environment).
 //! - [`app`]: builds an engine from settings; the one place that picks backends.
 //! - [`demo`]: a simulated programme on a virtual clock.
-//! - [`bench`]: the reference workload of PRODUCT §6.
+//! - [`bench`]: the reference workload of PRODUCT §6; [`bench_settlement`]: the settlement at scale.
 //! - [`operate`]: operator commands (cancel, resume).
 //! - [`report`]: text reports (a partner's ledger).
 //! - [`settle`]: transaction import, settlement runs and their schedule.
@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod bench_settlement;
 pub mod demo;
 pub mod harness;
 pub mod operate;

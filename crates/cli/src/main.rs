@@ -31,6 +31,17 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum BenchWhat {
+    /// Imports a generated month of transactions and settles it (twice), on the configured backend.
+    Settlement {
+        #[arg(long, default_value_t = 100_000)]
+        partners: u64,
+        #[arg(long, default_value_t = 10_000_000)]
+        transactions: u64,
+    },
+}
+
+#[derive(Subcommand)]
 enum ImportWhat {
     /// Transactions from a CSV file (columns in README § Rebate settlement).
     Transactions {
@@ -109,6 +120,8 @@ enum Command {
     },
     /// Runs the reference workload (3-step approval by signed callback) and reports throughput and latency.
     Bench {
+        #[command(subcommand)]
+        what: Option<BenchWhat>,
         /// Workflows to complete.
         #[arg(long, default_value_t = 2000)]
         workflows: usize,
@@ -200,6 +213,15 @@ async fn main() -> Result<()> {
                     Ok(())
                 }
                 Command::Bench {
+                    what:
+                        Some(BenchWhat::Settlement {
+                            partners,
+                            transactions,
+                        }),
+                    ..
+                } => partnerflow::bench_settlement::run(&settings, partners, transactions).await,
+                Command::Bench {
+                    what: None,
                     workflows,
                     concurrency,
                 } => partnerflow::bench::run(&settings, workflows, concurrency).await,

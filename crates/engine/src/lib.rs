@@ -13,7 +13,7 @@
 //! - [`clock`]: the system clock and the virtual clock of tests and the demo.
 //! - `engine`: [`Engine`], its parts, settings, errors and definitions.
 //! - `commands`: start, decide, external events, cancel and resume; `bulk`: many starts at once.
-//! - `transition`: one command → one transaction, effects included.
+//! - `transition`: one command → one transaction; `effects`: what it writes besides the instance.
 //! - `work`: running one outbox row's step handler; `deliver`: its notification.
 //! - `loops`: dispatcher, timer sweeper, janitor and worker loops, and [`Engine::drain`].
 //! - `attachments`: uploads checked and recorded.
@@ -28,6 +28,7 @@ mod bulk;
 pub mod clock;
 mod commands;
 mod deliver;
+mod effects;
 mod engine;
 mod facts;
 mod ledger;

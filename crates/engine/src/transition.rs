@@ -5,11 +5,12 @@
 use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
-use partnerflow_core::machine::{self, Actor, Command, Ctx, Effect, InstanceState, ParentRef};
-use partnerflow_store::{Conn, idempotency, instances, outbox, tasks, timers};
+use partnerflow_core::machine::{self, Command, Ctx, InstanceState};
+use partnerflow_store::{Conn, idempotency, instances, outbox, timers};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::effects::{Deferred, Pending};
 use crate::engine::{Engine, Error, Idempotency, Notice, Result, Started, started};
 
 /// What else commits with the transition.
@@ -35,9 +36,9 @@ impl Also {
 
 /// Which loops a committed transition should wake.
 #[derive(Debug, Default, Clone, Copy)]
-struct Woke {
-    jobs: bool,
-    timers: bool,
+pub(crate) struct Woke {
+    pub(crate) jobs: bool,
+    pub(crate) timers: bool,
 }
 
 impl std::ops::BitOrAssign for Woke {
@@ -47,7 +48,7 @@ impl std::ops::BitOrAssign for Woke {
     }
 }
 
-enum Target {
+pub(crate) enum Target {
     Existing(Uuid),
     Loaded(Box<instances::Stored>),
     New(Box<InstanceState>),
@@ -221,23 +222,28 @@ impl Engine {
         let mut states = Vec::with_capacity(initial_count);
         let mut woke = Woke::default();
         let mut notices = Vec::new();
+        // New instances (a bulk start, a parent and its child) are written together, each table
+        // in one statement, before anything reads them back: before the next existing
+        // instance is loaded, and at the end.
+        let mut deferred = Deferred::default();
         while let Some((target, cmd)) = work.pop_front() {
+            let is_new = matches!(target, Target::New(_));
+            if !is_new {
+                self.flush(tx, &mut deferred, now).await?;
+            }
             let stored = match target {
                 Target::Loaded(stored) => *stored,
                 Target::Existing(id) => instances::load(tx, id)
                     .await?
                     .ok_or_else(|| Error::NotFound(format!("instance {id}")))?,
-                Target::New(state) => {
-                    instances::insert(tx, &state, now).await?;
-                    instances::Stored {
-                        state: *state,
-                        version: 0,
-                        event_count: 0,
-                        last_hash: partnerflow_core::audit::GENESIS.to_owned(),
-                        created_at: now,
-                        updated_at: now,
-                    }
-                }
+                Target::New(state) => instances::Stored {
+                    state: *state,
+                    version: 0,
+                    event_count: 0,
+                    last_hash: partnerflow_core::audit::GENESIS.to_owned(),
+                    created_at: now,
+                    updated_at: now,
+                },
             };
             let def = self.definition(&stored.state.workflow_id, stored.state.version)?;
             let facts = self.decision_facts(tx, &def, &stored.state, &cmd).await?;
@@ -270,16 +276,28 @@ impl Engine {
                         .iter()
                         .filter_map(|e| Notice::from_event(state.id, e)),
                 );
-                let keys = &self.inner.settings.audit;
-                instances::save(tx, &state, &stored, &applied.events, keys, now).await?;
-                woke |= self
+                if !is_new {
+                    let keys = &self.inner.settings.audit;
+                    instances::save(tx, &state, &stored, &applied.events, keys, now).await?;
+                }
+                let pending = self
                     .effects(tx, &state, applied.effects, &mut work, now)
                     .await?;
+                woke |= pending.woke(now, self.inner.settings.poll);
+                if is_new {
+                    deferred.add(&state, applied.events, pending);
+                } else {
+                    outbox::insert_many(tx, state.id, &pending.jobs, now).await?;
+                    timers::insert_many(tx, state.id, &pending.timers).await?;
+                }
+            } else if is_new {
+                deferred.add(&state, Vec::new(), Pending::default());
             }
             if states.len() < initial_count {
                 states.push(state);
             }
         }
+        self.flush(tx, &mut deferred, now).await?;
         if let (Some((scope, idem)), Some(state)) = (&also.idem, states.first()) {
             let answer = idempotency::Answer {
                 request_hash: idem.request_hash.clone(),
@@ -289,121 +307,5 @@ impl Engine {
             idempotency::put(tx, scope, &idem.key, &answer, now).await?;
         }
         Ok((states, woke, notices))
-    }
-
-    /// Writes the effects; returns whether anything was written that the loops should pick up.
-    async fn effects(
-        &self,
-        tx: &mut Conn,
-        state: &InstanceState,
-        effects: Vec<Effect>,
-        work: &mut VecDeque<(Target, Command)>,
-        now: DateTime<Utc>,
-    ) -> Result<Woke> {
-        // Outbox rows and timers are written in one statement each, after the loop.
-        let mut jobs = Vec::new();
-        let mut new_timers = Vec::new();
-        for effect in effects {
-            match effect {
-                Effect::RunStep { seq, step, handler } => {
-                    jobs.push(outbox::Work::RunStep { seq, step, handler });
-                }
-                Effect::Notify { spec, key } => jobs.push(outbox::Work::Notify { key, spec }),
-                Effect::OpenTask {
-                    task_id,
-                    seq,
-                    step,
-                    role,
-                    due,
-                } => tasks::insert(tx, task_id, state.id, &step, seq, &role, due, now).await?,
-                Effect::CloseTask { task_id, outcome } => {
-                    tasks::close(tx, task_id, &outcome, now).await?
-                }
-                Effect::EscalateTask { task_id, level } => {
-                    tasks::escalate(tx, task_id, i64::try_from(level).unwrap_or(i64::MAX)).await?
-                }
-                Effect::ScheduleTimer { seq, kind, due } => new_timers.push((seq, kind, due.at)),
-                Effect::CancelTimers { seq } => timers::cancel(tx, state.id, seq, now).await?,
-                Effect::StartChild {
-                    child_id,
-                    workflow,
-                    business_key,
-                    input,
-                    parent,
-                } => {
-                    let child =
-                        self.child_instance(state, child_id, &workflow, business_key, parent)?;
-                    work.push_back((
-                        Target::New(Box::new(child)),
-                        Command::Start {
-                            input,
-                            actor: Actor::system(),
-                        },
-                    ));
-                }
-                Effect::Post {
-                    seq,
-                    step,
-                    postings,
-                } => {
-                    let source = partnerflow_store::ledger::Source {
-                        instance_id: state.id,
-                        seq,
-                        step: step.as_deref(),
-                    };
-                    let backend = self.inner.store.backend;
-                    partnerflow_store::ledger::post(tx, backend, &postings, source, now).await?;
-                }
-                Effect::RecordStanding { partner, facts } => {
-                    partnerflow_store::standing::record(tx, &partner, &facts, state.id, now)
-                        .await?;
-                }
-                Effect::CancelChild { child_id } => {
-                    work.push_back((
-                        Target::Existing(child_id),
-                        Command::Cancel {
-                            actor: Actor::system(),
-                            reason: format!("parent {} left the step that waited for it", state.id),
-                            by_parent: true,
-                        },
-                    ));
-                }
-                Effect::NotifyParent { parent, status } => {
-                    work.push_back((
-                        Target::Existing(parent.instance_id),
-                        Command::ChildFinished {
-                            seq: parent.seq,
-                            child_id: state.id,
-                            status,
-                        },
-                    ));
-                }
-            }
-        }
-        outbox::insert_many(tx, state.id, &jobs, now).await?;
-        timers::insert_many(tx, state.id, &new_timers).await?;
-        let soon = now + chrono::Duration::from_std(self.inner.settings.poll).unwrap_or_default();
-        Ok(Woke {
-            jobs: !jobs.is_empty(),
-            timers: new_timers.iter().any(|(_, _, due)| *due <= soon),
-        })
-    }
-
-    fn child_instance(
-        &self,
-        parent: &InstanceState,
-        id: Uuid,
-        workflow: &str,
-        business_key: String,
-        parent_ref: ParentRef,
-    ) -> Result<InstanceState> {
-        let def = self.latest(workflow)?;
-        Ok(InstanceState {
-            partner_id: parent.partner_id.clone(),
-            submitted_by: parent.submitted_by.clone(),
-            party: parent.party.clone(),
-            parent: Some(parent_ref),
-            ..InstanceState::new(id, &def, &business_key)
-        })
     }
 }

@@ -224,7 +224,14 @@ pub async fn csv(
         sink.abort().await?;
         return Err(refused(&report));
     }
+    let moving = std::time::Instant::now();
     report.imported = sink.finish().await?;
+    tracing::info!(
+        rows = report.rows,
+        imported = report.imported,
+        moved_in_ms = moving.elapsed().as_millis() as u64,
+        "transactions imported"
+    );
     report.duplicates = report.rows - report.rejected - report.imported;
     Ok(report)
 }

@@ -390,11 +390,13 @@ impl Settlement {
                 })
                 .collect();
             let started = self.engine.start_many(WORKFLOW, starts).await?;
-            let mut tx = self.engine.store().begin().await?;
-            for (s, (instance, _)) in pending.iter().zip(&started) {
-                record::set_instance(&mut tx, &s.id, &instance.to_string()).await?;
-            }
-            tx.commit().await.map_err(partnerflow_store::Error::from)?;
+            let pairs: Vec<(String, String)> = pending
+                .iter()
+                .zip(&started)
+                .map(|(s, (instance, _))| (s.id.clone(), instance.to_string()))
+                .collect();
+            let mut conn = self.conn().await?;
+            record::set_instances(&mut conn, &pairs).await?;
             state.started += pending.len() as u64;
             progress(*state);
         }

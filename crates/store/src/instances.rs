@@ -328,3 +328,84 @@ pub async fn existing_keys(
     }
     Ok(out)
 }
+
+/// Inserts new instances with their first events, at version 1, in as few statements as the
+/// parameter limit allows: a transaction that starts many instances (a bulk start, a parent and
+/// its child) writes each table once. A business key taken already is a conflict.
+pub async fn insert_new(
+    conn: &mut Conn,
+    new: &[(InstanceState, Vec<Event>)],
+    keys: &AuditKeys,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    let version = keys.current();
+    let mut rows = Vec::with_capacity(new.len());
+    let mut chained = Vec::new();
+    for (s, events) in new {
+        let id = s.id.to_string();
+        let mut hash = partnerflow_core::audit::GENESIS.to_owned();
+        for (i, e) in events.iter().enumerate() {
+            let seq = i as u64 + 1;
+            hash = keys.tag(version, &hash, &id, seq, e).ok_or_else(|| {
+                Error::Corrupt(format!("audit key version {version} is not configured"))
+            })?;
+            chained.push((id.clone(), seq, e, hash.clone()));
+        }
+        rows.push((s, events.len(), hash));
+    }
+    for chunk in rows.chunks(400) {
+        let sql = format!(
+            "insert into instances (id, workflow_id, def_version, business_key, partner_id, parent_id, status,
+                 current_step, seq, state, version, event_count, last_hash, created_at, updated_at) values {}",
+            crate::values_clause(chunk.len(), 15)
+        );
+        let mut q = sqlx::query(crate::sql(sql));
+        for (s, count, hash) in chunk {
+            q = q
+                .bind(s.id.to_string())
+                .bind(s.workflow_id.clone())
+                .bind(i64::from(s.version))
+                .bind(s.business_key.clone())
+                .bind(s.partner_id.clone())
+                .bind(s.parent.as_ref().map(|p| p.instance_id.to_string()))
+                .bind(s.status.label().to_owned())
+                .bind(s.step.clone())
+                .bind(crate::seq_i64(s.seq))
+                .bind(to_json(*s))
+                .bind(i64::from(*count > 0))
+                .bind(i64::try_from(*count).unwrap_or(i64::MAX))
+                .bind(hash.clone())
+                .bind(to_micros(now))
+                .bind(to_micros(now));
+        }
+        match q.execute(&mut *conn).await {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(Error::Conflict(
+                    "an instance with one of these business keys exists".to_owned(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for chunk in chained.chunks(1000) {
+        let sql = format!(
+            "insert into events (instance_id, seq, kind, actor, at, payload, hash, key_version) values {}",
+            crate::values_clause(chunk.len(), 8)
+        );
+        let mut q = sqlx::query(crate::sql(sql));
+        for (id, seq, e, hash) in chunk {
+            q = q
+                .bind(id.clone())
+                .bind(crate::seq_i64(*seq))
+                .bind(e.kind.clone())
+                .bind(e.actor.clone())
+                .bind(to_micros(e.at))
+                .bind(e.payload.to_string())
+                .bind(hash.clone())
+                .bind(i64::from(version));
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}

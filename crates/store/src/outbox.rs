@@ -275,3 +275,31 @@ pub async fn next_available(conn: &mut Conn) -> Result<Option<DateTime<Utc>>> {
         .await?;
     Ok(row.try_get::<Option<i64>, _>(0)?.map(crate::from_micros))
 }
+
+/// Enqueues work of several instances in one statement (per chunk): a transaction that starts
+/// many instances.
+pub async fn insert_for_many(
+    conn: &mut Conn,
+    works: &[(Uuid, Work)],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for chunk in works.chunks(1000) {
+        let sql = format!(
+            "insert into outbox (instance_id, kind, payload, status, available_at, failures, created_at) values {}",
+            crate::values_clause(chunk.len(), 7)
+        );
+        let mut q = sqlx::query(crate::sql(sql));
+        for (instance_id, work) in chunk {
+            q = q
+                .bind(instance_id.to_string())
+                .bind(work.kind())
+                .bind(crate::to_json(work))
+                .bind("pending")
+                .bind(to_micros(now))
+                .bind(0_i64)
+                .bind(to_micros(now));
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}

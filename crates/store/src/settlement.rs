@@ -244,13 +244,27 @@ pub async fn unstarted(conn: &mut Conn, run_id: &str, limit: i64) -> Result<Vec<
     rows.iter().map(statement_of).collect()
 }
 
-/// Records the instance that settles a statement.
-pub async fn set_instance(conn: &mut Conn, id: &str, instance_id: &str) -> Result<()> {
-    sqlx::query("update statements set instance_id = $1 where id = $2 and instance_id is null")
-        .bind(instance_id)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+/// Records the instances that settle statements, (statement id, instance id) pairs, in one
+/// statement per chunk; a statement that names one already keeps it.
+pub async fn set_instances(conn: &mut Conn, pairs: &[(String, String)]) -> Result<()> {
+    for chunk in pairs.chunks(400) {
+        let whens: Vec<String> = (0..chunk.len())
+            .map(|i| format!("when ${} then ${}", 2 * i + 1, 2 * i + 2))
+            .collect();
+        let ids: Vec<String> = (0..chunk.len())
+            .map(|i| format!("${}", 2 * i + 1))
+            .collect();
+        let sql = format!(
+            "update statements set instance_id = case id {} end where id in ({}) and instance_id is null",
+            whens.join(" "),
+            ids.join(", ")
+        );
+        let mut q = sqlx::query(crate::sql(sql));
+        for (statement, instance) in chunk {
+            q = q.bind(statement.clone()).bind(instance.clone());
+        }
+        q.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

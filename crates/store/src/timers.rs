@@ -139,3 +139,27 @@ pub async fn pending_for(conn: &mut Conn, instance_id: Uuid) -> Result<Vec<Timer
 pub(crate) fn parse_uuid(s: &str) -> Result<Uuid> {
     Uuid::parse_str(s).map_err(|e| crate::Error::Corrupt(format!("uuid `{s}`: {e}")))
 }
+
+/// Schedules timers of several instances in one statement (per chunk).
+pub async fn insert_for_many(
+    conn: &mut Conn,
+    timers: &[(Uuid, u64, TimerKind, DateTime<Utc>)],
+) -> Result<()> {
+    for chunk in timers.chunks(1000) {
+        let sql = format!(
+            "insert into timers (instance_id, seq, kind, due_at, status) values {}",
+            crate::values_clause(chunk.len(), 5)
+        );
+        let mut q = sqlx::query(crate::sql(sql));
+        for (instance_id, seq, kind, due_at) in chunk {
+            q = q
+                .bind(instance_id.to_string())
+                .bind(crate::seq_i64(*seq))
+                .bind(to_json(kind))
+                .bind(to_micros(*due_at))
+                .bind("pending");
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}

@@ -141,14 +141,25 @@ impl Copy {
         Ok(())
     }
 
-    /// Moves the staged rows in (leaving out orders recorded already) and commits; how many
-    /// were new.
+    /// Moves the staged rows in (leaving out orders recorded already, and repeats within the
+    /// import) and commits; how many were new. Imports are serialized by a table lock, so the
+    /// anti-join sees every committed order and a plain insert (much cheaper than a
+    /// speculative one) cannot collide.
     pub async fn finish(mut self) -> Result<u64> {
+        let t_columns = COLUMNS
+            .split(", ")
+            .map(|c| format!("s.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!(
             "insert into transactions ({COLUMNS})
-             select {COLUMNS} from transactions_stage
-             on conflict (source, order_id) do nothing"
+             select distinct on (s.source, s.order_id) {t_columns} from transactions_stage s
+             where not exists (select 1 from transactions t where t.source = s.source and t.order_id = s.order_id)
+             order by s.source, s.order_id"
         );
+        sqlx::raw_sql("lock table transactions in share row exclusive mode")
+            .execute(&mut self.conn)
+            .await?;
         let moved = sqlx::query(sqlx::AssertSqlSafe(sql))
             .execute(&mut self.conn)
             .await?
