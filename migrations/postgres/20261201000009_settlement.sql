@@ -53,4 +53,4 @@ create table statements (
     created_at bigint not null,
     unique (programme, partner_id, period)
 );
-create index statements_unstarted on statements (run_id) where instance_id is null;
+create index statements_unstarted on statements (run_id, partner_id) where instance_id is null;

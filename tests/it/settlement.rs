@@ -65,10 +65,24 @@ async fn a_file_with_a_bad_row_is_refused_whole_and_a_second_import_imports_noth
     assert!(message.contains("row 3 amount"), "{message}");
     assert!(message.contains("row 3 booked_at"), "{message}");
     assert_eq!(transactions(&h).await, 0, "nothing imported");
-    // Skipping bad rows imports the rest and reports the bad one.
-    let report = try_import(&h, &text, true).await.expect("skip invalid");
+    // Skipping bad rows imports the rest and writes the bad one to the reject report.
+    let mut rejects = Vec::new();
+    let mut progress = |_: u64, _: u64| {};
+    let opts = partnerflow_settlement::import::Options {
+        skip_invalid: true,
+        rejects: Some(&mut rejects),
+        timezone: chrono_tz::Asia::Shanghai,
+        progress: &mut progress,
+    };
+    let report =
+        partnerflow_settlement::import::csv(h.engine.store(), text.as_bytes(), opts, h.now())
+            .await
+            .expect("skip invalid");
     assert_eq!((report.rows, report.imported, report.rejected), (2, 1, 1));
     assert_eq!(report.errors[0].row, 3);
+    let written = String::from_utf8(rejects).expect("utf-8");
+    assert!(written.starts_with("3,amount,"), "{written}");
+    assert!(written.contains("3,booked_at,"), "{written}");
     // The same file again: its good row is recorded already.
     let again = try_import(&h, &text, true).await.expect("again");
     assert_eq!((again.imported, again.duplicates), (0, 1));

@@ -120,6 +120,27 @@ async fn a_payable_below_the_threshold_is_carried_into_the_next_statement(h: Har
             .current_steps,
         vec!["await_invoice"]
     );
+    // An ordinary invoice for the payable is paid at 94 %: 1,021.19 × 0.94 = 959.9186 → 959.92.
+    let scan = h
+        .upload("P-1001", "mdf_claim", "invoice.pdf", b"%PDF")
+        .await
+        .expect("upload");
+    let ordinary = serde_json::json!({ "kind": "ordinary", "number": "R-2", "amount": "1021.19",
+                                       "attachment": scan, "consent_to_deduction": true });
+    h.decide(
+        instance(&november),
+        "P-1001/zhang",
+        "submit",
+        None,
+        ordinary,
+    )
+    .await
+    .expect("ordinary invoice");
+    let v = h.view(instance(&november)).await.expect("view");
+    assert_eq!(
+        v.data["steps"]["await_invoice"]["data"]["payout_amount"],
+        "959.92"
+    );
 }
 on_both_backends!(
     a_payable_below_the_threshold_is_carried_into_the_next_statement,

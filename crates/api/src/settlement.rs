@@ -196,9 +196,12 @@ async fn statement(
     if let Some(instance) = found.instance_id.as_deref().and_then(|i| i.parse().ok()) {
         let v = state.engine.instance(instance).await?;
         let task = v.tasks.iter().find(|t| t.status == "open");
+        let steps = v.data.get("steps");
         workflow = json!({ "instance_id": v.id, "status": v.status, "current_steps": v.current_steps,
                            "task": task.map(|t| json!({ "id": t.id, "step": t.step, "due_at": t.due_at })),
-                           "payout": v.data.get("steps").and_then(|s| s.get("await_invoice")).and_then(|i| i.pointer("/data/payout_amount")) });
+                           // The statement as corrected after a dispute, when it was.
+                           "corrected": steps.and_then(|s| s.pointer("/resolve_dispute/data/statement")),
+                           "payout": steps.and_then(|s| s.pointer("/await_invoice/data/payout_amount")) });
     }
     let mut out = serde_json::to_value(&found)
         .map_err(|e| partnerflow_engine::Error::Conflict(e.to_string()))?;

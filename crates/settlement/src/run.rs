@@ -371,10 +371,12 @@ impl Settlement {
     ) -> Result<()> {
         let batch = i64::try_from(self.rules.batch.max(1)).unwrap_or(500);
         loop {
+            let began = std::time::Instant::now();
             let pending = {
                 let mut conn = self.conn().await?;
                 record::unstarted(&mut conn, &run.id, batch).await?
             };
+            let read = began.elapsed();
             if pending.is_empty() {
                 return Ok(());
             }
@@ -390,6 +392,7 @@ impl Settlement {
                 })
                 .collect();
             let started = self.engine.start_many(WORKFLOW, starts).await?;
+            let start = began.elapsed() - read;
             let pairs: Vec<(String, String)> = pending
                 .iter()
                 .zip(&started)
@@ -397,6 +400,13 @@ impl Settlement {
                 .collect();
             let mut conn = self.conn().await?;
             record::set_instances(&mut conn, &pairs).await?;
+            tracing::debug!(
+                statements = pending.len(),
+                read_ms = read.as_millis() as u64,
+                start_ms = start.as_millis() as u64,
+                total_ms = began.elapsed().as_millis() as u64,
+                "statement workflows started"
+            );
             state.started += pending.len() as u64;
             progress(*state);
         }

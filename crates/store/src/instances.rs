@@ -318,7 +318,11 @@ pub async fn existing_keys(
             "select business_key, id from instances where workflow_id = $1 and business_key in ({})",
             params.join(", ")
         );
-        let mut q = sqlx::query(crate::sql(sql)).bind(workflow_id);
+        // Not prepared: a plan cached while the table was small (a bulk start grows it fast)
+        // would scan it whole for every later batch.
+        let mut q = sqlx::query(crate::sql(sql))
+            .persistent(false)
+            .bind(workflow_id);
         for k in chunk {
             q = q.bind(k.clone());
         }
