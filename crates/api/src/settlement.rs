@@ -177,21 +177,32 @@ async fn statements(
     Ok(Json(json!({ "statements": list })))
 }
 
-async fn statement(
-    State(state): State<AppState>,
-    AppPath(id): AppPath<String>,
-    caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+/// A statement the caller may read: operators any, a partner-side integration its own (404
+/// for another partner's).
+async fn readable<'a>(
+    state: &'a AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<(&'a Settlement, partnerflow_store::settlement::Statement), ApiError> {
     caller.who.may_read(Read::Statements)?;
-    let s = settlement(&state)?;
+    let s = settlement(state)?;
     let found = s
-        .statement(&id)
+        .statement(id)
         .await
         .map_err(failed)?
         .ok_or_else(|| ApiError::not_found(format!("statement {id}")))?;
     caller
         .who
         .may_see(&format!("statement {id}"), Some(found.partner_id.as_str()))?;
+    Ok((s, found))
+}
+
+async fn statement(
+    State(state): State<AppState>,
+    AppPath(id): AppPath<String>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    let (_, found) = readable(&state, &caller, &id).await?;
     let mut workflow = Value::Null;
     if let Some(instance) = found.instance_id.as_deref().and_then(|i| i.parse().ok()) {
         let v = state.engine.instance(instance).await?;
@@ -214,16 +225,7 @@ async fn explain(
     AppPath((id, n)): AppPath<(String, usize)>,
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    caller.who.may_read(Read::Statements)?;
-    let s = settlement(&state)?;
-    let found = s
-        .statement(&id)
-        .await
-        .map_err(failed)?
-        .ok_or_else(|| ApiError::not_found(format!("statement {id}")))?;
-    caller
-        .who
-        .may_see(&format!("statement {id}"), Some(found.partner_id.as_str()))?;
+    let (s, _) = readable(&state, &caller, &id).await?;
     let why = s
         .explain(&id, n)
         .await

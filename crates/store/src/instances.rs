@@ -148,26 +148,12 @@ pub async fn save(
     if updated.rows_affected() == 0 {
         return Err(Error::Stale(format!("instance {id} changed concurrently")));
     }
-    if !chained.is_empty() {
-        // One statement for all events of the transition: fewer round trips per commit.
-        let sql = format!(
-            "insert into events (instance_id, seq, kind, actor, at, payload, hash, key_version) values {}",
-            crate::values_clause(chained.len(), 8)
-        );
-        let mut q = sqlx::query(crate::sql(sql));
-        for (seq, e, hash) in chained {
-            q = q
-                .bind(id.clone())
-                .bind(seq)
-                .bind(e.kind.clone())
-                .bind(e.actor.clone())
-                .bind(to_micros(e.at))
-                .bind(e.payload.to_string())
-                .bind(hash)
-                .bind(i64::from(version));
-        }
-        q.execute(&mut *conn).await?;
-    }
+    // One statement for all events of the transition: fewer round trips per commit.
+    let rows: Vec<(String, u64, &Event, String)> = chained
+        .into_iter()
+        .map(|(seq, e, hash)| (id.clone(), u64::try_from(seq).unwrap_or_default(), e, hash))
+        .collect();
+    insert_events(conn, &rows, version).await?;
     Ok(expected.version + 1)
 }
 
@@ -392,7 +378,17 @@ pub async fn insert_new(
             Err(e) => return Err(e.into()),
         }
     }
-    for chunk in chained.chunks(1000) {
+    insert_events(conn, &chained, version).await
+}
+
+/// Appends chained events — (instance id, seq, event, tag) — tagged under key `version`, one
+/// statement per chunk.
+async fn insert_events(
+    conn: &mut Conn,
+    rows: &[(String, u64, &Event, String)],
+    version: u32,
+) -> Result<()> {
+    for chunk in rows.chunks(1000) {
         let sql = format!(
             "insert into events (instance_id, seq, kind, actor, at, payload, hash, key_version) values {}",
             crate::values_clause(chunk.len(), 8)

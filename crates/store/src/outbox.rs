@@ -67,26 +67,8 @@ pub async fn insert_many(
     works: &[Work],
     now: DateTime<Utc>,
 ) -> Result<()> {
-    if works.is_empty() {
-        return Ok(());
-    }
-    let sql = format!(
-        "insert into outbox (instance_id, kind, payload, status, available_at, failures, created_at) values {}",
-        crate::values_clause(works.len(), 7)
-    );
-    let mut q = sqlx::query(crate::sql(sql));
-    for work in works {
-        q = q
-            .bind(instance_id.to_string())
-            .bind(work.kind())
-            .bind(crate::to_json(work))
-            .bind("pending")
-            .bind(to_micros(now))
-            .bind(0_i64)
-            .bind(to_micros(now));
-    }
-    q.execute(&mut *conn).await?;
-    Ok(())
+    let rows: Vec<(Uuid, Work)> = works.iter().map(|w| (instance_id, w.clone())).collect();
+    insert_for_many(conn, &rows, now).await
 }
 
 /// Marks up to `limit` due rows dispatched until `redispatch_at` and returns their ids, oldest

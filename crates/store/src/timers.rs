@@ -23,24 +23,11 @@ pub async fn insert_many(
     instance_id: Uuid,
     timers: &[(u64, TimerKind, DateTime<Utc>)],
 ) -> Result<()> {
-    if timers.is_empty() {
-        return Ok(());
-    }
-    let sql = format!(
-        "insert into timers (instance_id, seq, kind, due_at, status) values {}",
-        crate::values_clause(timers.len(), 5)
-    );
-    let mut q = sqlx::query(crate::sql(sql));
-    for (seq, kind, due_at) in timers {
-        q = q
-            .bind(instance_id.to_string())
-            .bind(crate::seq_i64(*seq))
-            .bind(to_json(kind))
-            .bind(to_micros(*due_at))
-            .bind("pending");
-    }
-    q.execute(&mut *conn).await?;
-    Ok(())
+    let rows: Vec<(Uuid, u64, TimerKind, DateTime<Utc>)> = timers
+        .iter()
+        .map(|(seq, kind, at)| (instance_id, *seq, kind.clone(), *at))
+        .collect();
+    insert_for_many(conn, &rows).await
 }
 
 /// Cancels the pending timers of one step entry.

@@ -170,13 +170,7 @@ impl Machine<'_, '_> {
             }
             _ => return Err(Error::EventNotExpected(name)),
         };
-        if correlation != open {
-            return Err(Error::WaitClosed {
-                event: name,
-                correlation,
-                open,
-            });
-        }
+        let (name, correlation) = Self::correlated(name, correlation, open)?;
         self.event(
             "event_received",
             &actor,
@@ -206,13 +200,7 @@ impl Machine<'_, '_> {
         actor: Actor,
     ) -> Result<(), Error> {
         let open = self.state.seq.to_string();
-        if correlation != open {
-            return Err(Error::WaitClosed {
-                event: name,
-                correlation,
-                open,
-            });
-        }
+        let (name, correlation) = Self::correlated(name, correlation, open)?;
         self.event(
             "event_recorded",
             &actor,
@@ -223,6 +211,23 @@ impl Machine<'_, '_> {
             map.insert(name, payload);
         }
         Ok(())
+    }
+
+    /// The event and its correlation id, when it names the open wait; `WaitClosed` otherwise.
+    fn correlated(
+        name: String,
+        correlation: String,
+        open: String,
+    ) -> Result<(String, String), Error> {
+        if correlation == open {
+            Ok((name, correlation))
+        } else {
+            Err(Error::WaitClosed {
+                event: name,
+                correlation,
+                open,
+            })
+        }
     }
 
     /// The correlation id of the open wait (the entry's seq for a wait recorded without one).
