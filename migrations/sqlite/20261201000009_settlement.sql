@@ -21,6 +21,8 @@ create table transactions (
 );
 create index transactions_booked on transactions (booked_at, partner_id);
 create index transactions_partner on transactions (partner_id, booked_at);
+-- Refunds that name their order: the clawbacks of a month.
+create index transactions_refunds on transactions (booked_at) where original_order_id is not null;
 
 create table settlement_runs (
     id text primary key,

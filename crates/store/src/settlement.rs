@@ -105,23 +105,20 @@ pub async fn runs(conn: &mut Conn, programme: &str, limit: i64) -> Result<Vec<Ru
     rows.iter().map(run_of).collect()
 }
 
-/// Records a run's progress: partners to settle, statements so far and their total.
+/// Records a run's progress: partners to settle and settled so far (the statements are
+/// counted when it finishes).
 pub async fn progress(
     conn: &mut Conn,
     run_id: &str,
     partners_total: i64,
     partners_done: i64,
 ) -> Result<()> {
-    sqlx::query(
-        "update settlement_runs set partners_total = $1, partners_done = $2,
-             statements = (select count(*) from statements where run_id = $3)
-         where id = $3",
-    )
-    .bind(partners_total)
-    .bind(partners_done)
-    .bind(run_id)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query("update settlement_runs set partners_total = $1, partners_done = $2 where id = $3")
+        .bind(partners_total)
+        .bind(partners_done)
+        .bind(run_id)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -185,7 +182,7 @@ fn statement_of(r: &sqlx::any::AnyRow) -> Result<Statement> {
 /// period already; the ids of those inserted.
 pub async fn insert_statements(conn: &mut Conn, rows: &[Statement]) -> Result<Vec<String>> {
     let mut inserted = Vec::new();
-    for chunk in rows.chunks(500) {
+    for chunk in rows.chunks(2000) {
         let sql = format!(
             "insert into statements ({STATEMENT_COLUMNS}) values {}
              on conflict (programme, partner_id, period) do nothing returning id",

@@ -252,12 +252,28 @@ pub async fn month_sums(conn: &mut Conn, backend: Backend, w: Window<'_>) -> Res
              from transactions t where {filter}"
         ),
     };
-    let rows = sqlx::query(crate::sql(sql))
-        .bind(to_micros(w.start))
-        .bind(to_micros(w.end))
-        .bind(w.cutoff)
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows = if backend == Backend::Postgres {
+        // The month's groups (partners × families) hash in memory instead of spilling to disk.
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        sqlx::query("set local work_mem = '256MB'")
+            .execute(&mut *tx)
+            .await?;
+        let rows = sqlx::query(crate::sql(sql))
+            .bind(to_micros(w.start))
+            .bind(to_micros(w.end))
+            .bind(w.cutoff)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        rows
+    } else {
+        sqlx::query(crate::sql(sql))
+            .bind(to_micros(w.start))
+            .bind(to_micros(w.end))
+            .bind(w.cutoff)
+            .fetch_all(&mut *conn)
+            .await?
+    };
     let mut sums: std::collections::BTreeMap<(String, String, Decimal, usize), (Decimal, u64)> =
         std::collections::BTreeMap::new();
     for r in &rows {
@@ -299,27 +315,42 @@ pub struct EarlierRow {
     pub original_booked_at: Option<DateTime<Utc>>,
 }
 
-/// The adjustments (when there was a previous run, with its cutoff) and clawbacks of a window.
+/// The adjustments (when there was a previous run, with its cutoff) and clawbacks of a window:
+/// two narrow queries, the first over the ids imported since the previous run, the second over
+/// the window's refunds that name an order.
 pub async fn earlier_rows(
     conn: &mut Conn,
     w: Window<'_>,
     previous_cutoff: Option<i64>,
 ) -> Result<Vec<EarlierRow>> {
-    let rows = sqlx::query(
-        "select t.partner_id, t.family, cast(t.tax_rate as text), cast(t.amount as text), t.booked_at, o.booked_at
-         from transactions t
-         left join transactions o on t.original_order_id is not null
-              and o.source = t.source and o.order_id = t.original_order_id
-         where t.id <= $3 and (
-               ($4 is not null and t.booked_at < $1 and t.id > $4)
-            or (t.booked_at >= $1 and t.booked_at < $2 and o.booked_at < $1))",
-    )
-    .bind(to_micros(w.start))
-    .bind(to_micros(w.end))
-    .bind(w.cutoff)
-    .bind(previous_cutoff)
-    .fetch_all(&mut *conn)
-    .await?;
+    let mut rows = Vec::new();
+    if let Some(previous) = previous_cutoff {
+        rows.extend(
+            sqlx::query(
+                "select t.partner_id, t.family, cast(t.tax_rate as text), cast(t.amount as text), t.booked_at, cast(null as bigint)
+                 from transactions t where t.id > $1 and t.id <= $2 and t.booked_at < $3",
+            )
+            .bind(previous)
+            .bind(w.cutoff)
+            .bind(to_micros(w.start))
+            .fetch_all(&mut *conn)
+            .await?,
+        );
+    }
+    rows.extend(
+        sqlx::query(
+            "select t.partner_id, t.family, cast(t.tax_rate as text), cast(t.amount as text), t.booked_at, o.booked_at
+             from transactions t
+             join transactions o on o.source = t.source and o.order_id = t.original_order_id
+             where t.original_order_id is not null and t.booked_at >= $1 and t.booked_at < $2
+               and t.id <= $3 and o.booked_at < $1",
+        )
+        .bind(to_micros(w.start))
+        .bind(to_micros(w.end))
+        .bind(w.cutoff)
+        .fetch_all(&mut *conn)
+        .await?,
+    );
     rows.iter()
         .map(|r| {
             Ok(EarlierRow {

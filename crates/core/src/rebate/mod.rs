@@ -176,7 +176,7 @@ fn default_ordinary_share() -> Decimal {
 }
 
 fn default_batch() -> usize {
-    500
+    1000
 }
 
 #[cfg(test)]
