@@ -81,7 +81,7 @@ enum Command {
     },
     /// Validates workflow definitions (a file or a directory; default: the configured one).
     Validate { path: Option<PathBuf> },
-    /// Runs several partners through onboarding, contract signing, an MDF activity and an NRE project on a virtual clock.
+    /// Runs several partners through onboarding, contract signing, an MDF activity, an NRE project and a month's rebate settlement on a virtual clock.
     Demo,
     /// Cancels a running instance: its task closes, its timers and running child are cancelled.
     Cancel {

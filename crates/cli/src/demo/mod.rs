@@ -1,9 +1,11 @@
 //! `partnerflow demo`: a programme's year on a virtual clock, with no configuration and no
 //! services — automatic and manual approval, rejection, return and resubmission, a reminder
 //! and escalations across the National Day holiday, countersigning, renewal and suspension;
-//! then an MDF activity and an NRE project on the ledger (`funds`).
+//! then an MDF activity and an NRE project on the ledger (`funds`), and September's rebates
+//! settled (`rebates`).
 
 mod funds;
+mod rebates;
 
 use anyhow::Result;
 use serde_json::{Value, json};
@@ -122,7 +124,8 @@ async fn scenario(h: &Harness) -> Result<()> {
     ] {
         print_timeline(h, name, id).await?;
     }
-    funds::scenario(h).await
+    funds::scenario(h).await?;
+    rebates::scenario(h).await
 }
 
 pub(super) fn local(t: chrono::DateTime<chrono::Utc>) -> String {
