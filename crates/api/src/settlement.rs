@@ -124,15 +124,7 @@ async fn runs(
         ));
     }
     let s = settlement(&state)?;
-    let mut conn = state
-        .engine
-        .store()
-        .acquire()
-        .await
-        .map_err(partnerflow_engine::Error::from)?;
-    let runs = partnerflow_store::settlement::runs(&mut conn, s.programme(), limit(q.limit)?)
-        .await
-        .map_err(partnerflow_engine::Error::from)?;
+    let runs = s.runs(limit(q.limit)?).await.map_err(failed)?;
     Ok(Json(json!({ "programme": s.programme(), "runs": runs })))
 }
 
@@ -151,21 +143,10 @@ async fn statements(
     caller.who.may_read(Read::Statements)?;
     let partner = caller.who.partner().map(str::to_owned).or(q.partner);
     let s = settlement(&state)?;
-    let mut conn = state
-        .engine
-        .store()
-        .acquire()
+    let list = s
+        .statements(partner.as_deref(), q.period.as_deref(), limit(q.limit)?)
         .await
-        .map_err(partnerflow_engine::Error::from)?;
-    let list = partnerflow_store::settlement::statements(
-        &mut conn,
-        s.programme(),
-        partner.as_deref(),
-        q.period.as_deref(),
-        limit(q.limit)?,
-    )
-    .await
-    .map_err(partnerflow_engine::Error::from)?;
+        .map_err(failed)?;
     let list: Vec<Value> = list
         .into_iter()
         .map(|s| {
@@ -183,7 +164,7 @@ async fn readable<'a>(
     state: &'a AppState,
     caller: &Caller,
     id: &str,
-) -> Result<(&'a Settlement, partnerflow_store::settlement::Statement), ApiError> {
+) -> Result<(&'a Settlement, partnerflow_settlement::Statement), ApiError> {
     caller.who.may_read(Read::Statements)?;
     let s = settlement(state)?;
     let found = s

@@ -1,5 +1,5 @@
-//! Why a statement line says what it says: its policy version, tier, rate and figures, and
-//! the transactions it came from.
+//! Reading the settlement: runs and statements, and why a statement line says what it says
+//! (its policy version, tier, rate and figures, and the transactions it came from).
 
 use partnerflow_store::settlement::{self as record, Statement};
 use partnerflow_store::transactions::{self, Recorded};
@@ -25,6 +25,23 @@ pub struct Explanation {
 }
 
 impl Settlement {
+    /// The programme's runs, newest period first.
+    pub async fn runs(&self, limit: i64) -> Result<Vec<record::Run>> {
+        let mut conn = self.engine().store().acquire().await?;
+        Ok(record::runs(&mut conn, self.programme(), limit).await?)
+    }
+
+    /// Statements by partner and/or period (all when `None`), newest first.
+    pub async fn statements(
+        &self,
+        partner: Option<&str>,
+        period: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Statement>> {
+        let mut conn = self.engine().store().acquire().await?;
+        Ok(record::statements(&mut conn, self.programme(), partner, period, limit).await?)
+    }
+
     pub async fn statement(&self, id: &str) -> Result<Option<Statement>> {
         let mut conn = self.engine().store().acquire().await?;
         Ok(record::statement(&mut conn, id).await?)

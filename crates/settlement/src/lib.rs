@@ -7,7 +7,8 @@
 //! - [`import`]: a CSV file or a batch of rows into the record, all or nothing.
 //! - `run`: a period's statements computed, recorded once, and their workflows started.
 //! - [`schedule`]: which periods are due (the programme's cron schedule, missed ones caught up).
-//! - `explain`: a statement line with the transactions it came from.
+//! - `explain`: runs and statements read back, and a statement line with the transactions it
+//!   came from.
 
 pub mod explain;
 pub mod import;
@@ -15,6 +16,7 @@ pub mod policies;
 mod run;
 pub mod schedule;
 
+pub use partnerflow_store::settlement::{Run, Statement};
 pub use run::{Progress, Settlement, WORKFLOW};
 
 /// Why a settlement operation failed.
