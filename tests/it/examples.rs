@@ -101,15 +101,11 @@ fn every_example_passes_its_validator() {
 /// Every row of the transaction examples (the JSON batch and the CSV file) passes the import's
 /// row rules.
 fn check_transactions(batch: &Value, name: &str) -> usize {
-    use partnerflow_core::rebate::transactions::{COLUMNS, Header, parse_row};
+    use partnerflow_core::rebate::transactions::{Header, json_fields, parse_row};
     let tz = chrono_tz::Asia::Shanghai;
     let rows = batch["transactions"].as_array().expect("transactions");
     for (i, row) in rows.iter().enumerate() {
-        let fields: Vec<String> = COLUMNS
-            .iter()
-            .chain(std::iter::once(&"original_order_id"))
-            .map(|c| row[*c].as_str().unwrap_or_default().to_owned())
-            .collect();
+        let fields = json_fields(row);
         let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
         if let Err(e) = parse_row(&Header::standard(), &fields, i + 1, tz) {
             panic!("{name} row {}: {e:?}", i + 1);

@@ -400,9 +400,15 @@ impl Engine {
         let Some(name) = validator else {
             return Ok(input.clone());
         };
-        let facts = {
+        // Most inputs consult nothing of the record: no connection is taken for them.
+        let facts = if self.consults_record(name, input, subject) {
             let mut conn = self.conn().await?;
             self.facts_for(&mut conn, name, input, subject).await?
+        } else {
+            RecordFacts {
+                partner: subject.partner.map(str::to_owned),
+                ..RecordFacts::default()
+            }
         };
         self.validate_with(name, input, instance, &facts)
             .map_err(Error::Invalid)

@@ -45,6 +45,20 @@ impl Engine {
             .unwrap_or_default()
     }
 
+    /// Whether `validator` consults the record for `input`: it names possible uploads, or the
+    /// validator needs the partner's standing or siblings and the partner is known.
+    pub(crate) fn consults_record(
+        &self,
+        validator: &str,
+        input: &Value,
+        subject: Subject<'_>,
+    ) -> bool {
+        let mut ids = Vec::new();
+        uuid_texts(input, &mut ids);
+        !ids.is_empty()
+            || (subject.partner.is_some() && self.needs_of(validator) != Needs::default())
+    }
+
     /// The facts `validator` consults for `input` of `subject`, read on `conn` (the
     /// transition's own transaction when there is one).
     pub(crate) async fn facts_for(

@@ -250,16 +250,7 @@ pub async fn rows(
     let mut errors = Vec::new();
     for (i, value) in batch.iter().enumerate() {
         report.rows += 1;
-        let text = |c: &str| match value.get(c) {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(serde_json::Value::Null) | None => String::new(),
-            Some(other) => other.to_string(),
-        };
-        let owned: Vec<String> = partnerflow_core::rebate::transactions::COLUMNS
-            .iter()
-            .chain(std::iter::once(&"original_order_id"))
-            .map(|c| text(c))
-            .collect();
+        let owned = partnerflow_core::rebate::transactions::json_fields(value);
         let fields: Vec<&str> = owned.iter().map(String::as_str).collect();
         match parse_row(&header, &fields, i + 1, timezone) {
             Ok(t) => good.push(t),

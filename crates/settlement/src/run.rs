@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use partnerflow_core::machine::Actor;
 use partnerflow_core::rebate::policy::{Policy, PolicySet};
 use partnerflow_core::rebate::statement::{self, Context, EarlierRate, Line, LineKind, Sum};
@@ -263,15 +263,10 @@ impl Settlement {
                 "no rebate policy is in force on {first} (config/policies/)"
             )));
         };
-        let midnight = |d: chrono::NaiveDate| {
-            tz.from_local_datetime(&d.and_time(chrono::NaiveTime::MIN))
-                .earliest()
-                .map_or(DateTime::<Utc>::MIN_UTC, |t| t.with_timezone(&Utc))
-        };
         let mut out = vec![(period.start(tz), opening.clone())];
         for day in self.policies.changes_within(first, next) {
             if let Some(p) = self.policies.in_force(day) {
-                out.push((midnight(day), p.clone()));
+                out.push((partnerflow_core::rebate::local_midnight(day, tz), p.clone()));
             }
         }
         Ok(out)

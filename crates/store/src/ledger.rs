@@ -3,8 +3,6 @@
 //! The balance rules are [`Balance::apply`]'s, in the core; this module only reads, locks and
 //! writes.
 
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 use partnerflow_core::ledger::{Balance, Posting};
 use partnerflow_core::money::Currency;
@@ -126,8 +124,7 @@ async fn lock(
 
 /// A stored amount (decimal text) in column `i`.
 fn amount_at(row: &sqlx::any::AnyRow, i: usize) -> Result<Decimal> {
-    let text: String = row.try_get(i)?;
-    Decimal::from_str(&text).map_err(|e| Error::Corrupt(format!("ledger amount `{text}`: {e}")))
+    crate::decimal("ledger amount", &row.try_get::<String, _>(i)?)
 }
 
 /// The balance in the four columns from `at`: quota, supplements, reserved, consumed.

@@ -210,6 +210,19 @@ pub(crate) fn json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Re
     serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
 }
 
+/// A stored amount (decimal text); `what` names it in the error.
+pub(crate) fn decimal(what: &str, text: &str) -> Result<rust_decimal::Decimal> {
+    use std::str::FromStr;
+    rust_decimal::Decimal::from_str(text)
+        .map_err(|e| Error::Corrupt(format!("{what} `{text}`: {e}")))
+}
+
+/// The stored amount in column `i` of a row.
+pub(crate) fn decimal_at(row: &sqlx::any::AnyRow, i: usize) -> Result<rust_decimal::Decimal> {
+    use sqlx::Row;
+    decimal("stored amount", &row.try_get::<String, _>(i)?)
+}
+
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
     // Serializing our own types to a String cannot fail (no non-string map keys, no I/O).
     serde_json::to_string(value).unwrap_or_default()

@@ -3,17 +3,11 @@
 //! a statement exists once per (programme, partner, period), so neither can settle a partner
 //! twice. A statement names the instance of its workflow once that is started.
 
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::Row;
 
 use crate::{Conn, Error, Result, from_micros, to_micros};
-
-fn decimal(text: &str) -> Result<Decimal> {
-    Decimal::from_str(text).map_err(|e| Error::Corrupt(format!("stored amount `{text}`: {e}")))
-}
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Run {
@@ -45,7 +39,7 @@ fn run_of(r: &sqlx::any::AnyRow) -> Result<Run> {
         partners_total: r.try_get(6)?,
         partners_done: r.try_get(7)?,
         statements: r.try_get(8)?,
-        total: decimal(&r.try_get::<String, _>(9)?)?,
+        total: crate::decimal_at(r, 9)?,
         started_at: from_micros(r.try_get(10)?),
         finished_at: r.try_get::<Option<i64>, _>(11)?.map(from_micros),
     })
@@ -168,9 +162,9 @@ fn statement_of(r: &sqlx::any::AnyRow) -> Result<Statement> {
         partner_id: r.try_get(2)?,
         period: r.try_get(3)?,
         run_id: r.try_get(4)?,
-        total: decimal(&r.try_get::<String, _>(5)?)?,
-        carried_in: decimal(&r.try_get::<String, _>(6)?)?,
-        payable: decimal(&r.try_get::<String, _>(7)?)?,
+        total: crate::decimal_at(r, 5)?,
+        carried_in: crate::decimal_at(r, 6)?,
+        payable: crate::decimal_at(r, 7)?,
         lines: crate::json("statement lines", &r.try_get::<String, _>(8)?)?,
         instance_id: r.try_get(9)?,
         carried_into: r.try_get(10)?,
@@ -314,13 +308,7 @@ pub async fn open_carries(
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get(0)?,
-                r.try_get(1)?,
-                decimal(&r.try_get::<String, _>(2)?)?,
-            ))
-        })
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, crate::decimal_at(r, 2)?)))
         .collect()
 }
 
@@ -370,7 +358,5 @@ pub async fn run_total(conn: &mut Conn, run_id: &str) -> Result<Decimal> {
         .bind(run_id)
         .fetch_all(&mut *conn)
         .await?;
-    rows.iter()
-        .map(|r| decimal(&r.try_get::<String, _>(0)?))
-        .sum()
+    rows.iter().map(|r| crate::decimal_at(r, 0)).sum()
 }

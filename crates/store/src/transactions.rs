@@ -2,20 +2,14 @@
 //! and through `COPY` on PostgreSQL; summed for a settlement run (exactly, in numeric, on
 //! PostgreSQL; in Rust on SQLite, which has no exact decimal sum).
 
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
-use partnerflow_core::rebate::transactions::{Kind, Transaction};
+use partnerflow_core::rebate::transactions::Transaction;
 use rust_decimal::Decimal;
 use sqlx::Row;
 
 use crate::{Backend, Conn, Error, Result, Store, from_micros, to_micros};
 
 const COLUMNS: &str = "source, order_id, partner_id, customer_id, product, family, amount, currency, tax_rate, kind, booked_at, original_order_id, imported_at";
-
-fn decimal(text: &str) -> Result<Decimal> {
-    Decimal::from_str(text).map_err(|e| Error::Corrupt(format!("stored amount `{text}`: {e}")))
-}
 
 /// Inserts `rows` in the caller's transaction, leaving out those whose (source, order id) is
 /// recorded already; the number inserted.
@@ -74,7 +68,6 @@ pub async fn insert(
 /// unless [`Copy::finish`] commits.
 pub struct Copy {
     conn: sqlx::PgConnection,
-    copy: bool,
 }
 
 fn csv_field(out: &mut String, v: &str) {
@@ -101,7 +94,7 @@ impl Copy {
         )
         .execute(&mut conn)
         .await?;
-        Ok(Copy { conn, copy: false })
+        Ok(Copy { conn })
     }
 
     /// Streams `rows` (checked already) into the staging table.
@@ -135,7 +128,6 @@ impl Copy {
         }
         let sql = format!("copy transactions_stage ({COLUMNS}) from stdin with (format csv)");
         let mut copy = self.conn.copy_in_raw(&sql).await?;
-        self.copy = true;
         copy.send(text.into_bytes()).await?;
         copy.finish().await?;
         Ok(())
@@ -280,11 +272,11 @@ pub async fn month_sums(conn: &mut Conn, backend: Backend, w: Window<'_>) -> Res
         let key = (
             r.try_get::<String, _>(0)?,
             r.try_get::<String, _>(1)?,
-            decimal(&r.try_get::<String, _>(2)?)?,
+            crate::decimal_at(r, 2)?,
             usize::try_from(r.try_get::<i64, _>(3)?).unwrap_or_default(),
         );
         let e = sums.entry(key).or_default();
-        e.0 += decimal(&r.try_get::<String, _>(4)?)?;
+        e.0 += crate::decimal_at(r, 4)?;
         e.1 += u64::try_from(r.try_get::<i64, _>(5)?).unwrap_or_default();
     }
     Ok(sums
@@ -356,8 +348,8 @@ pub async fn earlier_rows(
             Ok(EarlierRow {
                 partner_id: r.try_get(0)?,
                 family: r.try_get(1)?,
-                tax_rate: decimal(&r.try_get::<String, _>(2)?)?.normalize(),
-                amount: decimal(&r.try_get::<String, _>(3)?)?,
+                tax_rate: crate::decimal_at(r, 2)?.normalize(),
+                amount: crate::decimal_at(r, 3)?,
                 booked_at: from_micros(r.try_get(4)?),
                 original_booked_at: r.try_get::<Option<i64>, _>(5)?.map(from_micros),
             })
@@ -414,22 +406,12 @@ pub async fn of_line(
                 order_id: r.try_get(2)?,
                 customer_id: r.try_get(3)?,
                 product: r.try_get(4)?,
-                amount: decimal(&r.try_get::<String, _>(5)?)?,
-                tax_rate: decimal(&r.try_get::<String, _>(6)?)?,
+                amount: crate::decimal_at(r, 5)?,
+                tax_rate: crate::decimal_at(r, 6)?,
                 kind: r.try_get(7)?,
                 booked_at: from_micros(r.try_get(8)?),
                 original_order_id: r.try_get(9)?,
             })
         })
         .collect()
-}
-
-/// The kind of a stored transaction, as the core names it.
-pub fn kind_of(label: &str) -> Option<Kind> {
-    match label {
-        "purchase" => Some(Kind::Purchase),
-        "refund" => Some(Kind::Refund),
-        "adjustment" => Some(Kind::Adjustment),
-        _ => None,
-    }
 }

@@ -79,15 +79,20 @@ impl Period {
 
     /// The first moment of the month in `tz`.
     pub fn start(self, tz: chrono_tz::Tz) -> DateTime<Utc> {
-        tz.from_local_datetime(&self.first_day().and_time(chrono::NaiveTime::MIN))
-            .earliest()
-            .map_or(DateTime::<Utc>::MIN_UTC, |t| t.with_timezone(&Utc))
+        local_midnight(self.first_day(), tz)
     }
 
     /// The first moment after the month in `tz`.
     pub fn end(self, tz: chrono_tz::Tz) -> DateTime<Utc> {
         self.next().start(tz)
     }
+}
+
+/// The first moment of `day` in `tz`.
+pub fn local_midnight(day: NaiveDate, tz: chrono_tz::Tz) -> DateTime<Utc> {
+    tz.from_local_datetime(&day.and_time(chrono::NaiveTime::MIN))
+        .earliest()
+        .map_or(DateTime::<Utc>::MIN_UTC, |t| t.with_timezone(&Utc))
 }
 
 impl fmt::Display for Period {

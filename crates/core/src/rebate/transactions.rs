@@ -136,6 +136,20 @@ impl Header {
     }
 }
 
+/// A JSON row's fields in [`Header::standard`]'s order (`POST /v1/transactions`): texts as
+/// they are, numbers and the like as JSON, absent ones empty.
+pub fn json_fields(row: &serde_json::Value) -> Vec<String> {
+    COLUMNS
+        .iter()
+        .chain(std::iter::once(&"original_order_id"))
+        .map(|c| match row.get(*c) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        })
+        .collect()
+}
+
 const MAX_TEXT: usize = 128;
 
 /// Checks one row (`row` is its number in the file); every failing column at once.
