@@ -7,7 +7,6 @@
 //! `Idempotency-Key` (it is part of what is signed).
 
 mod config;
-mod signature;
 
 use axum::extract::{FromRequest, OriginalUri, Request};
 use axum::http::header::AUTHORIZATION;
@@ -17,8 +16,8 @@ use partnerflow_core::machine::Actor;
 use sha2::{Digest, Sha256};
 
 pub use config::{AuthConfig, DEFAULT_TOLERANCE_SECS, Integration, Operator, Read};
-pub use signature::{SignedRequest, sign};
-use signature::{Streaming, verify};
+pub use partnerflow_core::signature::{SignedRequest, sign};
+use partnerflow_core::signature::{self, Streaming, verify};
 
 use crate::AppState;
 use crate::error::ApiError;

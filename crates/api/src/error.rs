@@ -147,6 +147,11 @@ impl From<EngineError> for ApiError {
                 "superseded",
                 format!("{msg}; nothing changed"),
             ),
+            EngineError::LinkUsed => ApiError::new(
+                StatusCode::CONFLICT,
+                "link_used",
+                "the link was used already; nothing changed".to_owned(),
+            ),
             EngineError::Stale(msg) => ApiError::new(
                 StatusCode::CONFLICT,
                 "concurrent_change",
@@ -253,7 +258,8 @@ pub(crate) async fn json_errors(req: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    // Pages (a signed link's) answer their errors as pages.
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return res;
     }

@@ -18,20 +18,26 @@
 //! - `events`: external events delivered to waiting instances.
 //! - `ledger`: account balances and their postings.
 //! - `settlement`: transactions in, settlement runs, statements and their explanations.
+//! - `links`: the pages of signed links (`/l/{token}`): confirm, then decide.
+//! - `delegations`: out-of-office delegations and task reassignment (operators).
+//! - `webhooks`: the outbound webhooks' delivery log and replay (operators).
 //! - `health`: `/healthz`, `/readyz`, `/metrics`.
 
 #![warn(clippy::wildcard_enum_match_arm)]
 
 mod attachments;
 mod auth;
+mod delegations;
 mod error;
 mod events;
 mod extract;
 mod health;
 mod instances;
 mod ledger;
+mod links;
 mod settlement;
 mod tasks;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,6 +97,9 @@ pub fn router(state: AppState) -> Router {
         .merge(events::router())
         .merge(ledger::router())
         .merge(settlement::router())
+        .merge(links::router())
+        .merge(delegations::router())
+        .merge(webhooks::router())
         .merge(health::router())
         .fallback(error::no_route)
         .layer((

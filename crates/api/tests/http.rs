@@ -123,6 +123,7 @@ async fn spawn_app(metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>) -> Te
             Programme::parse(include_str!("../../../config/programme.toml")).expect("programme"),
         ),
         settings: Settings::default(),
+        reach: partnerflow_engine::Reach::development().expect("shipped templates"),
     });
     engine
         .load_definitions(&[("review_flow.toml".to_owned(), WORKFLOW.to_owned())])

@@ -192,7 +192,7 @@ impl Default for Providers {
 }
 
 impl Providers {
-    /// The providers the settings configure (`[payments]`), delivering through the log.
+    /// The providers the settings configure (`[payments]`, `[notifications]`).
     pub fn from_settings(settings: &Settings) -> Result<Self> {
         let p = &settings.payments;
         let payments: Arc<dyn partnerflow_workers::PaymentProvider> = match p.provider.as_str() {
@@ -211,7 +211,7 @@ impl Providers {
             other => bail!("payments.provider must be `simulated` or `http`, got `{other}`"),
         };
         Ok(Providers {
-            notifier: Arc::new(partnerflow_notify::LogNotifier),
+            notifier: crate::reach::notifier(&settings.notifications)?,
             payments,
         })
     }
@@ -314,6 +314,11 @@ pub async fn build_with(
         calendar: data.calendar,
         directory: data.directory,
         programme: data.programme,
+        reach: crate::reach::reach(
+            &settings.notifications,
+            &settings.webhooks,
+            crate::reach::templates(&settings.notifications)?,
+        )?,
         settings: partnerflow_engine::Settings {
             lease: Duration::from_secs(settings.engine.lease_secs),
             redispatch: Duration::from_secs(settings.engine.redispatch_secs),
@@ -336,6 +341,9 @@ pub async fn build_with(
         definitions.extend(read_definitions(extra)?);
     }
     engine.load_definitions(&definitions).await?;
+    engine.check_templates().map_err(|problems| {
+        anyhow::anyhow!("notification templates:\n  {}", problems.join("\n  "))
+    })?;
     Ok(engine)
 }
 

@@ -16,6 +16,7 @@ pub mod bench_settlement;
 pub mod demo;
 pub mod harness;
 pub mod operate;
+pub mod reach;
 pub mod report;
 pub mod settings;
 pub mod settle;

@@ -240,15 +240,23 @@ async fn validate(config_dir: &std::path::Path, path: Option<PathBuf>) -> Result
         None => app::read_definitions_or_embedded(&settings.paths.workflows)?,
     };
     let mut failed = 0;
+    let mut templates: std::collections::BTreeSet<String> =
+        partnerflow_engine::reach::BUILT_IN_TEMPLATES
+            .iter()
+            .map(|t| (*t).to_owned())
+            .collect();
     for (file, text) in &files {
         let overrides = Some(&data.programme.workflows);
         match partnerflow_core::WorkflowDefinition::parse(file, text, overrides, &registry) {
-            Ok(def) => println!(
-                "ok      {file}: {} v{} ({} steps)",
-                def.id,
-                def.version,
-                def.steps.len()
-            ),
+            Ok(def) => {
+                templates.extend(def.templates().into_iter().map(str::to_owned));
+                println!(
+                    "ok      {file}: {} v{} ({} steps)",
+                    def.id,
+                    def.version,
+                    def.steps.len()
+                )
+            }
             Err(errors) => {
                 failed += 1;
                 for e in errors {
@@ -276,6 +284,22 @@ async fn validate(config_dir: &std::path::Path, path: Option<PathBuf>) -> Result
         if let Err(e) = partnerflow_settlement::schedule::schedule(&data.programme.settlement) {
             failed += 1;
             println!("error   {e}");
+        }
+    }
+    // Every template those definitions and the engine send, in every language.
+    match partnerflow::reach::templates(&settings.notifications)
+        .map(|t| t.check(templates.iter().map(String::as_str)))
+    {
+        Ok(Ok(())) => println!("ok      notification templates ({} names, zh-CN and en)", templates.len()),
+        Ok(Err(problems)) => {
+            failed += 1;
+            for p in problems {
+                println!("error   {p}");
+            }
+        }
+        Err(e) => {
+            failed += 1;
+            println!("error   {e:#}");
         }
     }
     if let Some(w) = app::warn_if_calendar_ends_soon(&data.calendar, SystemClock.now()) {

@@ -19,6 +19,10 @@ pub struct Settings {
     pub auth: Auth,
     pub audit: Audit,
     pub retention: Retention,
+    pub notifications: crate::reach::Notifications,
+    /// Outbound webhook subscribers.
+    #[serde(default)]
+    pub webhooks: Vec<crate::reach::Webhook>,
 }
 
 /// How long rows that only served delivery are kept (see `config/default.toml`).
@@ -303,8 +307,8 @@ impl Auth {
 }
 
 impl Settings {
-    /// The listen guard over everything secret: operators' tokens, integrations' secrets and
-    /// the audit keys.
+    /// The listen guard over everything secret: operators' tokens, integrations' secrets, the
+    /// audit keys and the signed-link key.
     pub fn check_listen(&self, addr: std::net::SocketAddr) -> Result<()> {
         let shipped_audit: Vec<String> = self
             .audit
@@ -312,6 +316,10 @@ impl Settings {
             .iter()
             .filter(|k| k.secret == partnerflow_core::audit::DEVELOPMENT_KEY)
             .map(|k| format!("audit.keys[{}]", k.version))
+            .chain(
+                (self.notifications.link_secret == crate::reach::DEVELOPMENT_LINK_SECRET)
+                    .then(|| "notifications.link_secret".to_owned()),
+            )
             .collect();
         self.auth.check_listen_with(addr, &shipped_audit)?;
         if !addr.ip().is_loopback() && self.payments.provider == "simulated" {

@@ -44,6 +44,42 @@ pub struct RoleInfo {
     /// Where a late task of this role escalates first.
     #[serde(default)]
     pub escalation_to: Option<String>,
+    /// The role's shared queue: `task.assigned` and reminders of an unassigned task go here
+    /// instead of to every holder of the role.
+    #[serde(default)]
+    pub queue: Option<Queue>,
+}
+
+/// A shared address a role's new tasks are announced to.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Queue {
+    pub name: String,
+    pub email: String,
+    #[serde(default = "default_locale")]
+    pub locale: String,
+}
+
+/// Out-of-office: from `starts_at` until `ends_at`, `delegate` receives and may decide the
+/// tasks of `person` (of `role` only, when set); `person` is copied.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Delegation {
+    pub person: String,
+    pub delegate: String,
+    #[serde(default)]
+    pub role: Option<String>,
+    pub starts_at: chrono::DateTime<chrono::Utc>,
+    pub ends_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Delegation {
+    pub fn covers(&self, role: Option<&str>, at: chrono::DateTime<chrono::Utc>) -> bool {
+        self.starts_at <= at
+            && at < self.ends_at
+            && match (&self.role, role) {
+                (Some(mine), Some(asked)) => mine == asked,
+                _ => true,
+            }
+    }
 }
 
 /// The role a task must be decided by when a partner acts on its own instance.
@@ -57,6 +93,10 @@ pub struct Directory {
     pub roles: BTreeMap<String, RoleInfo>,
     #[serde(default)]
     pub people: Vec<Person>,
+    /// Dated delegations: the file's own, plus those made through the API when the engine
+    /// reads them.
+    #[serde(default)]
+    pub delegations: Vec<Delegation>,
 }
 
 impl Directory {
@@ -69,6 +109,35 @@ impl Directory {
         self.people
             .iter()
             .filter(move |p| p.roles.iter().any(|r| r == role))
+    }
+
+    /// Who receives what is meant for `person` (for `role`) at `at`: their delegate while a
+    /// delegation runs, else themselves.
+    pub fn acting_for(&self, person: &str, role: Option<&str>, at: chrono::DateTime<chrono::Utc>) -> Option<&Person> {
+        self.delegations
+            .iter()
+            .find(|d| d.person == person && d.covers(role, at))
+            .and_then(|d| self.person(&d.delegate))
+    }
+
+    /// [`Directory::may_act`], also for a delegate while a dated delegation of a holder of
+    /// `role` runs at `at`.
+    pub fn may_act_at(
+        &self,
+        actor: &str,
+        role: &str,
+        partner: Option<&str>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
+        self.may_act(actor, role, partner)
+            || (self.person(actor).is_some_and(|p| p.partner.is_none())
+                && self.delegations.iter().any(|d| {
+                    d.delegate == actor
+                        && d.covers(Some(role), at)
+                        && self
+                            .person(&d.person)
+                            .is_some_and(|p| p.roles.iter().any(|r| r == role))
+                }))
     }
 
     /// Whether `actor` may decide a task of `role` on an instance of `partner`. A delegate acts
@@ -103,6 +172,11 @@ impl Directory {
             ));
         }
         for p in &self.people {
+            if let Some(phone) = &p.phone
+                && let Err(e) = crate::phone::normalize(phone, crate::phone::DEFAULT_COUNTRY_CODE)
+            {
+                problems.push(format!("person `{}`: phone `{phone}`: {e}", p.id));
+            }
             for (field, target) in [("manager", &p.manager), ("delegate", &p.delegate)] {
                 if let Some(t) = target.as_ref().filter(|t| self.person(t).is_none()) {
                     problems.push(format!(
@@ -110,6 +184,16 @@ impl Directory {
                         p.id
                     ));
                 }
+            }
+        }
+        for (i, d) in self.delegations.iter().enumerate() {
+            for id in [&d.person, &d.delegate] {
+                if self.person(id).is_none() {
+                    problems.push(format!("delegations[{i}]: `{id}` is not a person in the directory"));
+                }
+            }
+            if d.ends_at <= d.starts_at {
+                problems.push(format!("delegations[{i}]: ends_at must be after starts_at"));
             }
         }
         for (role, info) in &self.roles {

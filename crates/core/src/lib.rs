@@ -19,6 +19,8 @@
 //! - [`audit`]: the per-instance hash chain of events.
 //! - [`money`]: amounts with currency and the one rounding rule.
 //! - [`ledger`]: postings and account balances, the one ledger of MDF, NRE and rebates.
+//! - [`signature`]: the HMAC over a whole request, inbound callbacks and outbound webhooks.
+//! - [`phone`]: phone numbers in E.164, with the programme's default country code.
 //! - [`validation`]: the failing-field list every validator returns.
 
 pub mod attachments;
@@ -33,8 +35,10 @@ pub mod mdf;
 pub mod money;
 pub mod nre;
 pub mod onboarding;
+pub mod phone;
 pub mod programme;
 pub mod rebate;
+pub mod signature;
 pub mod span;
 pub mod validation;
 

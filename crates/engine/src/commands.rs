@@ -168,6 +168,7 @@ impl Engine {
             reason,
             actor,
             data,
+            evidence: None,
         };
         let reply = |s: &InstanceState| {
             json!({ "task_id": task_id, "decision": decision, "instance_id": instance_id,

@@ -84,6 +84,9 @@ impl Engine {
                 Effect::EscalateTask { task_id, level } => {
                     tasks::escalate(tx, task_id, i64::try_from(level).unwrap_or(i64::MAX)).await?
                 }
+                Effect::AssignTask { task_id, person } => {
+                    tasks::assign(tx, task_id, Some(&person)).await?
+                }
                 Effect::ScheduleTimer { seq, kind, due } => new_timers.push((seq, kind, due.at)),
                 Effect::CancelTimers { seq } => timers::cancel(tx, state.id, seq, now).await?,
                 Effect::StartChild {

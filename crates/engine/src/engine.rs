@@ -49,6 +49,9 @@ pub enum Error {
     /// Definitions failed to load.
     #[error("definitions: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Definitions(Vec<DefinitionError>),
+    /// The signed link was used (or ran out) while its decision was being made.
+    #[error("the link was used already")]
+    LinkUsed,
     /// The database failed (unreachable, or an unexpected error).
     #[error(transparent)]
     Store(partnerflow_store::Error),
@@ -139,6 +142,27 @@ impl Default for Settings {
     }
 }
 
+impl Engine {
+    /// Checks the templates against every loaded definition and the engine's own task
+    /// notifications: each must exist in every language and use only known variables.
+    pub fn check_templates(&self) -> std::result::Result<(), Vec<String>> {
+        let defs: Vec<Arc<WorkflowDefinition>> = self
+            .inner
+            .definitions
+            .read()
+            .map(|d| d.values().cloned().collect())
+            .unwrap_or_default();
+        let mut names: std::collections::BTreeSet<String> = crate::reach::BUILT_IN_TEMPLATES
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        for d in &defs {
+            names.extend(d.templates().into_iter().map(str::to_owned));
+        }
+        self.inner.reach.templates.check(names.iter().map(String::as_str))
+    }
+}
+
 /// Everything an engine is built from.
 pub struct EngineParts {
     pub store: Store,
@@ -150,6 +174,7 @@ pub struct EngineParts {
     pub directory: Arc<Directory>,
     pub programme: Arc<Programme>,
     pub settings: Settings,
+    pub reach: crate::Reach,
 }
 
 /// A request's Idempotency-Key and a hash of its body.
@@ -178,6 +203,7 @@ pub(crate) struct Inner {
     pub(crate) directory: Arc<Directory>,
     pub(crate) programme: Arc<Programme>,
     pub(crate) settings: Settings,
+    pub(crate) reach: crate::Reach,
     /// Every known (workflow, version), and the version new instances start on.
     pub(crate) definitions: RwLock<HashMap<(String, u32), Arc<WorkflowDefinition>>>,
     pub(crate) latest: RwLock<HashMap<String, u32>>,
@@ -241,6 +267,7 @@ impl Engine {
                 store: parts.store,
                 queue: parts.queue,
                 notifier: parts.notifier,
+                reach: parts.reach,
                 clock: parts.clock,
                 registry: parts.registry,
                 calendar: parts.calendar,

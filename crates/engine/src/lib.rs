@@ -14,7 +14,10 @@
 //! - `engine`: [`Engine`], its parts, settings, errors and definitions.
 //! - `commands`: start, decide, external events, cancel and resume; `bulk`: many starts at once.
 //! - `transition`: one command → one transaction; `effects`: what it writes besides the instance.
-//! - `work`: running one outbox row's step handler; `deliver`: its notification.
+//! - `work`: running one outbox row's step handler; `deliver`: its notification, to the
+//!   addresses `recipients` resolves; `webhooks`: its webhook, and the events that make one.
+//! - [`reach`]: templates, signed links, quiet hours and webhook subscribers; `links`: a
+//!   signed link's page and decision; `delegations`: out-of-office and reassignment.
 //! - `loops`: dispatcher, timer sweeper, janitor and worker loops, and [`Engine::drain`].
 //! - `attachments`: uploads checked and recorded.
 //! - `ledger`: an account's postings; a partner's accounts, payables and payments.
@@ -27,16 +30,21 @@ mod attachments;
 mod bulk;
 pub mod clock;
 mod commands;
+mod delegations;
 mod deliver;
 mod effects;
 mod engine;
 mod facts;
 mod ledger;
+mod links;
 mod loops;
 pub mod queue;
+pub mod reach;
+mod recipients;
 mod status;
 mod transition;
 pub mod view;
+mod webhooks;
 mod work;
 
 pub use attachments::UploadMeta;
@@ -47,6 +55,8 @@ pub use engine::{
     Engine, EngineParts, Error, Idempotency, Notice, Result, Retention, Settings, Started,
 };
 pub use ledger::{AccountBalance, LedgerFinding, PartnerLedger};
+pub use links::{LinkEvidence, LinkRefusal, LinkView, token_hash};
+pub use reach::{Reach, Subscriber, WebhookSecret};
 pub use partnerflow_store::instances::Listing;
 pub use partnerflow_store::tasks::Filter as TaskFilter;
 pub use status::InstanceStatus;

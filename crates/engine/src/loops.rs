@@ -320,6 +320,7 @@ mod tests {
                 .expect("programme"),
             ),
             settings: crate::Settings::default(),
+            reach: crate::Reach::development().expect("shipped templates"),
         })
     }
 

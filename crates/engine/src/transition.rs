@@ -25,6 +25,8 @@ pub(crate) struct Also {
     /// The instance as the caller just read it: the first attempt works from it instead of
     /// reading again (the version check still catches a concurrent writer).
     pub(crate) preloaded: Option<instances::Stored>,
+    /// The signed link (its token's hash) this transition's decision uses up.
+    pub(crate) link_used: Option<(String, crate::links::LinkEvidence)>,
 }
 
 impl Also {
@@ -217,6 +219,12 @@ impl Engine {
                 "timer {id} fired or was cancelled already"
             )));
         }
+        if let Some((hash, evidence)) = &also.link_used
+            && !partnerflow_store::links::consume(tx, hash, now, &evidence.ip, &evidence.user_agent)
+                .await?
+        {
+            return Err(Error::LinkUsed);
+        }
         let initial_count = initial.len();
         let mut work = VecDeque::from(initial);
         let mut states = Vec::with_capacity(initial_count);
@@ -247,13 +255,14 @@ impl Engine {
             };
             let def = self.definition(&stored.state.workflow_id, stored.state.version)?;
             let facts = self.decision_facts(tx, &def, &stored.state, &cmd).await?;
+            let directory = self.directory_for(tx, &cmd, now).await?;
             let mut state = stored.state.clone();
             let applied = {
                 let mut new_id = Uuid::now_v7;
                 let mut ctx = Ctx {
                     now,
                     calendar: &self.inner.calendar,
-                    directory: &self.inner.directory,
+                    directory: &directory,
                     new_id: &mut new_id,
                     validate: &|name, data, instance| {
                         self.validate_with(name, data, Some(instance), &facts)
@@ -280,9 +289,12 @@ impl Engine {
                     let keys = &self.inner.settings.audit;
                     instances::save(tx, &state, &stored, &applied.events, keys, now).await?;
                 }
-                let pending = self
+                let mut pending = self
                     .effects(tx, &state, applied.effects, &mut work, now)
                     .await?;
+                pending
+                    .jobs
+                    .extend(self.webhook_jobs(&state, &applied.events, stored.event_count));
                 woke |= pending.woke(now, self.inner.settings.poll);
                 if is_new {
                     deferred.add(&state, applied.events, pending);

@@ -44,6 +44,12 @@ impl Engine {
                 outbox::Work::Notify { key, spec } => {
                     self.deliver(&row, stored.map(|s| s.state), key, spec).await
                 }
+                outbox::Work::Webhook {
+                    subscriber,
+                    id,
+                    event,
+                    body,
+                } => self.deliver_webhook(&row, subscriber, id, event, body).await,
             }
         };
         let result = tokio::select! {
@@ -260,5 +266,6 @@ fn kind_label(w: &outbox::Work) -> &'static str {
     match w {
         outbox::Work::RunStep { .. } => "run_step",
         outbox::Work::Notify { .. } => "notify",
+        outbox::Work::Webhook { .. } => "webhook",
     }
 }

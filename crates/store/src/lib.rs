@@ -23,9 +23,11 @@
 
 pub mod attachments;
 pub mod definitions;
+pub mod delegations;
 pub mod idempotency;
 pub mod instances;
 pub mod ledger;
+pub mod links;
 pub mod notifications;
 pub mod outbox;
 pub mod retention;
@@ -34,6 +36,7 @@ pub mod standing;
 pub mod tasks;
 pub mod timers;
 pub mod transactions;
+pub mod webhooks;
 
 use std::time::Duration;
 

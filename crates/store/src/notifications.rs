@@ -26,17 +26,21 @@ pub struct Sent {
     /// Provider calls made under this key.
     pub attempts: i64,
     pub last_error: Option<String>,
+    /// The key of the notification this one stands in for on the other channel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_for: Option<String>,
 }
 
 pub const SENDING: &str = "sending";
 pub const SENT: &str = "sent";
+pub const FAILED: &str = "failed";
 
 /// What a sender may do with one address of a notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
     /// Call the provider: the intent is recorded and claimed by this sender until the given time.
     Send,
-    /// Already sent: nothing to do.
+    /// Already sent, or failed for good: nothing to do.
     Sent,
     /// Another sender holds the claim right now.
     Busy,
@@ -86,7 +90,7 @@ pub async fn claim(
         .await?
         .map(|r| r.try_get(0))
         .transpose()?;
-    Ok(if status.as_deref() == Some(SENT) {
+    Ok(if matches!(status.as_deref(), Some(SENT) | Some(FAILED)) {
         Claim::Sent
     } else {
         Claim::Busy
@@ -97,6 +101,27 @@ pub async fn claim(
 pub async fn mark_sent(conn: &mut Conn, key: &str, now: DateTime<Utc>) -> Result<()> {
     sqlx::query("update notifications set status = 'sent', sent_at = $1, claimed_until = null, last_error = null where key = $2")
         .bind(to_micros(now))
+        .bind(key)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The provider failed for good (its last attempt, or a permanent refusal): recorded as
+/// `failed`, never sent again under this key.
+pub async fn mark_failed(conn: &mut Conn, key: &str, error: &str) -> Result<()> {
+    sqlx::query("update notifications set status = 'failed', claimed_until = null, last_error = $1 where key = $2 and status = 'sending'")
+        .bind(error)
+        .bind(key)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Names the notification `key` stands in for, on the other channel.
+pub async fn mark_fallback(conn: &mut Conn, key: &str, fallback_for: &str) -> Result<()> {
+    sqlx::query("update notifications set fallback_for = $1 where key = $2")
+        .bind(fallback_for)
         .bind(key)
         .execute(&mut *conn)
         .await?;
@@ -115,7 +140,7 @@ pub async fn release(conn: &mut Conn, key: &str, error: &str) -> Result<()> {
 
 pub async fn for_instance(conn: &mut Conn, instance_id: Uuid) -> Result<Vec<Sent>> {
     let rows = sqlx::query(
-        "select key, instance_id, channel, recipient, address, template, payload, sent_at, status, attempts, last_error from notifications where instance_id = $1 order by sent_at, key",
+        "select key, instance_id, channel, recipient, address, template, payload, sent_at, status, attempts, last_error, fallback_for from notifications where instance_id = $1 order by sent_at, key",
     )
     .bind(instance_id.to_string())
     .fetch_all(&mut *conn)
@@ -134,6 +159,7 @@ pub async fn for_instance(conn: &mut Conn, instance_id: Uuid) -> Result<Vec<Sent
                 status: r.try_get(8)?,
                 attempts: r.try_get(9)?,
                 last_error: r.try_get(10)?,
+                fallback_for: r.try_get(11)?,
             })
         })
         .collect()

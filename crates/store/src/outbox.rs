@@ -30,6 +30,15 @@ pub enum Work {
         key: String,
         spec: partnerflow_core::definition::NotifySpec,
     },
+    /// Deliver one event to one webhook subscriber. Rows of one instance and subscriber are
+    /// carried out one at a time, in order.
+    Webhook {
+        subscriber: String,
+        /// The event id, the same on every attempt and replay.
+        id: String,
+        event: String,
+        body: serde_json::Value,
+    },
 }
 
 impl Work {
@@ -37,6 +46,15 @@ impl Work {
         match self {
             Work::RunStep { .. } => "run_step",
             Work::Notify { .. } => "notify",
+            Work::Webhook { .. } => "webhook",
+        }
+    }
+
+    /// Rows sharing this key are carried out one at a time, in id order.
+    fn ordering_key(&self, instance_id: Uuid) -> Option<String> {
+        match self {
+            Work::Webhook { subscriber, .. } => Some(format!("{instance_id}:{subscriber}")),
+            Work::RunStep { .. } | Work::Notify { .. } => None,
         }
     }
 }
@@ -72,7 +90,8 @@ pub async fn insert_many(
 }
 
 /// Marks up to `limit` due rows dispatched until `redispatch_at` and returns their ids, oldest
-/// first. Due: pending, available, neither waiting in the queue nor leased by a worker.
+/// first. Due: pending, available, neither waiting in the queue nor leased by a worker, and
+/// with no earlier pending row of the same ordering key.
 pub async fn claim_due(
     store: &Store,
     now: DateTime<Utc>,
@@ -81,11 +100,14 @@ pub async fn claim_due(
 ) -> Result<Vec<i64>> {
     let sql = format!(
         r#"update outbox set dispatched_until = $1
-           where id in (select id from outbox
-                        where status = 'pending' and available_at <= $2
-                          and (dispatched_until is null or dispatched_until <= $2)
-                          and (lease_until is null or lease_until <= $2)
-                        order by id limit $3 {})
+           where id in (select o.id from outbox o
+                        where o.status = 'pending' and o.available_at <= $2
+                          and (o.dispatched_until is null or o.dispatched_until <= $2)
+                          and (o.lease_until is null or o.lease_until <= $2)
+                          and (o.ordering_key is null or not exists (
+                                select 1 from outbox e where e.ordering_key = o.ordering_key
+                                  and e.status = 'pending' and e.id < o.id))
+                        order by o.id limit $3 {})
            returning id"#,
         Store::skip_locked(store.backend)
     );
@@ -267,8 +289,8 @@ pub async fn insert_for_many(
 ) -> Result<()> {
     for chunk in works.chunks(1000) {
         let sql = format!(
-            "insert into outbox (instance_id, kind, payload, status, available_at, failures, created_at) values {}",
-            crate::values_clause(chunk.len(), 7)
+            "insert into outbox (instance_id, kind, payload, status, available_at, failures, created_at, ordering_key) values {}",
+            crate::values_clause(chunk.len(), 8)
         );
         let mut q = sqlx::query(crate::sql(sql));
         for (instance_id, work) in chunk {
@@ -279,7 +301,8 @@ pub async fn insert_for_many(
                 .bind("pending")
                 .bind(to_micros(now))
                 .bind(0_i64)
-                .bind(to_micros(now));
+                .bind(to_micros(now))
+                .bind(work.ordering_key(*instance_id));
         }
         q.execute(&mut *conn).await?;
     }

@@ -21,12 +21,14 @@ pub struct Task {
     pub escalation_level: i64,
     pub outcome: Option<String>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// The person the task is assigned to; none: the role's queue.
+    pub assignee: Option<String>,
 }
 
 pub const OPEN: &str = "open";
 pub const CLOSED: &str = "closed";
 
-const COLUMNS: &str = "id, instance_id, step, seq, role, status, created_at, due_at, beyond_calendar, escalation_level, outcome, closed_at";
+const COLUMNS: &str = "id, instance_id, step, seq, role, status, created_at, due_at, beyond_calendar, escalation_level, outcome, closed_at, assignee";
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<Task> {
     Ok(Task {
@@ -42,6 +44,7 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Task> {
         escalation_level: r.try_get(9)?,
         outcome: r.try_get(10)?,
         closed_at: r.try_get::<Option<i64>, _>(11)?.map(from_micros),
+        assignee: r.try_get(12)?,
     })
 }
 
@@ -71,6 +74,16 @@ pub async fn insert(
     .bind(i64::from(due.beyond_calendar))
     .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+/// Assigns the task to `person` (a reassignment); `None` puts it back in the role's queue.
+pub async fn assign(conn: &mut Conn, id: Uuid, person: Option<&str>) -> Result<()> {
+    sqlx::query("update tasks set assignee = $1 where id = $2")
+        .bind(person)
+        .bind(id.to_string())
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::signature::SignatureError;
+use partnerflow_core::signature::SignatureError;
 use super::*;
 
 const NOW: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z

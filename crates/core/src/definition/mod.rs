@@ -192,6 +192,10 @@ pub struct NotifySpec {
     pub to: Recipient,
     pub template: String,
     pub channels: Vec<Channel>,
+    /// Sent at once, even in the recipient's quiet hours (a breach, an escalation to the
+    /// programme director); everything else waits for their working hours.
+    #[serde(default)]
+    pub urgent: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
@@ -211,6 +215,9 @@ pub enum Recipient {
     Role(String),
     /// The escalation target of the task's role.
     EscalationTarget,
+    /// Whoever the open task is for: its assignee, else the role's queue address, else
+    /// every holder of the role.
+    Assignee,
     /// The programme director.
     ProgrammeDirector,
     /// One person.
@@ -453,6 +460,19 @@ impl WorkflowDefinition {
         self.steps.get(id)
     }
 
+    /// The notification templates its steps and transitions send.
+    pub fn templates(&self) -> std::collections::BTreeSet<&str> {
+        self.steps
+            .values()
+            .flat_map(|s| {
+                s.notify
+                    .iter()
+                    .chain(s.on.values().flat_map(|t| t.notify.iter()))
+            })
+            .map(|n| n.template.as_str())
+            .collect()
+    }
+
     /// Workflows started as children by this definition.
     pub fn child_workflows(&self) -> impl Iterator<Item = &str> {
         self.steps.values().filter_map(|s| match &s.kind {
@@ -547,7 +567,7 @@ fn build_step(rs: &RawStep, registry: &dyn Registry) -> Result<Step, StepProblem
                         other => problems.push(("bad-channel", format!("channel `{other}` is not email or sms"))),
                     }
                 }
-                Some(NotifySpec { to: to?, template: n.template.clone(), channels })
+                Some(NotifySpec { to: to?, template: n.template.clone(), channels, urgent: n.urgent })
             })
             .collect()
     };

@@ -96,6 +96,8 @@ pub(crate) struct RawNotify {
     pub(crate) template: String,
     #[serde(default = "default_channels")]
     pub(crate) channels: Vec<String>,
+    #[serde(default)]
+    pub(crate) urgent: bool,
 }
 
 fn default_channels() -> Vec<String> {

@@ -58,6 +58,8 @@ pub enum Effect {
     CloseTask { task_id: Uuid, outcome: String },
     /// Record that a task was escalated (shown on SLA clocks).
     EscalateTask { task_id: Uuid, level: usize },
+    /// Record the person a task is now assigned to.
+    AssignTask { task_id: Uuid, person: String },
     /// Schedule a timer for the current step entry.
     ScheduleTimer { seq: u64, kind: TimerKind, due: Due },
     /// Cancel every pending timer of a step entry.

@@ -21,6 +21,7 @@ impl Machine<'_, '_> {
             opened_at: now,
             approvals: vec![],
             rejections: vec![],
+            assignee: None,
         });
         self.out.effects.push(Effect::OpenTask {
             task_id,
@@ -36,9 +37,10 @@ impl Machine<'_, '_> {
         );
         self.notify_all(
             &[NotifySpec {
-                to: Recipient::Role(h.role.clone()),
+                to: Recipient::Assignee,
                 template: "task.assigned".to_owned(),
                 channels: vec![Channel::Email],
+                urgent: false,
             }],
             "task",
         );
@@ -75,6 +77,7 @@ impl Machine<'_, '_> {
         reason: Option<String>,
         actor: Actor,
         data: Value,
+        evidence: Option<Value>,
     ) -> Result<(), Error> {
         let Some(task) = self.state.task.clone().filter(|t| t.id == task_id) else {
             return Err(Error::TaskClosed(task_id));
@@ -95,7 +98,7 @@ impl Machine<'_, '_> {
         if !self
             .ctx
             .directory
-            .may_act(&actor.id, &h.role, self.state.partner_id.as_deref())
+            .may_act_at(&actor.id, &h.role, self.state.partner_id.as_deref(), self.ctx.now)
         {
             return Err(Error::RoleMissing {
                 actor: actor.id,
@@ -114,7 +117,11 @@ impl Machine<'_, '_> {
             }
             None => data,
         };
-        self.event("decision", &actor, json!({ "task": task_id, "step": step.id, "decision": decision, "reason": reason, "data": data }));
+        let mut payload = json!({ "task": task_id, "step": step.id, "decision": decision, "reason": reason, "data": data });
+        if let (Some(evidence), Some(map)) = (evidence, payload.as_object_mut()) {
+            map.insert("evidence".to_owned(), evidence);
+        }
+        self.event("decision", &actor, payload);
         let record = json!({ "decision": decision, "reason": reason, "actor": actor.id, "data": data, "at": self.ctx.now });
         if self.is_vote(&h, &decision) {
             match self.vote(task_id, &h, &actor, decision == "approve")? {
@@ -131,6 +138,47 @@ impl Machine<'_, '_> {
         }
         self.put_step_output(&step.id, record);
         self.follow(&decision)
+    }
+
+    pub(super) fn reassign(&mut self, task_id: Uuid, person: String, actor: Actor) -> Result<(), Error> {
+        let Some(task) = self.state.task.as_mut().filter(|t| t.id == task_id) else {
+            return Err(Error::TaskClosed(task_id));
+        };
+        let from = task.assignee.clone();
+        let (step, h) = self.human()?;
+        if !self
+            .ctx
+            .directory
+            .may_act_at(&person, &h.role, self.state.partner_id.as_deref(), self.ctx.now)
+        {
+            return Err(Error::RoleMissing {
+                actor: person,
+                role: h.role,
+            });
+        }
+        if let Some(task) = self.state.task.as_mut() {
+            task.assignee = Some(person.clone());
+        }
+        self.out.effects.push(Effect::AssignTask {
+            task_id,
+            person: person.clone(),
+        });
+        self.event(
+            "task_reassigned",
+            &actor,
+            json!({ "task": task_id, "step": step.id, "from": from, "to": person }),
+        );
+        let cause = format!("reassign:{person}");
+        self.notify_all(
+            &[NotifySpec {
+                to: Recipient::Person(person),
+                template: "task.assigned".to_owned(),
+                channels: vec![Channel::Email],
+                urgent: false,
+            }],
+            &cause,
+        );
+        Ok(())
     }
 
     pub(super) fn timer(&mut self, timer: TimerKind) -> Result<(), Error> {
@@ -156,9 +204,10 @@ impl Machine<'_, '_> {
                     json!({ "step": step.id, "index": index, "role": h.role }),
                 );
                 let spec = NotifySpec {
-                    to: Recipient::Role(h.role),
+                    to: Recipient::Assignee,
                     template: "task.reminder".to_owned(),
                     channels: vec![Channel::Email],
+                    urgent: false,
                 };
                 self.notify_all(&[spec], &format!("remind{index}"));
                 Ok(())
@@ -187,6 +236,7 @@ impl Machine<'_, '_> {
                     json!({ "step": step.id, "level": index + 1, "to": target }),
                 );
                 let spec = NotifySpec {
+                    urgent: target == Recipient::ProgrammeDirector,
                     to: target,
                     template: "task.escalated".to_owned(),
                     channels: vec![Channel::Email, Channel::Sms],
@@ -197,6 +247,13 @@ impl Machine<'_, '_> {
             TimerKind::Breach => {
                 let (step, _) = self.human()?;
                 self.event("sla_breached", &system, json!({ "step": step.id }));
+                let spec = NotifySpec {
+                    to: Recipient::Assignee,
+                    template: "task.breached".to_owned(),
+                    channels: vec![Channel::Email, Channel::Sms],
+                    urgent: true,
+                };
+                self.notify_all(&[spec], "breach");
                 Ok(())
             }
             TimerKind::Silence => {

@@ -71,7 +71,9 @@ impl Machine<'_, '_> {
         }
         if self.state.status != Status::Running {
             return match cmd {
-                Command::Decide { task_id, .. } => Err(Error::TaskClosed(task_id)),
+                Command::Decide { task_id, .. } | Command::Reassign { task_id, .. } => {
+                    Err(Error::TaskClosed(task_id))
+                }
                 Command::ExternalEvent { .. } => {
                     Err(Error::NotRunning(self.state.status.label().to_owned()))
                 }
@@ -120,7 +122,13 @@ impl Machine<'_, '_> {
                 reason,
                 actor,
                 data,
-            } => self.decide(task_id, decision, reason, actor, data),
+                evidence,
+            } => self.decide(task_id, decision, reason, actor, data, evidence),
+            Command::Reassign {
+                task_id,
+                person,
+                actor,
+            } => self.reassign(task_id, person, actor),
             Command::ExternalEvent {
                 name,
                 correlation,

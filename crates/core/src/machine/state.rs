@@ -153,6 +153,9 @@ pub struct OpenTask {
     /// Distinct persons who rejected so far (a vote).
     #[serde(default)]
     pub rejections: Vec<String>,
+    /// The person the task was assigned to by an operator; none: the role's queue.
+    #[serde(default)]
+    pub assignee: Option<String>,
 }
 
 /// The person at the partner an instance's partner notifications go to. Any workflow's input
@@ -227,6 +230,15 @@ pub enum Command {
         reason: Option<String>,
         actor: Actor,
         data: Value,
+        /// How the decision reached us when it is not a signed call (a signed link's who,
+        /// when, IP and user agent), recorded on the decision event.
+        evidence: Option<Value>,
+    },
+    /// An operator assigns the open task to a person (who must be able to decide it).
+    Reassign {
+        task_id: Uuid,
+        person: String,
+        actor: Actor,
     },
     ExternalEvent {
         name: String,

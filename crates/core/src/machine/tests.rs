@@ -129,6 +129,7 @@ fn decide(task_id: Uuid, actor: &str) -> Command {
             id: actor.to_owned(),
         },
         data: Value::Null,
+        evidence: None,
     }
 }
 
@@ -250,6 +251,7 @@ fn refusals_leave_the_state_untouched() {
             id: "e1".to_owned(),
         },
         data: Value::Null,
+        evidence: None,
     };
     assert!(matches!(w.apply(wrong), Err(Error::UnknownDecision { .. })));
     let reject = Command::Decide {
@@ -260,6 +262,7 @@ fn refusals_leave_the_state_untouched() {
             id: "e1".to_owned(),
         },
         data: Value::Null,
+        evidence: None,
     };
     assert_eq!(
         w.apply(reject).expect_err("blank reason"),

@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use super::validate::{is_email, mainland_mobile, money, uscc_problem};
+use super::validate::{is_email, money, uscc_problem};
 use super::*;
 
 /// The shipped defaults, so every test also checks that the config file says what the
@@ -217,14 +217,14 @@ fn agent_at_every_threshold_is_accepted_and_normalised() {
 #[test]
 fn integration_at_every_threshold_is_accepted() {
     let app = validate(&integration(), &rules(), today()).expect("valid integration partner");
-    assert_eq!(app.contacts[0].phone, "13912345678");
+    assert_eq!(app.contacts[0].phone, "+8613912345678");
     assert_eq!(app.deposit_paid, Decimal::ZERO);
 }
 
 #[test]
 fn development_at_every_threshold_is_accepted() {
     let app = validate(&development(), &rules(), today()).expect("valid development partner");
-    assert_eq!(app.contacts[0].phone, "15012345678");
+    assert_eq!(app.contacts[0].phone, "+8615012345678");
     assert_eq!(app.software_copyrights, 1);
 }
 
@@ -451,22 +451,20 @@ fn email_and_phone_formats() {
     for bad in ["a@b", "@b.cn", "a b@c.cn", "a@@b.cn", "a@.cn", "a@b..cn"] {
         assert!(!is_email(bad), "{bad}");
     }
-    assert_eq!(
-        mainland_mobile("+86 138 0013 8000").as_deref(),
-        Some("13800138000")
-    );
-    assert_eq!(
-        mainland_mobile("138-0013-8000").as_deref(),
-        Some("13800138000")
-    );
-    for bad in [
-        "23800138000",
-        "1380013800",
-        "138001380001",
-        "+8513800138000",
-        "1380013800a",
+    for (raw, e164) in [
+        ("+86 138 0013 8000", "+8613800138000"),
+        ("138-0013-8000", "+8613800138000"),
     ] {
-        assert_eq!(mainland_mobile(bad), None, "{bad}");
+        assert_eq!(
+            crate::phone::normalize(raw, crate::phone::DEFAULT_COUNTRY_CODE).as_deref(),
+            Ok(e164)
+        );
+    }
+    for bad in ["23800138000", "1380013800", "138001380001", "1380013800a"] {
+        assert!(
+            crate::phone::normalize(bad, crate::phone::DEFAULT_COUNTRY_CODE).is_err(),
+            "{bad}"
+        );
     }
 }
 

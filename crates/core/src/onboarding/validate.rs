@@ -7,7 +7,7 @@ use super::*;
 /// Reads the JSON field by field instead of deserialising in one go, because one serde error
 /// stops at the first problem while the partner must see every failing field in one answer.
 /// On success the application is returned normalised (trimmed strings, upper-case USCC,
-/// 11-digit phones).
+/// phones in E.164).
 ///
 /// # Errors
 /// Every failing field, in reading order, followed by the failed thresholds.
@@ -426,14 +426,14 @@ fn read_contact(c: &mut Checker, item: &Value, path: &str) -> Option<Contact> {
         ok
     });
     let phone = c.text(obj, path, "phone").and_then(|raw| {
-        let phone = mainland_mobile(&raw);
-        if phone.is_none() {
-            let msg = format!(
-                "{path}.phone \"{raw}\" is not a mainland mobile number (11 digits starting with 1, optional +86)"
-            );
-            c.fail(&path_of(path, "phone"), "format", msg);
+        match crate::phone::normalize(&raw, crate::phone::DEFAULT_COUNTRY_CODE) {
+            Ok(phone) => Some(phone),
+            Err(rule) => {
+                let msg = format!("{path}.phone \"{raw}\" is not a phone number in E.164: {rule}");
+                c.fail(&path_of(path, "phone"), "format", msg);
+                None
+            }
         }
-        phone
     });
     Some(Contact {
         name: name?,
@@ -704,12 +704,3 @@ pub(super) fn is_email(s: &str) -> bool {
         && !s.chars().any(|ch| ch.is_whitespace() || ch.is_control())
 }
 
-/// A mainland mobile number as 11 digits starting with 1. Accepts an optional `+86` and
-/// spaces or hyphens between groups, because that is how people copy numbers.
-pub(super) fn mainland_mobile(raw: &str) -> Option<String> {
-    let compact: String = raw.chars().filter(|ch| *ch != ' ' && *ch != '-').collect();
-    let digits = compact.strip_prefix("+86").unwrap_or(&compact);
-    let ok =
-        digits.len() == 11 && digits.starts_with('1') && digits.bytes().all(|b| b.is_ascii_digit());
-    ok.then(|| digits.to_owned())
-}

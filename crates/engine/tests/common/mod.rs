@@ -47,6 +47,7 @@ pub(crate) async fn engine(
             Programme::parse(include_str!("../../../../config/programme.toml")).expect("programme"),
         ),
         settings: Settings::default(),
+        reach: partnerflow_engine::Reach::development().expect("shipped templates"),
     });
     engine
         .load_definitions(&[("flow.toml".to_owned(), flow.to_owned())])

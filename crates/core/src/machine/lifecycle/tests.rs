@@ -159,6 +159,7 @@ fn a_cancelled_child_closes_its_task_and_timers_and_refuses_late_decisions() {
             id: "P-1/a".to_owned(),
         },
         data: json!(null),
+        evidence: None,
     });
     assert_eq!(late.err(), Some(Error::TaskClosed(task)));
     let reminder = child

@@ -50,6 +50,7 @@ fn vote(m: &mut Instance, task: Uuid, who: &str, decision: &str) -> Result<Appli
         reason: None,
         actor: Actor { id: who.to_owned() },
         data: Value::Null,
+        evidence: None,
     })
 }
 

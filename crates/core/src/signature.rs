@@ -27,10 +27,22 @@ pub struct SignedRequest<'a> {
 }
 
 /// Signs `request` at `timestamp` with `secret`: the header value `t=<unix>,v1=<hex>`.
-/// Used by tests, the bench and the README's examples.
+/// Used by tests, the bench and the README's examples; outbound webhooks use [`sign_all`].
 pub fn sign(secret: &str, timestamp: i64, request: SignedRequest<'_>) -> String {
     let tag = mac(secret, timestamp, request).finalize().into_bytes();
     format!("t={timestamp},v1={}", hex::encode(tag))
+}
+
+/// Signs `request` with every secret in `secrets`: one `v1=` per secret, so a receiver
+/// mid-rotation accepts it under either the old secret or the new one.
+pub fn sign_all(secrets: &[&str], timestamp: i64, request: SignedRequest<'_>) -> String {
+    let mut header = format!("t={timestamp}");
+    for secret in secrets {
+        let tag = mac(secret, timestamp, request).finalize().into_bytes();
+        header.push_str(",v1=");
+        header.push_str(&hex::encode(tag));
+    }
+    header
 }
 
 fn mac(secret: &str, timestamp: i64, r: SignedRequest<'_>) -> HmacSha256 {
@@ -52,7 +64,7 @@ fn mac(secret: &str, timestamp: i64, r: SignedRequest<'_>) -> HmacSha256 {
 
 /// Why a signature was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum SignatureError {
+pub enum SignatureError {
     #[error("the signature header is not `t=<unix>,v1=<hex>`")]
     Malformed,
     #[error("the signature's timestamp is outside the allowed window")]
@@ -62,7 +74,7 @@ pub(crate) enum SignatureError {
 }
 
 impl SignatureError {
-    pub(crate) fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             SignatureError::Malformed => "malformed_signature",
             SignatureError::OutsideTolerance => "stale_signature",
@@ -110,7 +122,7 @@ fn within(timestamp: i64, now: i64, tolerance_secs: i64) -> Result<(), Signature
 }
 
 /// Checks a `t=…,v1=…` header over `request` against any of `secrets`, at `now` (unix seconds).
-pub(crate) fn verify(
+pub fn verify(
     header: &str,
     request: SignedRequest<'_>,
     secrets: &[String],
@@ -123,7 +135,7 @@ pub(crate) fn verify(
 }
 
 /// A signature checked over a body that arrives in pieces (an upload), without holding it.
-pub(crate) struct Streaming {
+pub struct Streaming {
     macs: Vec<HmacSha256>,
     tags: Vec<Vec<u8>>,
 }
@@ -131,7 +143,7 @@ pub(crate) struct Streaming {
 impl Streaming {
     /// Checks the header and the timestamp, and starts the MACs over everything but the body
     /// (`request.body` is not read).
-    pub(crate) fn begin(
+    pub fn begin(
         header: &str,
         request: SignedRequest<'_>,
         secrets: &[String],
@@ -152,13 +164,13 @@ impl Streaming {
         Ok(Streaming { macs, tags })
     }
 
-    pub(crate) fn update(&mut self, chunk: &[u8]) {
+    pub fn update(&mut self, chunk: &[u8]) {
         for m in &mut self.macs {
             m.update(chunk);
         }
     }
 
-    pub(crate) fn finish(self) -> Result<(), SignatureError> {
+    pub fn finish(self) -> Result<(), SignatureError> {
         let tags = self.tags;
         let matched = self
             .macs
