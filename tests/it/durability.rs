@@ -127,7 +127,7 @@ async fn a_duplicate_delivered_concurrently_and_during_a_lease_expiry_sends_noth
     addresses.dedup();
     assert_eq!(
         addresses,
-        vec!["13900009999", "p-1001@partner.example"],
+        vec!["+8613900009999", "p-1001@partner.example"],
         "the submission went to the partner's email and phone: {received:?}"
     );
     for address in &addresses {

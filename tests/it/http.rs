@@ -86,6 +86,28 @@ impl Api {
         }
     }
 
+    /// A call whose answer is read as text, with its headers (pages, cookies).
+    pub(crate) async fn raw(
+        &self,
+        request: Request<Body>,
+    ) -> (StatusCode, axum::http::HeaderMap, String) {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("response");
+        let (status, headers) = (response.status(), response.headers().clone());
+        let bytes = axum::body::to_bytes(response.into_body(), 16 << 20)
+            .await
+            .expect("body");
+        (
+            status,
+            headers,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
+    }
+
     pub(crate) async fn call(&self, request: Request<Body>) -> (StatusCode, Value) {
         let response = self
             .router

@@ -21,6 +21,7 @@ mod nre;
 mod onboarding;
 mod payments;
 mod principals;
+mod reach;
 mod servers;
 mod services;
 mod settlement;

@@ -16,8 +16,8 @@ use partnerflow_core::machine::Actor;
 use sha2::{Digest, Sha256};
 
 pub use config::{AuthConfig, DEFAULT_TOLERANCE_SECS, Integration, Operator, Read};
-pub use partnerflow_core::signature::{SignedRequest, sign};
 use partnerflow_core::signature::{self, Streaming, verify};
+pub use partnerflow_core::signature::{SignedRequest, sign};
 
 use crate::AppState;
 use crate::error::ApiError;

@@ -35,7 +35,10 @@ pub(crate) fn operator(who: &Who) -> Result<&str, ApiError> {
     }
 }
 
-async fn create(State(state): State<AppState>, caller: Caller) -> Result<(StatusCode, Json<Value>), ApiError> {
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let by = operator(&caller.who)?;
     let d: Delegation = caller.payload.json()?;
     let stored = state.engine.delegate(d, by).await?;
@@ -70,8 +73,15 @@ async fn assign(
     operator(&caller.who)?;
     let body: AssignBody = caller.payload.json()?;
     if body.person.trim().is_empty() {
-        return Err(ApiError::invalid_field("person", "required", "person must name someone in the directory"));
+        return Err(ApiError::invalid_field(
+            "person",
+            "required",
+            "person must name someone in the directory",
+        ));
     }
-    let answer = state.engine.reassign(task_id, &body.person, caller.who.actor()).await?;
+    let answer = state
+        .engine
+        .reassign(task_id, &body.person, caller.who.actor())
+        .await?;
     Ok(Json(answer))
 }

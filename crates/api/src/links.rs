@@ -40,14 +40,21 @@ async fn show(State(state): State<AppState>, AppPath(token): AppPath<String>) ->
     match state.engine.link(&token).await {
         Ok(Ok(view)) => {
             let csrf = uuid::Uuid::new_v4().simple().to_string();
-            let secure = if state.engine.links_are_https() { "; Secure" } else { "" };
-            let cookie = format!("{CSRF_COOKIE}={csrf}; Path=/l/; HttpOnly; SameSite=Strict{secure}");
+            let secure = if state.engine.links_are_https() {
+                "; Secure"
+            } else {
+                ""
+            };
+            let cookie =
+                format!("{CSRF_COOKIE}={csrf}; Path=/l/; HttpOnly; SameSite=Strict{secure}");
             let mut res = page(StatusCode::OK, &confirmation(&token, &view, &csrf));
             if let Ok(v) = cookie.parse() {
                 res.headers_mut().insert(header::SET_COOKIE, v);
             }
-            res.headers_mut()
-                .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+            res.headers_mut().insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("no-store"),
+            );
             res
         }
         Ok(Err(refusal)) => refused(refusal),
@@ -77,7 +84,10 @@ async fn confirm(
     if form.csrf.is_empty() || cookie.as_deref() != Some(form.csrf.as_str()) {
         return page(
             StatusCode::FORBIDDEN,
-            &message("Not confirmed / 未确认", "This form has expired or did not come from the link's page. Open the link again. 表单已失效或并非来自该链接页面，请重新打开链接。"),
+            &message(
+                "Not confirmed / 未确认",
+                "This form has expired or did not come from the link's page. Open the link again. 表单已失效或并非来自该链接页面，请重新打开链接。",
+            ),
         );
     }
     let ip = extensions
@@ -103,14 +113,20 @@ async fn confirm(
                 "Recorded / 已记录",
                 &format!(
                     "Your decision \"{}\" is recorded. 您的决定已记录。",
-                    answer.get("decision").and_then(|d| d.as_str()).unwrap_or("")
+                    answer
+                        .get("decision")
+                        .and_then(|d| d.as_str())
+                        .unwrap_or("")
                 ),
             ),
         ),
         Ok(Err(refusal)) => refused(refusal),
         Err(partnerflow_engine::Error::Refused(e)) => page(
             StatusCode::UNPROCESSABLE_ENTITY,
-            &message("Not recorded / 未记录", &format!("{e}. Nothing was changed. 未作任何更改。")),
+            &message(
+                "Not recorded / 未记录",
+                &format!("{e}. Nothing was changed. 未作任何更改。"),
+            ),
         ),
         Err(e) => unavailable(&e),
     }
@@ -129,10 +145,26 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
 
 fn refused(refusal: LinkRefusal) -> Response {
     let (status, title, text) = match refusal {
-        LinkRefusal::Unknown => (StatusCode::NOT_FOUND, "Link not valid / 链接无效", "This link is not valid: check that it was copied whole. 此链接无效，请确认链接完整。"),
-        LinkRefusal::Used => (StatusCode::GONE, "Link already used / 链接已使用", "This link was used already; each link decides once. 此链接已使用，每个链接仅可使用一次。"),
-        LinkRefusal::Expired => (StatusCode::GONE, "Link expired / 链接已过期", "This link has expired. Decide from the review system instead. 此链接已过期，请在审批系统中处理。"),
-        LinkRefusal::TaskClosed => (StatusCode::CONFLICT, "Task no longer open / 待办已关闭", "This task was decided or closed meanwhile; nothing was changed. 该待办已处理或关闭，未作任何更改。"),
+        LinkRefusal::Unknown => (
+            StatusCode::NOT_FOUND,
+            "Link not valid / 链接无效",
+            "This link is not valid: check that it was copied whole. 此链接无效，请确认链接完整。",
+        ),
+        LinkRefusal::Used => (
+            StatusCode::GONE,
+            "Link already used / 链接已使用",
+            "This link was used already; each link decides once. 此链接已使用，每个链接仅可使用一次。",
+        ),
+        LinkRefusal::Expired => (
+            StatusCode::GONE,
+            "Link expired / 链接已过期",
+            "This link has expired. Decide from the review system instead. 此链接已过期，请在审批系统中处理。",
+        ),
+        LinkRefusal::TaskClosed => (
+            StatusCode::CONFLICT,
+            "Task no longer open / 待办已关闭",
+            "This task was decided or closed meanwhile; nothing was changed. 该待办已处理或关闭，未作任何更改。",
+        ),
     };
     page(status, &message(title, text))
 }
@@ -141,7 +173,10 @@ fn unavailable(e: &partnerflow_engine::Error) -> Response {
     tracing::error!(error = %e, "signed link");
     page(
         StatusCode::SERVICE_UNAVAILABLE,
-        &message("Try again / 请重试", "The service could not answer just now; nothing was changed. 服务暂时无法响应，未作任何更改。"),
+        &message(
+            "Try again / 请重试",
+            "The service could not answer just now; nothing was changed. 服务暂时无法响应，未作任何更改。",
+        ),
     )
 }
 

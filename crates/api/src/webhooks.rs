@@ -17,7 +17,10 @@ use crate::extract::{AppPath, AppQuery, limit};
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/webhooks/{subscriber}/deliveries", get(list))
-        .route("/v1/webhooks/{subscriber}/deliveries/{id}/replay", post(replay))
+        .route(
+            "/v1/webhooks/{subscriber}/deliveries/{id}/replay",
+            post(replay),
+        )
 }
 
 #[derive(Debug, Deserialize)]
@@ -35,7 +38,10 @@ async fn list(
 ) -> Result<Json<Value>, ApiError> {
     operator(&caller.who)?;
     let limit = limit(q.limit)?;
-    let deliveries = state.engine.webhook_deliveries(&subscriber, q.failed, limit).await?;
+    let deliveries = state
+        .engine
+        .webhook_deliveries(&subscriber, q.failed, limit)
+        .await?;
     Ok(Json(json!(deliveries)))
 }
 

@@ -290,7 +290,10 @@ async fn validate(config_dir: &std::path::Path, path: Option<PathBuf>) -> Result
     match partnerflow::reach::templates(&settings.notifications)
         .map(|t| t.check(templates.iter().map(String::as_str)))
     {
-        Ok(Ok(())) => println!("ok      notification templates ({} names, zh-CN and en)", templates.len()),
+        Ok(Ok(())) => println!(
+            "ok      notification templates ({} names, zh-CN and en)",
+            templates.len()
+        ),
         Ok(Err(problems)) => {
             failed += 1;
             for p in problems {

@@ -473,6 +473,14 @@ mod tests {
         for k in &mut s.audit.keys {
             k.secret = format!("real-audit-key-{}", k.version);
         }
+        let shipped_link_key = s.check_listen(public).expect_err("shipped link key");
+        assert!(
+            shipped_link_key
+                .to_string()
+                .contains("notifications.link_secret"),
+            "{shipped_link_key}"
+        );
+        s.notifications.link_secret = "a-real-link-key".to_owned();
         let refused = s.check_listen(public).expect_err("simulated bank");
         assert!(refused.to_string().contains("simulated bank"), "{refused}");
         assert!(

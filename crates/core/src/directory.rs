@@ -113,7 +113,12 @@ impl Directory {
 
     /// Who receives what is meant for `person` (for `role`) at `at`: their delegate while a
     /// delegation runs, else themselves.
-    pub fn acting_for(&self, person: &str, role: Option<&str>, at: chrono::DateTime<chrono::Utc>) -> Option<&Person> {
+    pub fn acting_for(
+        &self,
+        person: &str,
+        role: Option<&str>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Option<&Person> {
         self.delegations
             .iter()
             .find(|d| d.person == person && d.covers(role, at))
@@ -189,7 +194,9 @@ impl Directory {
         for (i, d) in self.delegations.iter().enumerate() {
             for id in [&d.person, &d.delegate] {
                 if self.person(id).is_none() {
-                    problems.push(format!("delegations[{i}]: `{id}` is not a person in the directory"));
+                    problems.push(format!(
+                        "delegations[{i}]: `{id}` is not a person in the directory"
+                    ));
                 }
             }
             if d.ends_at <= d.starts_at {

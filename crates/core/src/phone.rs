@@ -9,7 +9,9 @@ pub const DEFAULT_COUNTRY_CODE: &str = "86";
 /// Why a phone number was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PhoneError {
-    #[error("a phone number may hold only digits, spaces, dashes, dots, parentheses and a leading +")]
+    #[error(
+        "a phone number may hold only digits, spaces, dashes, dots, parentheses and a leading +"
+    )]
     Characters,
     #[error("an E.164 number has 8 to 15 digits after the +, the first not 0")]
     Length,
@@ -58,9 +60,18 @@ mod tests {
 
     #[test]
     fn mainland_numbers_take_the_default_country_code() {
-        assert_eq!(normalize("138 0000 0001", "86").as_deref(), Ok("+8613800000001"));
-        assert_eq!(normalize("+86 138-0000-0001", "86").as_deref(), Ok("+8613800000001"));
-        assert_eq!(normalize("0044 20 7946 0018", "86").as_deref(), Ok("+442079460018"));
+        assert_eq!(
+            normalize("138 0000 0001", "86").as_deref(),
+            Ok("+8613800000001")
+        );
+        assert_eq!(
+            normalize("+86 138-0000-0001", "86").as_deref(),
+            Ok("+8613800000001")
+        );
+        assert_eq!(
+            normalize("0044 20 7946 0018", "86").as_deref(),
+            Ok("+442079460018")
+        );
     }
 
     #[test]

@@ -32,7 +32,8 @@ impl Engine {
             return Ok(Cow::Borrowed(&self.inner.directory));
         }
         let mut dir = (*self.inner.directory).clone();
-        dir.delegations.extend(stored.into_iter().map(|s| s.delegation));
+        dir.delegations
+            .extend(stored.into_iter().map(|s| s.delegation));
         Ok(Cow::Owned(dir))
     }
 
@@ -43,21 +44,43 @@ impl Engine {
         let mut problems = Vec::new();
         for (field, id) in [("person", &d.person), ("delegate", &d.delegate)] {
             match dir.person(id) {
-                None => problems.push(FieldError::new(field, "unknown_person", format!("`{id}` is not a person in the directory"))),
-                Some(p) if p.partner.is_some() => problems.push(FieldError::new(field, "partner_person", format!("`{id}` is a partner-side person; only vendor staff delegate"))),
+                None => problems.push(FieldError::new(
+                    field,
+                    "unknown_person",
+                    format!("`{id}` is not a person in the directory"),
+                )),
+                Some(p) if p.partner.is_some() => problems.push(FieldError::new(
+                    field,
+                    "partner_person",
+                    format!("`{id}` is a partner-side person; only vendor staff delegate"),
+                )),
                 Some(_) => {}
             }
         }
         if d.person == d.delegate {
-            problems.push(FieldError::new("delegate", "self", "a person cannot delegate to themselves".to_owned()));
+            problems.push(FieldError::new(
+                "delegate",
+                "self",
+                "a person cannot delegate to themselves".to_owned(),
+            ));
         }
         if d.ends_at <= d.starts_at {
-            problems.push(FieldError::new("ends_at", "order", "ends_at must be after starts_at".to_owned()));
+            problems.push(FieldError::new(
+                "ends_at",
+                "order",
+                "ends_at must be after starts_at".to_owned(),
+            ));
         }
         if let Some(role) = &d.role
-            && dir.person(&d.person).is_some_and(|p| !p.roles.iter().any(|r| r == role))
+            && dir
+                .person(&d.person)
+                .is_some_and(|p| !p.roles.iter().any(|r| r == role))
         {
-            problems.push(FieldError::new("role", "not_held", format!("`{}` does not hold role `{role}`", d.person)));
+            problems.push(FieldError::new(
+                "role",
+                "not_held",
+                format!("`{}` does not hold role `{role}`", d.person),
+            ));
         }
         if !problems.is_empty() {
             return Err(Error::Invalid(problems));

@@ -60,8 +60,13 @@ impl Engine {
                 held_until = Some(held_until.map_or(open, |h| h.min(open)));
                 continue;
             }
-            let ctx = self.context(&def, &state, role.as_deref(), a, &dir, key, now).await?;
-            match self.send_one(&state, spec, key, a, &ctx, last_attempt, now).await? {
+            let ctx = self
+                .context(&def, &state, role.as_deref(), a, &dir, key, now)
+                .await?;
+            match self
+                .send_one(&state, spec, key, a, &ctx, last_attempt, now)
+                .await?
+            {
                 Sent::Done => {}
                 Sent::Busy => return Ok(()),
                 Sent::Retry(e) => return self.retry_later(row, &e, now).await,
@@ -97,7 +102,9 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<Sent> {
         let akey = address_key(key, a);
-        let first = self.attempt(state, spec, &akey, a, a.channel, &a.address, ctx, now).await?;
+        let first = self
+            .attempt(state, spec, &akey, a, a.channel, &a.address, ctx, now)
+            .await?;
         let error = match first {
             Attempt::Sent => return Ok(Sent::Done),
             Attempt::Busy => return Ok(Sent::Busy),
@@ -131,7 +138,16 @@ impl Engine {
             ..a.clone()
         };
         let outcome = self
-            .attempt(state, spec, &fkey, &fallback, other, other_address, ctx, now)
+            .attempt(
+                state,
+                spec,
+                &fkey,
+                &fallback,
+                other,
+                other_address,
+                ctx,
+                now,
+            )
             .await?;
         let mut conn = self.conn().await?;
         notifications::mark_fallback(&mut conn, &fkey, &akey).await?;
@@ -142,7 +158,10 @@ impl Engine {
             Attempt::Busy => Sent::Busy,
             Attempt::Failed(e) => {
                 notifications::mark_failed(&mut conn, &fkey, &e.to_string()).await?;
-                Sent::Failed(format!("{}: {error}; fallback {other_address}: {e}", a.address))
+                Sent::Failed(format!(
+                    "{}: {error}; fallback {other_address}: {e}",
+                    a.address
+                ))
             }
         })
     }
@@ -183,10 +202,17 @@ impl Engine {
             notifications::Claim::Busy => return Ok(Attempt::Busy),
             notifications::Claim::Send => {}
         }
-        let content = match self.inner.reach.templates.render(&spec.template, &a.locale, ctx) {
+        let content = match self
+            .inner
+            .reach
+            .templates
+            .render(&spec.template, &a.locale, ctx)
+        {
             Ok(c) => c,
             Err(e) => {
-                return Ok(Attempt::Failed(partnerflow_notify::Error::Permanent(e.to_string())));
+                return Ok(Attempt::Failed(partnerflow_notify::Error::Permanent(
+                    e.to_string(),
+                )));
             }
         };
         let message = Message {
@@ -222,19 +248,26 @@ impl Engine {
         key: &str,
         now: DateTime<Utc>,
     ) -> Result<Context> {
-        let tz: chrono_tz::Tz = a.time_zone.parse().unwrap_or(self.inner.calendar.timezone());
+        let tz: chrono_tz::Tz = a
+            .time_zone
+            .parse()
+            .unwrap_or(self.inner.calendar.timezone());
         let task = match (&state.task, role) {
             (Some(t), Some(role)) => TaskVars {
                 id: t.id.to_string(),
                 role: role.to_owned(),
                 step: state.step.clone().unwrap_or_default(),
-                due_at: format!("{} ({tz})", t.due.at.with_timezone(&tz).format("%Y-%m-%d %H:%M")),
+                due_at: format!(
+                    "{} ({tz})",
+                    t.due.at.with_timezone(&tz).format("%Y-%m-%d %H:%M")
+                ),
             },
             _ => TaskVars::default(),
         };
         let links = match (&state.task, role) {
             (Some(t), Some(role)) if a.person && !a.copy && spec_is_task(key) => {
-                self.links_for(def, state, t.id, role, a, dir, key, now).await?
+                self.links_for(def, state, t.id, role, a, dir, key, now)
+                    .await?
             }
             _ => Vec::new(),
         };
@@ -248,11 +281,16 @@ impl Engine {
                     Value::Null => return None,
                     other => other.to_string(),
                 };
-                Some(Detail { name: name.clone(), value })
+                Some(Detail {
+                    name: name.clone(),
+                    value,
+                })
             })
             .collect();
         Ok(Context {
-            recipient: RecipientVars { name: a.name.clone() },
+            recipient: RecipientVars {
+                name: a.name.clone(),
+            },
             instance: InstanceVars {
                 id: state.id.to_string(),
                 workflow: state.workflow_id.clone(),
@@ -272,7 +310,10 @@ impl Engine {
     /// calendar, in `a`'s time zone); `None` inside them, or without quiet hours.
     fn quiet_until(&self, a: &Address, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let (start, end) = self.inner.reach.working_hours?;
-        let tz: chrono_tz::Tz = a.time_zone.parse().unwrap_or(self.inner.calendar.timezone());
+        let tz: chrono_tz::Tz = a
+            .time_zone
+            .parse()
+            .unwrap_or(self.inner.calendar.timezone());
         let local = now.with_timezone(&tz);
         let cal = &self.inner.calendar;
         let time = local.time();
@@ -303,7 +344,8 @@ impl Engine {
             return Ok(Cow::Borrowed(&self.inner.directory));
         }
         let mut dir = (*self.inner.directory).clone();
-        dir.delegations.extend(stored.into_iter().map(|s| s.delegation));
+        dir.delegations
+            .extend(stored.into_iter().map(|s| s.delegation));
         Ok(Cow::Owned(dir))
     }
 }
@@ -328,7 +370,9 @@ fn channel_label(c: Channel) -> &'static str {
 /// Whether the notification key is of a task message (assigned, reminder, escalation), which
 /// carries links; the machine names them `<instance>:<seq>:<cause>:<i>:task.<…>`.
 fn spec_is_task(key: &str) -> bool {
-    key.rsplit(':').next().is_some_and(|t| t.starts_with("task."))
+    key.rsplit(':')
+        .next()
+        .is_some_and(|t| t.starts_with("task."))
 }
 
 /// The escalation level or reminder rung from the key's cause (`escalate0` → 1).

@@ -159,7 +159,10 @@ impl Engine {
         for d in &defs {
             names.extend(d.templates().into_iter().map(str::to_owned));
         }
-        self.inner.reach.templates.check(names.iter().map(String::as_str))
+        self.inner
+            .reach
+            .templates
+            .check(names.iter().map(String::as_str))
     }
 }
 

@@ -56,7 +56,7 @@ pub use engine::{
 };
 pub use ledger::{AccountBalance, LedgerFinding, PartnerLedger};
 pub use links::{LinkEvidence, LinkRefusal, LinkView, token_hash};
-pub use reach::{Reach, Subscriber, WebhookSecret};
 pub use partnerflow_store::instances::Listing;
 pub use partnerflow_store::tasks::Filter as TaskFilter;
+pub use reach::{Reach, Subscriber, WebhookSecret};
 pub use status::InstanceStatus;

@@ -88,13 +88,19 @@ impl Engine {
         key: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<Link>> {
-        let Some(StepKind::Human(h)) = state.step.as_deref().and_then(|s| def.step(s)).map(|s| &s.kind) else {
+        let Some(StepKind::Human(h)) = state
+            .step
+            .as_deref()
+            .and_then(|s| def.step(s))
+            .map(|s| &s.kind)
+        else {
             return Ok(Vec::new());
         };
         if !dir.may_act_at(&a.recipient, role, state.partner_id.as_deref(), now) {
             return Ok(Vec::new());
         }
-        let ttl = chrono::Duration::from_std(self.inner.reach.link_ttl).unwrap_or(chrono::Duration::hours(72));
+        let ttl = chrono::Duration::from_std(self.inner.reach.link_ttl)
+            .unwrap_or(chrono::Duration::hours(72));
         let base = self.inner.reach.public_url.trim_end_matches('/');
         let mut rows = Vec::new();
         let mut out = Vec::new();
@@ -110,7 +116,10 @@ impl Engine {
                 expires_at: now + ttl,
                 used_at: None,
             });
-            out.push(Link { decision: decision.clone(), url: format!("{base}/l/{token}") });
+            out.push(Link {
+                decision: decision.clone(),
+                url: format!("{base}/l/{token}"),
+            });
         }
         let mut conn = self.conn().await?;
         links::insert(&mut conn, &rows).await?;
@@ -130,19 +139,23 @@ impl Engine {
         if link.expires_at <= now {
             return Ok(Err(LinkRefusal::Expired));
         }
-        let (Ok(task_id), Ok(instance_id)) = (Uuid::parse_str(&link.task_id), Uuid::parse_str(&link.instance_id)) else {
+        let (Ok(task_id), Ok(instance_id)) = (
+            Uuid::parse_str(&link.task_id),
+            Uuid::parse_str(&link.instance_id),
+        ) else {
             return Ok(Err(LinkRefusal::Unknown));
         };
         let stored = partnerflow_store::instances::load(&mut conn, instance_id).await?;
-        let Some(state) = stored.map(|s| s.state).filter(|s| s.task.as_ref().is_some_and(|t| t.id == task_id)) else {
+        let Some(state) = stored
+            .map(|s| s.state)
+            .filter(|s| s.task.as_ref().is_some_and(|t| t.id == task_id))
+        else {
             return Ok(Err(LinkRefusal::TaskClosed));
         };
         let def = self.definition(&state.workflow_id, state.version)?;
-        let reason_required = state
-            .step
-            .as_deref()
-            .and_then(|s| def.step(s))
-            .is_some_and(|s| matches!(&s.kind, StepKind::Human(h) if h.reason_required.contains(&link.decision)));
+        let reason_required = state.step.as_deref().and_then(|s| def.step(s)).is_some_and(
+            |s| matches!(&s.kind, StepKind::Human(h) if h.reason_required.contains(&link.decision)),
+        );
         Ok(Ok(LinkView {
             task_id,
             instance_id,
@@ -174,7 +187,9 @@ impl Engine {
             task_id: view.task_id,
             decision: view.decision.clone(),
             reason,
-            actor: Actor { id: view.person.clone() },
+            actor: Actor {
+                id: view.person.clone(),
+            },
             data: Value::Null,
             evidence: Some(json!({
                 "via": "signed_link",

@@ -91,7 +91,12 @@ pub const WEBHOOK_EVENTS: &[&str] = &[
 ];
 
 /// The templates of the engine's own task notifications.
-pub const BUILT_IN_TEMPLATES: &[&str] = &["task.assigned", "task.reminder", "task.escalated", "task.breached"];
+pub const BUILT_IN_TEMPLATES: &[&str] = &[
+    "task.assigned",
+    "task.reminder",
+    "task.escalated",
+    "task.breached",
+];
 
 /// The templates shipped in this source tree (tests, and a binary run from its checkout).
 pub fn shipped_templates_dir() -> std::path::PathBuf {

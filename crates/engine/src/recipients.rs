@@ -27,7 +27,10 @@ pub(crate) struct Address {
 }
 
 /// The role of the instance's open task, if it is at a human step.
-pub(crate) fn task_role(def: &partnerflow_core::definition::WorkflowDefinition, state: &InstanceState) -> Option<String> {
+pub(crate) fn task_role(
+    def: &partnerflow_core::definition::WorkflowDefinition,
+    state: &InstanceState,
+) -> Option<String> {
     let step = def.step(state.step.as_deref()?)?;
     match &step.kind {
         StepKind::Human(h) => Some(h.role.clone()),
@@ -61,7 +64,8 @@ pub(crate) fn resolve(
             let assignee = state.task.as_ref().and_then(|t| t.assignee.as_deref());
             if let Some(p) = assignee.and_then(|id| dir.person(id)) {
                 vec![p]
-            } else if let Some(q) = role.and_then(|r| Some((r, dir.roles.get(r)?.queue.as_ref()?))) {
+            } else if let Some(q) = role.and_then(|r| Some((r, dir.roles.get(r)?.queue.as_ref()?)))
+            {
                 let (role, queue) = q;
                 return spec
                     .channels
@@ -97,7 +101,10 @@ pub(crate) fn resolve(
             _ => vec![(p, false)],
         };
         for (person, copy) in targets {
-            if out.iter().any(|a: &Address| a.recipient == person.id && !copy) {
+            if out
+                .iter()
+                .any(|a: &Address| a.recipient == person.id && !copy)
+            {
                 continue;
             }
             for ch in &spec.channels {

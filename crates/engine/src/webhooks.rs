@@ -40,14 +40,19 @@ impl Engine {
         }
         let mut jobs = Vec::new();
         for (i, e) in events.iter().enumerate() {
-            let Some(kind) = webhook_type(e) else { continue };
+            let Some(kind) = webhook_type(e) else {
+                continue;
+            };
             let sequence = event_count + i64::try_from(i).unwrap_or(0) + 1;
             let id = format!("{}:{sequence}", state.id);
             let mut data = e.payload.clone();
             if let Some(map) = data.as_object_mut() {
                 map.insert("actor".to_owned(), Value::String(e.actor.clone()));
                 if kind == "workflow.finished" {
-                    map.insert("status".to_owned(), Value::String(state.status.label().to_owned()));
+                    map.insert(
+                        "status".to_owned(),
+                        Value::String(state.status.label().to_owned()),
+                    );
                 }
             }
             let body = json!({
@@ -85,14 +90,35 @@ impl Engine {
     ) -> Result<()> {
         let now = self.now();
         let log_id = format!("{subscriber}:{id}");
-        let Some(s) = self.inner.reach.webhooks.iter().find(|s| s.id == subscriber) else {
+        let Some(s) = self
+            .inner
+            .reach
+            .webhooks
+            .iter()
+            .find(|s| s.id == subscriber)
+        else {
             let mut conn = self.conn().await?;
-            outbox::bury(&mut conn, &row.lease, &format!("webhook subscriber `{subscriber}` is no longer configured"), now).await?;
+            outbox::bury(
+                &mut conn,
+                &row.lease,
+                &format!("webhook subscriber `{subscriber}` is no longer configured"),
+                now,
+            )
+            .await?;
             return Ok(());
         };
         {
             let mut conn = self.conn().await?;
-            webhooks::attempt(&mut conn, &log_id, subscriber, &row.instance_id.to_string(), event, body, now).await?;
+            webhooks::attempt(
+                &mut conn,
+                &log_id,
+                subscriber,
+                &row.instance_id.to_string(),
+                event,
+                body,
+                now,
+            )
+            .await?;
         }
         let bytes = body.to_string().into_bytes();
         let secrets = s.secrets_at(now);
@@ -111,19 +137,43 @@ impl Engine {
             .await;
         let mut conn = self.conn().await?;
         let Some(error) = answer.error else {
-            webhooks::answered(&mut conn, &log_id, webhooks::DELIVERED, answer.status, None, self.now()).await?;
+            webhooks::answered(
+                &mut conn,
+                &log_id,
+                webhooks::DELIVERED,
+                answer.status,
+                None,
+                self.now(),
+            )
+            .await?;
             metrics::counter!("partnerflow_webhooks_delivered_total").increment(1);
             outbox::complete(&mut conn, &row.lease, self.now()).await?;
             return Ok(());
         };
         metrics::counter!("partnerflow_webhook_failures_total").increment(1);
         if row.failures + 1 < self.inner.reach.webhook_attempts {
-            webhooks::answered(&mut conn, &log_id, webhooks::SENDING, answer.status, Some(&error), self.now()).await?;
+            webhooks::answered(
+                &mut conn,
+                &log_id,
+                webhooks::SENDING,
+                answer.status,
+                Some(&error),
+                self.now(),
+            )
+            .await?;
             drop(conn);
             return self.retry_later(row, &error, now).await;
         }
         tracing::error!(subscriber, id, %error, "webhook undeliverable after its last attempt");
-        webhooks::answered(&mut conn, &log_id, webhooks::FAILED, answer.status, Some(&error), self.now()).await?;
+        webhooks::answered(
+            &mut conn,
+            &log_id,
+            webhooks::FAILED,
+            answer.status,
+            Some(&error),
+            self.now(),
+        )
+        .await?;
         outbox::bury(&mut conn, &row.lease, &error, now).await?;
         Ok(())
     }
@@ -150,7 +200,8 @@ impl Engine {
         let d = webhooks::get(&mut conn, &log_id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("webhook delivery {id} to {subscriber}")))?;
-        let instance_id = Uuid::parse_str(&d.instance_id).map_err(|e| Error::Conflict(e.to_string()))?;
+        let instance_id =
+            Uuid::parse_str(&d.instance_id).map_err(|e| Error::Conflict(e.to_string()))?;
         let work = outbox::Work::Webhook {
             subscriber: d.subscriber.clone(),
             id: id.to_owned(),

@@ -49,7 +49,10 @@ impl Engine {
                     id,
                     event,
                     body,
-                } => self.deliver_webhook(&row, subscriber, id, event, body).await,
+                } => {
+                    self.deliver_webhook(&row, subscriber, id, event, body)
+                        .await
+                }
             }
         };
         let result = tokio::select! {

@@ -18,7 +18,7 @@ start = "wait"
 id = "wait"
 kind = "wait_event"
 event = "go"
-notify = [{ to = "role:reviewer", template = "announce.opened", channels = ["email", "sms"] }]
+notify = [{ to = "role:reviewer", template = "onboarding.submitted", channels = ["email", "sms"] }]
 on.received = "done"
 [[steps]]
 id = "done"

@@ -30,7 +30,9 @@ impl std::str::FromStr for Security {
             "starttls" => Ok(Security::Starttls),
             "tls" => Ok(Security::Tls),
             "plain" => Ok(Security::Plain),
-            other => Err(format!("email.security must be starttls, tls or plain, got `{other}`")),
+            other => Err(format!(
+                "email.security must be starttls, tls or plain, got `{other}`"
+            )),
         }
     }
 }
@@ -65,6 +67,9 @@ pub struct SmtpMailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     domain: String,
+    /// Bounds a whole send (lettre's own timeout bounds each read, not the server's answer
+    /// to the message).
+    timeout: std::time::Duration,
 }
 
 impl SmtpMailer {
@@ -93,6 +98,7 @@ impl SmtpMailer {
             transport: builder.build(),
             from,
             domain,
+            timeout: config.timeout,
         })
     }
 
@@ -127,10 +133,15 @@ impl Notifier for SmtpMailer {
                 m.content.html.clone(),
             ))
             .map_err(|e| Error::Permanent(format!("email for {}: {e}", m.address)))?;
-        match self.transport.send(email).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_permanent() => Err(Error::Permanent(format!("SMTP refused: {e}"))),
-            Err(e) => Err(Error::Retryable(format!("SMTP: {e}"))),
+        match tokio::time::timeout(self.timeout, self.transport.send(email)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) if e.is_permanent() => Err(Error::Permanent(format!("SMTP refused: {e}"))),
+            Ok(Err(e)) => Err(Error::Retryable(format!("SMTP: {e}"))),
+            // The server may have taken the message: the retry carries the same Message-ID.
+            Err(_) => Err(Error::Retryable(format!(
+                "SMTP: no answer within {} ms",
+                self.timeout.as_millis()
+            ))),
         }
     }
 }

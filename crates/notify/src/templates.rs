@@ -101,7 +101,12 @@ impl Templates {
     /// The locale a recipient gets: theirs when it exists, else one of the same language,
     /// else the default.
     pub fn locale_for(wanted: &str) -> &'static str {
-        let lang = |l: &str| l.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase();
+        let lang = |l: &str| {
+            l.split(['-', '_'])
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase()
+        };
         LOCALES
             .iter()
             .find(|l| l.eq_ignore_ascii_case(wanted))
@@ -118,7 +123,11 @@ impl Templates {
         let mut problems = Vec::new();
         for locale in LOCALES {
             for layout in LAYOUTS {
-                self.check_variables(&format!("{locale}/{layout}"), &["content", "subject"], &mut problems);
+                self.check_variables(
+                    &format!("{locale}/{layout}"),
+                    &["content", "subject"],
+                    &mut problems,
+                );
             }
             for name in &names {
                 let file = format!("{locale}/{name}.j2");
@@ -129,7 +138,11 @@ impl Templates {
                 }
             }
         }
-        if problems.is_empty() { Ok(()) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
     }
 
     /// False when the file is missing or invalid (the problem is listed).
@@ -156,18 +169,26 @@ impl Templates {
     }
 
     /// Renders template `name` for a recipient of `locale`.
-    pub fn render(&self, name: &str, locale: &str, ctx: &Context) -> Result<Rendered, TemplateError> {
+    pub fn render(
+        &self,
+        name: &str,
+        locale: &str,
+        ctx: &Context,
+    ) -> Result<Rendered, TemplateError> {
         let locale = Self::locale_for(locale);
         let file = format!("{locale}/{name}.j2");
         let invalid = |file: &str, e: minijinja::Error| TemplateError::Invalid {
             file: file.to_owned(),
             reason: format!("{e:#}"),
         };
-        let t = self.env.get_template(&file).map_err(|_| TemplateError::Missing {
-            name: name.to_owned(),
-            locale: locale.to_owned(),
-            file: format!("config/templates/{file}"),
-        })?;
+        let t = self
+            .env
+            .get_template(&file)
+            .map_err(|_| TemplateError::Missing {
+                name: name.to_owned(),
+                locale: locale.to_owned(),
+                file: format!("config/templates/{file}"),
+            })?;
         #[allow(deprecated)] // `render_captured` renders the whole template; blocks need the state.
         let mut state = t.eval_to_state(ctx).map_err(|e| invalid(&file, e))?;
         let mut blocks = Vec::with_capacity(BLOCKS.len());
@@ -182,29 +203,34 @@ impl Templates {
             }
             blocks.push(text);
         }
-        let [subject, body, sms] = <[String; 3]>::try_from(blocks).map_err(|_| TemplateError::Invalid {
-            file: file.clone(),
-            reason: "blocks".to_owned(),
-        })?;
+        let [subject, body, sms] =
+            <[String; 3]>::try_from(blocks).map_err(|_| TemplateError::Invalid {
+                file: file.clone(),
+                reason: "blocks".to_owned(),
+            })?;
         let mut vars = serde_json::to_value(ctx).map_err(|e| TemplateError::Invalid {
             file: file.clone(),
             reason: e.to_string(),
         })?;
-        let layout = |which: &str, content: &str, vars: &mut Value| -> Result<String, TemplateError> {
-            if let Value::Object(map) = vars {
-                map.insert("content".to_owned(), Value::String(content.to_owned()));
-                map.insert("subject".to_owned(), Value::String(subject.clone()));
-            }
-            let file = format!("{locale}/_layout.{which}.j2");
-            let t = self.env.get_template(&file).map_err(|_| TemplateError::Missing {
-                name: format!("_layout.{which}"),
-                locale: locale.to_owned(),
-                file: format!("config/templates/{file}"),
-            })?;
-            t.render(&*vars)
-                .map(|s| s.trim().to_owned())
-                .map_err(|e| invalid(&file, e))
-        };
+        let layout =
+            |which: &str, content: &str, vars: &mut Value| -> Result<String, TemplateError> {
+                if let Value::Object(map) = vars {
+                    map.insert("content".to_owned(), Value::String(content.to_owned()));
+                    map.insert("subject".to_owned(), Value::String(subject.clone()));
+                }
+                let file = format!("{locale}/_layout.{which}.j2");
+                let t = self
+                    .env
+                    .get_template(&file)
+                    .map_err(|_| TemplateError::Missing {
+                        name: format!("_layout.{which}"),
+                        locale: locale.to_owned(),
+                        file: format!("config/templates/{file}"),
+                    })?;
+                t.render(&*vars)
+                    .map(|s| s.trim().to_owned())
+                    .map_err(|e| invalid(&file, e))
+            };
         let text = layout("txt", &body, &mut vars)?;
         let html = layout("html", &body, &mut vars)?;
         let sms = layout("sms", &sms, &mut vars)?;

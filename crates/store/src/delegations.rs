@@ -37,13 +37,12 @@ pub async fn insert(conn: &mut Conn, d: &Stored) -> Result<()> {
 
 /// Ends a delegation now; false when there is none by that id still in force.
 pub async fn revoke(conn: &mut Conn, id: &str, now: DateTime<Utc>) -> Result<bool> {
-    let res = sqlx::query(
-        "update delegations set revoked_at = $1 where id = $2 and revoked_at is null",
-    )
-    .bind(to_micros(now))
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
+    let res =
+        sqlx::query("update delegations set revoked_at = $1 where id = $2 and revoked_at is null")
+            .bind(to_micros(now))
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
     Ok(res.rows_affected() == 1)
 }
 

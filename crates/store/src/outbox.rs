@@ -266,14 +266,18 @@ pub async fn pending_count(conn: &mut Conn) -> Result<i64> {
 }
 
 /// The earliest time a pending row can be dispatched: when it becomes available, or when the
-/// queue's deadline or the worker's lease on it runs out, whichever is later.
+/// queue's deadline or the worker's lease on it runs out, whichever is later. A row waiting
+/// behind an earlier one of its ordering key is not counted: the earlier one is.
 pub async fn next_available(conn: &mut Conn) -> Result<Option<DateTime<Utc>>> {
     let row = sqlx::query(
         "select min(case
             when coalesce(lease_until, 0) > available_at and coalesce(lease_until, 0) >= coalesce(dispatched_until, 0) then lease_until
             when coalesce(dispatched_until, 0) > available_at then dispatched_until
             else available_at end)
-         from outbox where status = 'pending'",
+         from outbox o where status = 'pending'
+           and (o.ordering_key is null or not exists (
+                 select 1 from outbox e where e.ordering_key = o.ordering_key
+                   and e.status = 'pending' and e.id < o.id))",
     )
         .fetch_one(&mut *conn)
         .await?;

@@ -217,6 +217,8 @@ impl Rig {
             .env("PARTNERFLOW__DATABASE__URL", &self.database_url)
             .env("PARTNERFLOW__DATABASE__MAX_CONNECTIONS", "8")
             .env("PARTNERFLOW__QUEUE__KIND", "redis")
+            // The run checks that no outbox row is left: no message may wait for working hours.
+            .env("PARTNERFLOW__NOTIFICATIONS__WORKING_HOURS", "")
             .env("PARTNERFLOW__QUEUE__REDIS_URL", &self.redis_url)
             .env("PARTNERFLOW__QUEUE__NAMESPACE", &self.namespace)
             .env("PARTNERFLOW__ENGINE__LEASE_SECS", LEASE_SECS.to_string())

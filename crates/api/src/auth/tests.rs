@@ -1,8 +1,8 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use partnerflow_core::signature::SignatureError;
 use super::*;
+use partnerflow_core::signature::SignatureError;
 
 const NOW: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 const BODY: &[u8] = br#"{"decision":"approve","reason":null,"actor":{"id":"cm"}}"#;

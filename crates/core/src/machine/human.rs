@@ -95,11 +95,12 @@ impl Machine<'_, '_> {
         {
             return Err(Error::ReasonRequired(decision));
         }
-        if !self
-            .ctx
-            .directory
-            .may_act_at(&actor.id, &h.role, self.state.partner_id.as_deref(), self.ctx.now)
-        {
+        if !self.ctx.directory.may_act_at(
+            &actor.id,
+            &h.role,
+            self.state.partner_id.as_deref(),
+            self.ctx.now,
+        ) {
             return Err(Error::RoleMissing {
                 actor: actor.id,
                 role: h.role,
@@ -140,17 +141,23 @@ impl Machine<'_, '_> {
         self.follow(&decision)
     }
 
-    pub(super) fn reassign(&mut self, task_id: Uuid, person: String, actor: Actor) -> Result<(), Error> {
+    pub(super) fn reassign(
+        &mut self,
+        task_id: Uuid,
+        person: String,
+        actor: Actor,
+    ) -> Result<(), Error> {
         let Some(task) = self.state.task.as_mut().filter(|t| t.id == task_id) else {
             return Err(Error::TaskClosed(task_id));
         };
         let from = task.assignee.clone();
         let (step, h) = self.human()?;
-        if !self
-            .ctx
-            .directory
-            .may_act_at(&person, &h.role, self.state.partner_id.as_deref(), self.ctx.now)
-        {
+        if !self.ctx.directory.may_act_at(
+            &person,
+            &h.role,
+            self.state.partner_id.as_deref(),
+            self.ctx.now,
+        ) {
             return Err(Error::RoleMissing {
                 actor: person,
                 role: h.role,

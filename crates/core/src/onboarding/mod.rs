@@ -149,8 +149,11 @@ pub struct Contact {
     pub name: String,
     /// Checked for shape only; deliverability is the notifier's concern.
     pub email: String,
-    /// Mainland mobile, stored as 11 digits (a `+86` prefix and separators are stripped).
+    /// Stored in E.164; a number without a country code is taken as mainland China's.
     pub phone: String,
+    /// The language notifications to this contact are written in (`zh-CN` when not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
 }
 
 /// Team sizes as declared by the partner. Missing counts are 0.

@@ -435,10 +435,17 @@ fn read_contact(c: &mut Checker, item: &Value, path: &str) -> Option<Contact> {
             }
         }
     });
+    let locale = obj
+        .get("locale")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned);
     Some(Contact {
         name: name?,
         email: email?,
         phone: phone?,
+        locale,
     })
 }
 
@@ -703,4 +710,3 @@ pub(super) fn is_email(s: &str) -> bool {
         && labels_ok
         && !s.chars().any(|ch| ch.is_whitespace() || ch.is_control())
 }
-

@@ -3,16 +3,30 @@ use super::*;
 fn layouts() -> Vec<(String, String)> {
     let mut files = Vec::new();
     for locale in LOCALES {
-        files.push((format!("{locale}/_layout.txt.j2"), "{{ content }}{% for l in links %}\n{{ l.decision }} {{ l.url }}{% endfor %}".to_owned()));
-        files.push((format!("{locale}/_layout.html.j2"), "<p>{{ content }}</p>".to_owned()));
-        files.push((format!("{locale}/_layout.sms.j2"), "{{ content }}".to_owned()));
+        files.push((
+            format!("{locale}/_layout.txt.j2"),
+            "{{ content }}{% for l in links %}\n{{ l.decision }} {{ l.url }}{% endfor %}"
+                .to_owned(),
+        ));
+        files.push((
+            format!("{locale}/_layout.html.j2"),
+            "<p>{{ content }}</p>".to_owned(),
+        ));
+        files.push((
+            format!("{locale}/_layout.sms.j2"),
+            "{{ content }}".to_owned(),
+        ));
     }
     files
 }
 
 fn with(extra: &[(&str, &str)]) -> Result<Templates, TemplateError> {
     let mut files = layouts();
-    files.extend(extra.iter().map(|(n, s)| ((*n).to_owned(), (*s).to_owned())));
+    files.extend(
+        extra
+            .iter()
+            .map(|(n, s)| ((*n).to_owned(), (*s).to_owned())),
+    );
     Templates::from_sources(files)
 }
 
@@ -26,7 +40,11 @@ fn renders_in_the_recipients_language_with_layout_and_links() {
     let en = t.render("t", "en", &ctx).expect("en");
     assert_eq!(en.subject, "Task review");
     assert!(en.text.starts_with("Due 2026-12-04 18:00"), "{}", en.text);
-    assert!(en.text.contains("approve https://partnerflow.example/l/"), "{}", en.text);
+    assert!(
+        en.text.contains("approve https://partnerflow.example/l/"),
+        "{}",
+        en.text
+    );
     // HTML escapes what the text part carries verbatim.
     assert!(en.html.contains("&lt;b&gt;"), "{}", en.html);
     let zh = t.render("t", "zh-CN", &ctx).expect("zh");
@@ -40,10 +58,23 @@ fn renders_in_the_recipients_language_with_layout_and_links() {
 #[test]
 fn a_missing_language_or_template_is_a_problem_at_check() {
     let t = with(&[("en/t.j2", EN)]).expect("templates");
-    let problems = t.check(["t", "other"]).expect_err("zh-CN/t and other are missing");
-    assert!(problems.iter().any(|p| p.contains("zh-CN/t.j2 is missing")), "{problems:?}");
-    assert!(problems.iter().any(|p| p.contains("en/other.j2 is missing")), "{problems:?}");
-    assert!(matches!(t.render("other", "en", &Context::sample()), Err(TemplateError::Missing { .. })));
+    let problems = t
+        .check(["t", "other"])
+        .expect_err("zh-CN/t and other are missing");
+    assert!(
+        problems.iter().any(|p| p.contains("zh-CN/t.j2 is missing")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("en/other.j2 is missing")),
+        "{problems:?}"
+    );
+    assert!(matches!(
+        t.render("other", "en", &Context::sample()),
+        Err(TemplateError::Missing { .. })
+    ));
 }
 
 #[test]
@@ -51,7 +82,10 @@ fn an_undefined_variable_is_a_problem_at_check_not_a_blank_message() {
     let typo = "{% block subject %}{{ task.dua_at }}{% endblock %}{% block body %}x{% endblock %}{% block sms %}x{% endblock %}";
     let t = with(&[("en/t.j2", typo), ("zh-CN/t.j2", ZH)]).expect("templates");
     let problems = t.check(["t"]).expect_err("typo");
-    assert!(problems.iter().any(|p| p.contains("task.dua_at")), "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p.contains("task.dua_at")),
+        "{problems:?}"
+    );
     assert!(t.render("t", "en", &Context::sample()).is_err());
 }
 
@@ -62,7 +96,10 @@ fn a_missing_or_empty_block_is_a_problem() {
     let t = with(&[("en/t.j2", no_sms), ("zh-CN/t.j2", empty)]).expect("templates");
     let problems = t.check(["t"]).expect_err("blocks");
     assert_eq!(problems.len(), 2, "{problems:?}");
-    assert!(problems.iter().any(|p| p.contains("renders empty")), "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p.contains("renders empty")),
+        "{problems:?}"
+    );
 }
 
 #[test]

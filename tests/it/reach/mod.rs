@@ -1,0 +1,8 @@
+//! Reaching reviewers and systems: email received by a real SMTP server (aiosmtpd), SMS and
+//! webhook requests received by a local HTTP server, signed links used through the API,
+//! quiet hours, fallback and delegation, on the virtual clock.
+
+mod links;
+mod mail;
+mod receivers;
+mod webhooks;
