@@ -176,8 +176,8 @@ async fn a_failed_address_is_retried_alone_and_none_is_sent_twice() {
     assert_eq!(
         delivered,
         vec![
-            "13800000011",
-            "13800000012",
+            "+8613800000011",
+            "+8613800000012",
             "r1@vendor.example",
             "r2@vendor.example"
         ]

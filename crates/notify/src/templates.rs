@@ -131,10 +131,10 @@ impl Templates {
             }
             for name in &names {
                 let file = format!("{locale}/{name}.j2");
-                if self.check_variables(&file, &[], &mut problems) {
-                    if let Err(e) = self.render(name, locale, &Context::sample()) {
-                        problems.push(e.to_string());
-                    }
+                if self.check_variables(&file, &[], &mut problems)
+                    && let Err(e) = self.render(name, locale, &Context::sample())
+                {
+                    problems.push(e.to_string());
                 }
             }
         }

@@ -33,7 +33,7 @@ fn verifies(r: &Received, secret: &str) -> bool {
     mac.update(format!("{t}.POST.{}.{}.", r.path, r.header("idempotency-key")).as_bytes());
     mac.update(&r.body);
     let expected = hex::encode(mac.finalize().into_bytes());
-    tags.iter().any(|tag| *tag == expected)
+    tags.contains(&expected)
 }
 
 #[tokio::test]
