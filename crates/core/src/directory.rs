@@ -145,6 +145,35 @@ impl Directory {
                 }))
     }
 
+    /// Whom `actor` decides a task of `role` for, when they do so as someone's delegate (they
+    /// do not hold the role themselves): for the audit.
+    pub fn on_behalf_of<'a>(
+        &'a self,
+        actor: &str,
+        role: &'a str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Option<&'a str> {
+        let person = self.person(actor)?;
+        if person.roles.iter().any(|r| r == role) {
+            return None;
+        }
+        self.delegations
+            .iter()
+            .find(|d| {
+                d.delegate == actor
+                    && d.covers(Some(role), at)
+                    && self
+                        .person(&d.person)
+                        .is_some_and(|p| p.roles.iter().any(|r| r == role))
+            })
+            .map(|d| d.person.as_str())
+            .or_else(|| {
+                self.holders(role)
+                    .find(|h| h.delegate.as_deref() == Some(actor))
+                    .map(|h| h.id.as_str())
+            })
+    }
+
     /// Whether `actor` may decide a task of `role` on an instance of `partner`. A delegate acts
     /// with the roles of the people who named them; a partner-side person only for their own
     /// partner.

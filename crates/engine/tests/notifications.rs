@@ -189,3 +189,79 @@ async fn a_failed_address_is_retried_alone_and_none_is_sent_twice() {
         "each address recorded once"
     );
 }
+
+const NIGHT_FLOW: &str = r#"
+id = "announce"
+version = 1
+start = "wait"
+[[steps]]
+id = "wait"
+kind = "wait_event"
+event = "go"
+notify = [
+  { to = "person:r1", template = "onboarding.submitted", channels = ["email"] },
+  { to = "person:r1", template = "task.escalated", channels = ["email"], urgent = true },
+]
+on.received = "done"
+[[steps]]
+id = "done"
+kind = "end"
+"#;
+
+#[derive(Default)]
+struct Recording {
+    sent: Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl Notifier for Recording {
+    async fn send(&self, m: &Message) -> Result<(), Error> {
+        self.sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(m.template.clone());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn quiet_hours_hold_the_ordinary_message_and_let_the_urgent_one_through() {
+    let notifier = Arc::new(Recording::default());
+    let mut reach = partnerflow_engine::Reach::development().expect("templates");
+    let nine = chrono::NaiveTime::from_hms_opt(9, 0, 0).expect("time");
+    let six = chrono::NaiveTime::from_hms_opt(18, 0, 0).expect("time");
+    reach.working_hours = Some((nine, six));
+    let t = common::engine_reaching(
+        NIGHT_FLOW,
+        HandlerRegistry::default(),
+        DIRECTORY,
+        notifier.clone(),
+        reach,
+    )
+    .await;
+    // Friday 6 March 2026, 22:00 in Shanghai: the next working hours begin on Monday 09:00.
+    t.clock.set(
+        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 3, 6, 14, 0, 0)
+            .single()
+            .expect("time"),
+    );
+    t.start("announce").await;
+    t.engine.drain().await.expect("drain");
+    let sent = || notifier.sent.lock().expect("lock").clone();
+    assert_eq!(
+        sent(),
+        vec!["task.escalated"],
+        "the urgent one goes at once"
+    );
+    let held = t.engine.next_due().await.expect("next").expect("held row");
+    assert_eq!(
+        held,
+        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 3, 9, 1, 0, 0)
+            .single()
+            .expect("time"),
+        "Monday 09:00 Shanghai"
+    );
+    t.clock.set(held);
+    t.engine.drain().await.expect("drain");
+    assert_eq!(sent(), vec!["task.escalated", "onboarding.submitted"]);
+}

@@ -382,4 +382,9 @@ async fn a_delegate_receives_new_tasks_and_may_decide_them_while_the_owner_is_co
         .find(|e| e.event.kind == "decision")
         .expect("decision");
     assert_eq!(decision.event.actor, "legal.sun");
+    assert_eq!(
+        decision.event.payload["on_behalf_of"],
+        json!("cm.li"),
+        "the audit shows both"
+    );
 }

@@ -2,6 +2,7 @@
 //! webhook requests received by a local HTTP server, signed links used through the API,
 //! quiet hours, fallback and delegation, on the virtual clock.
 
+mod assign;
 mod links;
 mod mail;
 mod receivers;

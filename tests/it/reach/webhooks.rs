@@ -169,3 +169,96 @@ secrets = [{{ secret = "new-secret" }}, {{ secret = "old-secret", until = "{}" }
         assert!(!verifies(r, "old-secret"), "the old secret no longer does");
     }
 }
+
+#[tokio::test]
+async fn order_per_instance_holds_with_several_workers_and_a_flaky_receiver() {
+    // Every third request fails; answers take a little while, so workers overlap.
+    let receiver = Receiver::start(Arc::new(|n, _| {
+        let status = if n % 3 == 0 {
+            StatusCode::BAD_GATEWAY
+        } else {
+            StatusCode::OK
+        };
+        (
+            status,
+            Some(std::time::Duration::from_millis(5 + (n as u64 * 7) % 20)),
+        )
+    }))
+    .await;
+    let start = shanghai(2026, 3, 2, 10, 0);
+    let mut s = super::mail::settings(1, None, "");
+    s.notifications.email.provider = "log".to_owned();
+    s.webhooks = vec![
+        toml::from_str(&format!(
+            "id = \"erp\"\nurl = \"{}\"\nsecrets = [{{ secret = \"s\" }}]",
+            receiver.url
+        ))
+        .expect("webhook"),
+    ];
+    let h = harness(s, start).await;
+    let mut ids = Vec::new();
+    for n in 0..6 {
+        ids.push(
+            h.apply(declared(&format!("P-94{n:02}"), "zh-CN"))
+                .await
+                .expect("apply"),
+        );
+    }
+    // Four workers, the dispatcher and the sweeper run for real; the clock moves on so that
+    // retries come due.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut tasks = Vec::new();
+    let e = h.engine.clone();
+    let s2 = stop.clone();
+    tasks.push(tokio::spawn(async move { e.run_dispatcher(s2).await }));
+    let e = h.engine.clone();
+    let s2 = stop.clone();
+    tasks.push(tokio::spawn(async move { e.run_sweeper(s2).await }));
+    let e = h.engine.clone();
+    let s2 = stop.clone();
+    tasks.push(tokio::spawn(async move {
+        let _ = e.run_workers(4, s2).await;
+    }));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        h.clock.advance(chrono::Duration::seconds(3));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        if !receiver.received().is_empty() && h.engine.backlog().await.expect("backlog") == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "deliveries did not finish: {} requests",
+            receiver.received().len()
+        );
+    }
+    stop.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let mut by_instance: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for r in receiver.received() {
+        let body = r.json();
+        by_instance
+            .entry(body["instance_id"].as_str().unwrap_or("").to_owned())
+            .or_default()
+            .push(body["sequence"].as_i64().unwrap_or(-1));
+    }
+    assert_eq!(by_instance.len(), ids.len());
+    let failed = receiver
+        .received()
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| n % 3 == 0)
+        .count();
+    assert!(
+        failed >= 3,
+        "the receiver failed some requests, which were retried"
+    );
+    for (instance, seq) in &by_instance {
+        assert!(
+            seq.windows(2).all(|w| w[0] <= w[1]),
+            "out of order for {instance}: {seq:?}"
+        );
+    }
+}

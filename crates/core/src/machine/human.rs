@@ -119,8 +119,17 @@ impl Machine<'_, '_> {
             None => data,
         };
         let mut payload = json!({ "task": task_id, "step": step.id, "decision": decision, "reason": reason, "data": data });
-        if let (Some(evidence), Some(map)) = (evidence, payload.as_object_mut()) {
-            map.insert("evidence".to_owned(), evidence);
+        if let Some(map) = payload.as_object_mut() {
+            if let Some(evidence) = evidence {
+                map.insert("evidence".to_owned(), evidence);
+            }
+            if let Some(owner) = self
+                .ctx
+                .directory
+                .on_behalf_of(&actor.id, &h.role, self.ctx.now)
+            {
+                map.insert("on_behalf_of".to_owned(), json!(owner));
+            }
         }
         self.event("decision", &actor, payload);
         let record = json!({ "decision": decision, "reason": reason, "actor": actor.id, "data": data, "at": self.ctx.now });

@@ -25,6 +25,18 @@ pub(crate) async fn engine(
     directory: &str,
     notifier: Arc<dyn Notifier>,
 ) -> TestEngine {
+    let reach = partnerflow_engine::Reach::development().expect("shipped templates");
+    engine_reaching(flow, registry, directory, notifier, reach).await
+}
+
+/// [`engine`] with its delivery settings (quiet hours, webhooks) given.
+pub(crate) async fn engine_reaching(
+    flow: &str,
+    registry: HandlerRegistry,
+    directory: &str,
+    notifier: Arc<dyn Notifier>,
+    reach: partnerflow_engine::Reach,
+) -> TestEngine {
     let db = std::env::temp_dir().join(format!("pf-engine-{}.db", uuid::Uuid::now_v7()));
     let store = partnerflow_store::Store::connect(&format!("sqlite:{}", db.display()), 4)
         .await
@@ -47,7 +59,7 @@ pub(crate) async fn engine(
             Programme::parse(include_str!("../../../../config/programme.toml")).expect("programme"),
         ),
         settings: Settings::default(),
-        reach: partnerflow_engine::Reach::development().expect("shipped templates"),
+        reach,
     });
     engine
         .load_definitions(&[("flow.toml".to_owned(), flow.to_owned())])
