@@ -98,3 +98,83 @@ async fn an_operator_reassigns_an_open_task_to_someone_who_may_decide_it() {
         "the other holder is not"
     );
 }
+
+/// The shipped directory with a queue address for `channel_manager`, in a file of its own.
+fn directory_with_queue() -> std::path::PathBuf {
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../config/directory.toml"
+    ))
+    .expect("directory");
+    let with_queue = shipped.replacen(
+        "[roles.channel_manager]\n",
+        "[roles.channel_manager]\nqueue = { name = \"Channel review queue\", email = \"cm-queue@vendor.example\", locale = \"en\" }\n",
+        1,
+    );
+    assert_ne!(
+        shipped, with_queue,
+        "the shipped directory has a channel_manager role"
+    );
+    let path = std::env::temp_dir().join(format!("pf-directory-{}.toml", uuid::Uuid::now_v7()));
+    std::fs::write(&path, with_queue).expect("write");
+    path
+}
+
+#[tokio::test]
+async fn a_new_task_goes_to_the_roles_queue_not_to_every_holder() {
+    if !SmtpSink::available("a_new_task_goes_to_the_roles_queue") {
+        return;
+    }
+    let sink = SmtpSink::start(None);
+    let mut s = settings(sink.port, None, "");
+    s.paths.directory = directory_with_queue();
+    let h = harness(s, shanghai(2026, 3, 2, 10, 0)).await;
+    h.apply(declared("P-9502", "zh-CN")).await.expect("apply");
+    h.settle().await.expect("settle");
+    let queue = sink.to("cm-queue@vendor.example");
+    assert_eq!(queue.len(), 1, "the queue is told");
+    assert!(
+        queue[0].contains("Subject: New task"),
+        "in the queue's language: {}",
+        queue[0]
+    );
+    assert!(
+        sink.to("li.na@vendor.example").is_empty(),
+        "holders are not"
+    );
+    assert!(
+        sink.to("chen.jie@vendor.example").is_empty(),
+        "holders are not"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_template_stops_start_up_naming_the_file() {
+    let dir = std::env::temp_dir().join(format!("pf-templates-{}", uuid::Uuid::now_v7()));
+    for locale in ["zh-CN", "en"] {
+        std::fs::create_dir_all(dir.join(locale)).expect("dir");
+        for entry in std::fs::read_dir(format!(
+            "{}/../../config/templates/{locale}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("templates")
+        .flatten()
+        {
+            std::fs::copy(entry.path(), dir.join(locale).join(entry.file_name())).expect("copy");
+        }
+    }
+    std::fs::remove_file(dir.join("en/mdf.paid.j2")).expect("remove");
+    std::fs::write(dir.join("zh-CN/task.reminder.j2"), "{% block subject %}{{ task.dua_at }}{% endblock %}{% block body %}x{% endblock %}{% block sms %}x{% endblock %}").expect("write");
+    let url = crate::helpers::sqlite_url();
+    let templates = dir.clone();
+    let err =
+        partnerflow::harness::Harness::with_settings(&url, shanghai(2026, 3, 2, 10, 0), move |s| {
+            s.notifications.templates = templates;
+        })
+        .await
+        .expect_err("start-up refuses");
+    let text = format!("{err:#}");
+    assert!(text.contains("en/mdf.paid.j2 is missing"), "{text}");
+    assert!(text.contains("task.dua_at"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

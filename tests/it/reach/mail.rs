@@ -46,6 +46,7 @@ pub(crate) async fn harness(s: Settings, start: chrono::DateTime<chrono::Utc>) -
         move |x| {
             x.notifications = s.notifications.clone();
             x.webhooks = s.webhooks.clone();
+            x.paths.directory = s.paths.directory.clone();
         },
         providers,
     )
