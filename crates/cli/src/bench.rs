@@ -141,7 +141,8 @@ pub async fn run(settings: &Settings, workflows: usize, concurrency: usize) -> R
     Ok(())
 }
 
-fn report(n: usize, elapsed: Duration, cb: &mut [Duration], e2e: &mut [Duration]) {
+/// Prints throughput and the two latency distributions (shared with `bench http`).
+pub(crate) fn report(n: usize, elapsed: Duration, cb: &mut [Duration], e2e: &mut [Duration]) {
     let pct = |v: &mut [Duration], p: f64| {
         v.sort_unstable();
         let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len().max(1)) - 1;

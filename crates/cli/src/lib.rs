@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod bench_http;
 pub mod bench_settlement;
 pub mod demo;
 pub mod harness;

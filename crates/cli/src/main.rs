@@ -32,6 +32,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum BenchWhat {
+    /// The reference workload driven over HTTP against a running `partnerflow serve`, learning
+    /// of tasks and completions from webhooks (run both with PARTNERFLOW_ENV=bench).
+    Http {
+        /// The served API.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Where the driver receives webhooks (the `bench` subscriber's address).
+        #[arg(long, default_value = "127.0.0.1:9099")]
+        listen: String,
+        #[arg(long, default_value_t = 1000)]
+        workflows: usize,
+        #[arg(long, default_value_t = 100)]
+        concurrency: usize,
+    },
     /// Imports a generated month of transactions and settles it (twice), on the configured backend.
     Settlement {
         #[arg(long, default_value_t = 100_000)]
@@ -220,6 +234,19 @@ async fn main() -> Result<()> {
                         }),
                     ..
                 } => partnerflow::bench_settlement::run(&settings, partners, transactions).await,
+                Command::Bench {
+                    what:
+                        Some(BenchWhat::Http {
+                            url,
+                            listen,
+                            workflows,
+                            concurrency,
+                        }),
+                    ..
+                } => {
+                    partnerflow::bench_http::run(&settings, &url, &listen, workflows, concurrency)
+                        .await
+                }
                 Command::Bench {
                     what: None,
                     workflows,
