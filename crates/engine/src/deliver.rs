@@ -44,7 +44,13 @@ impl Engine {
         };
         let def = self.definition(&state.workflow_id, state.version)?;
         let role = task_role(&def, &state);
-        let dir = self.directory_now(now).await?;
+        // Partner contacts come from the instance; only directory recipients need the
+        // delegations in force.
+        let dir = if spec.to == partnerflow_core::definition::Recipient::Partner {
+            Cow::Borrowed(&*self.inner.directory)
+        } else {
+            self.directory_now(now).await?
+        };
         let tz = self.inner.calendar.timezone().name().to_owned();
         let addresses = resolve(&dir, &state, role.as_deref(), spec, now, &tz);
         if addresses.is_empty() {
