@@ -8,6 +8,7 @@
 
 mod api;
 mod attachments;
+mod console;
 mod contract;
 mod durability;
 mod examples;

@@ -21,12 +21,14 @@
 //! - `links`: the pages of signed links (`/l/{token}`): confirm, then decide.
 //! - `delegations`: out-of-office delegations and task reassignment (operators).
 //! - `webhooks`: the outbound webhooks' delivery log and replay (operators).
+//! - `console`: the operator console (`/ui`), server-rendered, with sessions and CSRF.
 //! - `health`: `/healthz`, `/readyz`, `/metrics`.
 
 #![warn(clippy::wildcard_enum_match_arm)]
 
 mod attachments;
 mod auth;
+mod console;
 mod delegations;
 mod error;
 mod events;
@@ -100,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .merge(links::router())
         .merge(delegations::router())
         .merge(webhooks::router())
+        .merge(console::router())
         .merge(health::router())
         .fallback(error::no_route)
         .layer((

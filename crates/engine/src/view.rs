@@ -250,6 +250,26 @@ impl Engine {
         Ok(tasks::list(&mut conn, filter, limit).await?)
     }
 
+    /// A page of tasks after the cursor `after` (due time and id), soonest due first, each
+    /// with its SLA clock now.
+    pub async fn tasks_page(
+        &self,
+        filter: &tasks::Filter<'_>,
+        after: Option<(DateTime<Utc>, &str)>,
+        limit: i64,
+    ) -> Result<Vec<(Task, SlaClock)>> {
+        let now = self.now();
+        let mut conn = self.conn().await?;
+        let page = tasks::page(&mut conn, filter, after, limit).await?;
+        Ok(page
+            .into_iter()
+            .map(|t| {
+                let clock = self.sla_clock(&t, now);
+                (t, clock)
+            })
+            .collect())
+    }
+
     /// Instances by status and partner, newest first.
     pub async fn instances(
         &self,

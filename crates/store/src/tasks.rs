@@ -142,6 +142,32 @@ pub async fn list(conn: &mut Conn, filter: &Filter<'_>, limit: i64) -> Result<Ve
     rows.iter().map(from_row).collect()
 }
 
+/// One page of [`list`]: the tasks after `after` (a task's due time and id, the cursor of the
+/// page before), soonest due first, ties by id.
+pub async fn page(
+    conn: &mut Conn,
+    filter: &Filter<'_>,
+    after: Option<(DateTime<Utc>, &str)>,
+    limit: i64,
+) -> Result<Vec<Task>> {
+    let (due, id) = after.map_or((i64::MIN, ""), |(d, id)| (to_micros(d), id));
+    let rows = sqlx::query(crate::sql(format!(
+        "select {COLUMNS} from tasks where ($1 is null or role = $1) and ($2 is null or status = $2)
+           and ($3 is null or instance_id in (select id from instances where partner_id = $3))
+           and (due_at > $4 or (due_at = $4 and id > $5))
+         order by due_at, id limit $6"
+    )))
+    .bind(filter.role.map(str::to_owned))
+    .bind(filter.status.map(str::to_owned))
+    .bind(filter.partner.map(str::to_owned))
+    .bind(due)
+    .bind(id.to_owned())
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
 pub async fn for_instance(conn: &mut Conn, instance_id: Uuid) -> Result<Vec<Task>> {
     let rows = sqlx::query(crate::sql(format!(
         "select {COLUMNS} from tasks where instance_id = $1 order by created_at"

@@ -4,6 +4,6 @@
 
 mod assign;
 mod links;
-mod mail;
+pub(crate) mod mail;
 mod receivers;
 mod webhooks;
