@@ -18,6 +18,7 @@ mod http;
 mod ledger;
 mod mdf;
 mod mdf_gates;
+mod metrics;
 mod nre;
 mod onboarding;
 mod payments;

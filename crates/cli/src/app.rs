@@ -396,7 +396,8 @@ pub fn auth_config(settings: &Settings) -> partnerflow_api::AuthConfig {
     }
 }
 
-/// Background loops of a dispatching process: the dispatcher, the timer sweeper, the janitor.
+/// Background loops of a dispatching process: the dispatcher, the timer sweeper, the janitor
+/// and the gauges of `/metrics`.
 pub fn spawn_loops(
     engine: &Engine,
     shutdown: &CancellationToken,
@@ -408,6 +409,8 @@ pub fn spawn_loops(
     tracker.spawn(async move { e.run_sweeper(s).await });
     let (e, s) = (engine.clone(), shutdown.clone());
     tracker.spawn(async move { e.run_janitor(s).await });
+    let (e, s) = (engine.clone(), shutdown.clone());
+    tracker.spawn(async move { e.run_gauges(s).await });
 }
 
 /// Workers on the configured queue; if they stop for good, the whole process shuts down.

@@ -123,11 +123,12 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
-    /// Prints a partner's instances (MDF activities, NRE projects and their milestone, …) with
-    /// their step, summary and SLA clocks.
+    /// The service at a glance (backlog, due timers, open and overdue tasks, failed instances),
+    /// or with --partner a partner's instances (MDF activities, NRE projects and their
+    /// milestone, …) with their step, summary and SLA clocks.
     Status {
         #[arg(long)]
-        partner: String,
+        partner: Option<String>,
         /// Only this workflow's instances.
         #[arg(long)]
         workflow: Option<String>,
@@ -209,7 +210,19 @@ async fn main() -> Result<()> {
                     }
                     Ok(())
                 }
-                Command::Status { partner, workflow } => {
+                Command::Status {
+                    partner: None,
+                    workflow: _,
+                } => {
+                    let engine = app::build(&settings, Arc::new(SystemClock)).await?;
+                    let g = engine.publish_gauges().await?;
+                    print!("{}", partnerflow::report::overview(&g, engine.now()));
+                    Ok(())
+                }
+                Command::Status {
+                    partner: Some(partner),
+                    workflow,
+                } => {
                     let engine = app::build(&settings, Arc::new(SystemClock)).await?;
                     let filter = partnerflow_engine::Listing {
                         workflow: workflow.as_deref(),
@@ -365,6 +378,7 @@ async fn serve(settings: Settings) -> Result<()> {
     let metrics = install_metrics()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let engine = app::build(&settings, clock.clone()).await?;
+    engine.register_metrics();
     let settlement = app::settlement(&settings, &engine)?;
     let shutdown = CancellationToken::new();
     let tracker = tokio_util::task::TaskTracker::new();

@@ -54,6 +54,34 @@ pub fn partner_ledger(l: &PartnerLedger) -> String {
 }
 
 /// A partner's instances, one per line, each open task's clock beneath.
+/// `partnerflow status`: the service at a glance.
+pub fn overview(
+    g: &partnerflow_store::gauges::Gauges,
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
+    let mut out = String::new();
+    let age = g.oldest_pending.map_or_else(
+        || "-".to_owned(),
+        |t| format!("{} s", (now - t).num_seconds().max(0)),
+    );
+    let _ = writeln!(
+        out,
+        "outbox backlog   {} (oldest {age}), {} waiting in the queue",
+        g.backlog, g.queued
+    );
+    let _ = writeln!(out, "due timers       {}", g.due_timers);
+    let _ = writeln!(out, "failed instances {}", g.failed_instances);
+    let _ = writeln!(
+        out,
+        "open tasks       {}",
+        g.tasks.iter().map(|t| t.1).sum::<i64>()
+    );
+    for (role, open, overdue) in &g.tasks {
+        let _ = writeln!(out, "  {role:<20} {open:>6} open, {overdue:>6} overdue");
+    }
+    out
+}
+
 pub fn partner_status(partner: &str, listed: &[InstanceStatus]) -> String {
     let mut out = String::new();
     if listed.is_empty() {

@@ -23,6 +23,7 @@
 //! - `ledger`: an account's postings; a partner's accounts, payables and payments.
 //! - `status`: a partner's instances with their summaries and SLA clocks.
 //! - `facts`: what validators consult besides their input (attachments, standing).
+//! - [`metrics`]: every series registered at start-up, event counters, gauges from the database.
 //! - [`view`]: an instance with its timeline, tasks and SLA clocks.
 //! - [`queue`]: the in-process queue and the apalis-redis queue.
 
@@ -38,6 +39,7 @@ mod facts;
 mod ledger;
 mod links;
 mod loops;
+pub mod metrics;
 pub mod queue;
 pub mod reach;
 mod recipients;

@@ -56,6 +56,20 @@ pub(crate) enum Target {
     New(Box<InstanceState>),
 }
 
+/// Events of one committed instance that metrics count: (workflow, status after, events).
+type Tally = (String, String, Vec<partnerflow_core::machine::Event>);
+
+/// The audit events `Engine::count_events` counts.
+const COUNTED: &[&str] = &[
+    "started",
+    "finished",
+    "failed",
+    "cancelled",
+    "reminder",
+    "escalated",
+    "sla_breached",
+];
+
 /// Version conflicts are retried this many times before the caller sees one.
 const MAX_ATTEMPTS: u32 = 8;
 
@@ -143,8 +157,11 @@ impl Engine {
             let now = self.now();
             let mut tx = self.inner.store.begin().await?;
             match self.run(&mut tx, initial(attempt), also, &reply, now).await {
-                Ok((states, woke, notices)) => {
+                Ok((states, woke, notices, tallies)) => {
                     tx.commit().await.map_err(partnerflow_store::Error::from)?;
+                    for (workflow, status, events) in &tallies {
+                        Engine::count_events(workflow, status, events);
+                    }
                     metrics::counter!("partnerflow_transitions_total")
                         .increment(states.len() as u64);
                     if woke.jobs {
@@ -200,7 +217,7 @@ impl Engine {
         also: &Also,
         reply: &impl Fn(&InstanceState) -> Value,
         now: DateTime<Utc>,
-    ) -> Result<(Vec<InstanceState>, Woke, Vec<Notice>)> {
+    ) -> Result<(Vec<InstanceState>, Woke, Vec<Notice>, Vec<Tally>)> {
         // Fencing, first (before the transition's own effects can cancel the timer that caused
         // it): the row or timer must still be ours to finish. When another worker or sweeper
         // finished it first, this result is discarded whole.
@@ -230,6 +247,7 @@ impl Engine {
         let mut states = Vec::with_capacity(initial_count);
         let mut woke = Woke::default();
         let mut notices = Vec::new();
+        let mut tallies = Vec::new();
         // New instances (a bulk start, a parent and its child) are written together, each table
         // in one statement, before anything reads them back: before the next existing
         // instance is loaded, and at the end.
@@ -285,6 +303,19 @@ impl Engine {
                         .iter()
                         .filter_map(|e| Notice::from_event(state.id, e)),
                 );
+                let counted: Vec<_> = applied
+                    .events
+                    .iter()
+                    .filter(|e| COUNTED.contains(&e.kind.as_str()))
+                    .cloned()
+                    .collect();
+                if !counted.is_empty() {
+                    tallies.push((
+                        state.workflow_id.clone(),
+                        state.status.label().to_owned(),
+                        counted,
+                    ));
+                }
                 if !is_new {
                     let keys = &self.inner.settings.audit;
                     instances::save(tx, &state, &stored, &applied.events, keys, now).await?;
@@ -318,6 +349,6 @@ impl Engine {
             };
             idempotency::put(tx, scope, &idem.key, &answer, now).await?;
         }
-        Ok((states, woke, notices))
+        Ok((states, woke, notices, tallies))
     }
 }

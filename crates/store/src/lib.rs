@@ -24,6 +24,7 @@
 pub mod attachments;
 pub mod definitions;
 pub mod delegations;
+pub mod gauges;
 pub mod idempotency;
 pub mod instances;
 pub mod ledger;

@@ -249,7 +249,7 @@ impl Machine<'_, '_> {
                 self.event(
                     "escalated",
                     &system,
-                    json!({ "step": step.id, "level": index + 1, "to": target }),
+                    json!({ "step": step.id, "role": h.role, "level": index + 1, "to": target }),
                 );
                 let spec = NotifySpec {
                     urgent: target == Recipient::ProgrammeDirector,
@@ -261,8 +261,12 @@ impl Machine<'_, '_> {
                 Ok(())
             }
             TimerKind::Breach => {
-                let (step, _) = self.human()?;
-                self.event("sla_breached", &system, json!({ "step": step.id }));
+                let (step, h) = self.human()?;
+                self.event(
+                    "sla_breached",
+                    &system,
+                    json!({ "step": step.id, "role": h.role }),
+                );
                 let spec = NotifySpec {
                     to: Recipient::Assignee,
                     template: "task.breached".to_owned(),
