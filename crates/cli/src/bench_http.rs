@@ -120,6 +120,11 @@ pub async fn run(
     );
     let run_id = Uuid::now_v7().simple().to_string();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let bar = Arc::new(crate::progress::Progress::new(
+        workflows as u64,
+        "{bar:40} {pos}/{len} workflows · {per_sec} · ETA {eta}",
+        "bench http (workflows)",
+    ));
     let started = Instant::now();
     let mut clients = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
@@ -129,7 +134,7 @@ pub async fn run(
             slots: slots.clone(),
             creds: creds.clone(),
         };
-        let (next, run_id) = (next.clone(), run_id.clone());
+        let (next, run_id, bar) = (next.clone(), run_id.clone(), bar.clone());
         clients.spawn(async move {
             let mut latencies = Vec::new();
             loop {
@@ -138,6 +143,7 @@ pub async fn run(
                     return Ok::<_, anyhow::Error>(latencies);
                 }
                 latencies.push(driver.one(&format!("http-{run_id}-{i}")).await?);
+                bar.inc(1);
             }
         });
     }
@@ -150,6 +156,7 @@ pub async fn run(
         }
     }
     let elapsed = started.elapsed();
+    bar.finish_and_clear();
     server.abort();
     crate::bench::report(workflows, elapsed, &mut approval_to_done, &mut end_to_end);
     Ok(())

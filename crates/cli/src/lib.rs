@@ -17,6 +17,7 @@ pub mod bench_settlement;
 pub mod demo;
 pub mod harness;
 pub mod operate;
+pub mod progress;
 pub mod reach;
 pub mod report;
 pub mod settings;

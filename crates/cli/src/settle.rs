@@ -26,12 +26,10 @@ pub async fn import(
     let engine = app::build(settings, Arc::new(SystemClock)).await?;
     let input = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
     let size = input.metadata().map(|m| m.len()).unwrap_or(0);
-    let bar = indicatif::ProgressBar::new(size);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:40} {bytes}/{total_bytes} · {msg} · ETA {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    let bar = crate::progress::Progress::new(
+        size,
+        "{bar:40} {bytes}/{total_bytes} · {msg} · ETA {eta}",
+        "import (bytes)",
     );
     let started = std::time::Instant::now();
     let mut on_progress = |rows: u64, bytes: u64| {
@@ -80,10 +78,10 @@ pub async fn settle(settings: &Settings, period: &str) -> Result<()> {
     let period: Period = period.parse().map_err(anyhow::Error::msg)?;
     let engine = app::build(settings, Arc::new(SystemClock)).await?;
     let settlement = app::settlement(settings, &engine)?;
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} partners · {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    let bar = crate::progress::Progress::new(
+        0,
+        "{bar:40} {pos}/{len} partners · {msg} · ETA {eta}",
+        "settle (partners)",
     );
     let started = std::time::Instant::now();
     let run = settlement
