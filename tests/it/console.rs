@@ -81,7 +81,10 @@ async fn serve(h: &Harness) -> String {
         auth: Arc::new(partnerflow::app::auth_config(&settings)),
         metrics: None,
         clock: h.clock.clone(),
-        settlement: None,
+        settlement: Some(crate::settlement::settlement(
+            h,
+            partnerflow_core::rebate::SettlementRules::default(),
+        )),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -182,10 +185,9 @@ async fn an_operator_works_the_inbox_and_an_instance_in_a_real_browser() {
     c.goto(&format!("{base}/ui?filter=overdue"))
         .await
         .expect("inbox");
-    let row = c
-        .find(Locator::Css("#tasks tr.sla-100"))
-        .await
-        .expect("an overdue row");
+    let Ok(row) = c.find(Locator::Css("#tasks tr.sla-100")).await else {
+        panic!("no overdue row on {}", c.source().await.unwrap_or_default());
+    };
     assert!(
         row.text()
             .await
@@ -200,6 +202,7 @@ async fn an_operator_works_the_inbox_and_an_instance_in_a_real_browser() {
         .expect("open");
     assert!(text(&c, "#instance-title").await.contains("P-9601"));
     let timeline = text(&c, "#timeline").await;
+    assert_eq!(text(&c, "#partner-link").await, "P-9601");
     for kind in ["started", "task_opened", "escalated"] {
         assert!(
             timeline.contains(kind),
@@ -254,6 +257,13 @@ async fn an_operator_works_the_inbox_and_an_instance_in_a_real_browser() {
         .click()
         .await
         .expect("click");
+    // The click returns before the form's answer: wait for the resume to commit.
+    for _ in 0..100 {
+        if h.view(failing.id).await.expect("view").status == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     h.settle().await.expect("settle");
     c.refresh().await.expect("reload");
     assert_eq!(text(&c, "#status").await, "running");
@@ -274,7 +284,10 @@ async fn an_operator_works_the_inbox_and_an_instance_in_a_real_browser() {
         .get_named_cookie("pf_session")
         .await
         .expect("session cookie");
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
     for path in [
         "/ui".to_owned(),
         "/ui?filter=escalated".to_owned(),
@@ -282,6 +295,9 @@ async fn an_operator_works_the_inbox_and_an_instance_in_a_real_browser() {
         format!("/ui/instances/{onboarding}"),
         format!("/ui/instances/{}", failing.id),
         format!("/ui/instances/{onboarding}/evidence"),
+        "/ui/partners/P-9601".to_owned(),
+        "/ui/settlement".to_owned(),
+        "/ui/settlement?period=2026-02".to_owned(),
     ] {
         let r = http
             .get(format!("{base}{path}"))
@@ -291,5 +307,14 @@ async fn an_operator_works_the_inbox_and_an_instance_in_a_real_browser() {
             .expect("page");
         assert_eq!(r.status().as_u16(), 200, "{path}");
     }
+    // The partner page lists the onboarding with its step.
+    c.goto(&format!("{base}/ui/partners/P-9601"))
+        .await
+        .expect("partner");
+    let page = c.source().await.expect("source");
+    assert!(
+        page.contains("id=\"partner-instances\"") && page.contains("qualification_review"),
+        "{page}"
+    );
     c.close().await.expect("close");
 }

@@ -5,10 +5,11 @@
 //!
 //! - `session`: the signed session cookie and CSRF tokens.
 //! - `i18n`: the console's words in zh-CN and en.
-//! - `pages`: inbox, instance, operations.
+//! - `pages`: inbox, instance, operations; `domain`: a partner, the settlement runs.
 //! - `actions`: sign-in and out, reassign, resume, cancel, delegate.
 
 mod actions;
+mod domain;
 mod i18n;
 mod pages;
 mod session;
@@ -53,6 +54,14 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "message.html.j2",
             include_str!("../../templates/console/message.html.j2"),
         ),
+        (
+            "partner.html.j2",
+            include_str!("../../templates/console/partner.html.j2"),
+        ),
+        (
+            "settlement.html.j2",
+            include_str!("../../templates/console/settlement.html.j2"),
+        ),
     ] {
         if let Err(e) = env.add_template(name, source) {
             tracing::error!(template = name, error = %e, "console template");
@@ -73,6 +82,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/ui/instances/{id}/cancel", post(actions::cancel))
         .route("/ui/tasks/{id}/assign", post(actions::assign))
         .route("/ui/delegations", post(actions::delegate))
+        .route("/ui/partners/{partner}", get(domain::partner))
+        .route("/ui/settlement", get(domain::settlement))
 }
 
 /// The page context every template gets: the operator, the words, the CSRF token.
@@ -114,10 +125,15 @@ pub(crate) fn render(
             res
         }
         Err(e) => {
-            tracing::error!(template, error = %format!("{e:#}"), "console template failed");
+            let detail = format!("{e:#}");
+            tracing::error!(template, error = %detail, "console template failed");
+            let escaped = detail
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                Html("<!doctype html><p>The page could not be rendered.</p>".to_owned()),
+                Html(format!("<!doctype html><p>The page could not be rendered.</p><pre>{template}: {escaped}</pre>")),
             )
                 .into_response()
         }

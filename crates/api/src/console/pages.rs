@@ -236,7 +236,7 @@ pub(crate) async fn instance(
     ctx.insert("postings".to_owned(), json!(postings));
     ctx.insert("notifications".to_owned(), json!(notifications));
     ctx.insert("message".to_owned(), json!(null));
-    ctx.insert("v".to_owned(), json!({ "id": v.id, "workflow_id": v.workflow_id, "business_key": v.business_key, "status": v.status }));
+    ctx.insert("v".to_owned(), json!({ "id": v.id, "workflow_id": v.workflow_id, "business_key": v.business_key, "status": v.status, "partner_id": v.partner_id }));
     render(StatusCode::OK, "instance.html.j2", ctx)
 }
 
