@@ -123,3 +123,80 @@ fn check_transactions(batch: &Value, name: &str) -> usize {
     }
     1
 }
+
+/// The README documents every workflow's input: each field a validator asks for (what it
+/// names when given an empty input) and each field of its example appears in the README as
+/// `field`, so the README cannot drop a field the code requires.
+#[test]
+fn the_readme_names_every_field_the_validators_ask_for() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("README");
+    // Every identifier inside a `code span` or a fenced block of the README.
+    let readme = readme.replace("```", "`");
+    let named: std::collections::BTreeSet<&str> = readme
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .flat_map(|span| span.split(|c: char| !(c.is_alphanumeric() || c == '_')))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let settings = Settings::load(std::path::Path::new("config")).expect("settings");
+    let registry =
+        partnerflow::app::registry(&settings, partnerflow::app::Providers::default().payments)
+            .expect("registry");
+    let programme =
+        partnerflow_core::programme::Programme::parse(include_str!("../../config/programme.toml"))
+            .expect("programme");
+    let calendar = BusinessCalendar::weekdays_only(chrono_tz::Asia::Shanghai);
+    let instance = instance();
+    let facts = RecordFacts::for_partner("P-1002").certified();
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).expect("date");
+    let mut missing = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(EXAMPLES)
+        .expect("examples/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    entries.sort();
+    for path in entries {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        let validator = name.split('.').next().unwrap_or_default();
+        let Some((v, _)) = registry.get_validator(validator) else {
+            continue;
+        };
+        let example: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+        let mut fields: Vec<String> = example
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        let ctx = ValidationContext {
+            programme: &programme,
+            calendar: &calendar,
+            today,
+            instance: Some(&instance),
+            facts: &facts,
+        };
+        if let Err(problems) = v(&serde_json::json!({}), &ctx) {
+            fields.extend(
+                problems
+                    .iter()
+                    .map(|p| p.field.split(['.', '[']).next().unwrap_or("").to_owned()),
+            );
+        }
+        for f in fields.into_iter().filter(|f| !f.is_empty()) {
+            if !named.contains(f.as_str()) && !missing.contains(&(validator.to_owned(), f.clone()))
+            {
+                missing.push((validator.to_owned(), f));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "fields the README does not name: {missing:?}"
+    );
+}
