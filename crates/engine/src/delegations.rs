@@ -15,6 +15,9 @@ use uuid::Uuid;
 use crate::engine::{Engine, Error, Result};
 use crate::transition::Also;
 
+/// How long the delegations read from the database are used before they are read again.
+const CACHE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Engine {
     /// The directory a command is checked against: with the API's delegations when the
     /// command decides or assigns a task (only those consult delegations).
@@ -27,14 +30,48 @@ impl Engine {
         if !matches!(cmd, Command::Decide { .. } | Command::Reassign { .. }) {
             return Ok(Cow::Borrowed(&self.inner.directory));
         }
-        let stored = delegations::current(tx, now).await?;
-        if stored.is_empty() {
+        self.with_delegations(tx, now).await
+    }
+
+    /// The directory with the API's delegations added (the directory itself when there are
+    /// none), from the once-a-second cache.
+    pub(crate) async fn with_delegations(
+        &self,
+        conn: &mut Conn,
+        now: DateTime<Utc>,
+    ) -> Result<Cow<'_, Directory>> {
+        let cached = self.inner.delegations.lock().ok().and_then(|c| {
+            c.as_ref()
+                .filter(|(at, _)| at.elapsed() < CACHE_FOR)
+                .map(|(_, d)| d.clone())
+        });
+        let list = match cached {
+            Some(list) => list,
+            None => {
+                let read: Vec<Delegation> = delegations::current(conn, now)
+                    .await?
+                    .into_iter()
+                    .map(|s| s.delegation)
+                    .collect();
+                let list = std::sync::Arc::new(read);
+                if let Ok(mut c) = self.inner.delegations.lock() {
+                    *c = Some((std::time::Instant::now(), list.clone()));
+                }
+                list
+            }
+        };
+        if list.is_empty() {
             return Ok(Cow::Borrowed(&self.inner.directory));
         }
         let mut dir = (*self.inner.directory).clone();
-        dir.delegations
-            .extend(stored.into_iter().map(|s| s.delegation));
+        dir.delegations.extend(list.iter().cloned());
         Ok(Cow::Owned(dir))
+    }
+
+    fn forget_delegations(&self) {
+        if let Ok(mut c) = self.inner.delegations.lock() {
+            *c = None;
+        }
     }
 
     /// Records a delegation: `delegate` receives and may decide `person`'s tasks (of `role`,
@@ -95,6 +132,7 @@ impl Engine {
         };
         let mut conn = self.conn().await?;
         delegations::insert(&mut conn, &stored).await?;
+        self.forget_delegations();
         tracing::info!(id = %stored.id, person = %stored.delegation.person, delegate = %stored.delegation.delegate, by, "delegation recorded");
         Ok(stored)
     }
@@ -126,6 +164,7 @@ impl Engine {
     pub async fn revoke_delegation(&self, id: &str) -> Result<()> {
         let mut conn = self.conn().await?;
         if delegations::revoke(&mut conn, id, self.now()).await? {
+            self.forget_delegations();
             Ok(())
         } else {
             Err(Error::NotFound(format!("delegation {id}")))

@@ -342,17 +342,8 @@ impl Engine {
 
     /// The directory with the delegations made through the API added, as they stand now.
     pub(crate) async fn directory_now(&self, now: DateTime<Utc>) -> Result<Cow<'_, Directory>> {
-        let stored = {
-            let mut conn = self.conn().await?;
-            partnerflow_store::delegations::current(&mut conn, now).await?
-        };
-        if stored.is_empty() {
-            return Ok(Cow::Borrowed(&self.inner.directory));
-        }
-        let mut dir = (*self.inner.directory).clone();
-        dir.delegations
-            .extend(stored.into_iter().map(|s| s.delegation));
-        Ok(Cow::Owned(dir))
+        let mut conn = self.conn().await?;
+        self.with_delegations(&mut conn, now).await
     }
 }
 

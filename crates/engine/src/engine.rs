@@ -216,6 +216,15 @@ pub(crate) struct Inner {
     pub(crate) wake_sweeper: Notify,
     /// Never woken: the janitor runs on its interval only.
     pub(crate) wake_janitor: Notify,
+    /// The delegations made through the API, as last read, and when: read at most once a
+    /// second (a delegation made in another process counts within a second), and again at
+    /// once after this process made or revoked one.
+    pub(crate) delegations: std::sync::Mutex<
+        Option<(
+            std::time::Instant,
+            Arc<Vec<partnerflow_core::directory::Delegation>>,
+        )>,
+    >,
     /// Committed task openings and finishes, for in-process listeners (bench, dashboards).
     pub(crate) notices: tokio::sync::broadcast::Sender<Notice>,
 }
@@ -279,6 +288,7 @@ impl Engine {
                 settings: parts.settings,
                 definitions: RwLock::new(HashMap::new()),
                 latest: RwLock::new(HashMap::new()),
+                delegations: std::sync::Mutex::new(None),
                 wake_dispatcher: Notify::new(),
                 wake_sweeper: Notify::new(),
                 wake_janitor: Notify::new(),

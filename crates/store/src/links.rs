@@ -18,23 +18,29 @@ pub struct Link {
     pub used_at: Option<DateTime<Utc>>,
 }
 
-/// Records links; one already recorded (a notification sent again) is kept as it was.
+/// Records links in one statement; one already recorded (a notification sent again) is kept
+/// as it was.
 pub async fn insert(conn: &mut Conn, links: &[Link]) -> Result<()> {
-    for l in links {
-        sqlx::query(
-            "insert into task_links (token_hash, task_id, instance_id, decision, person, created_at, expires_at)
-             values ($1, $2, $3, $4, $5, $6, $7) on conflict (token_hash) do nothing",
-        )
-        .bind(&l.token_hash)
-        .bind(&l.task_id)
-        .bind(&l.instance_id)
-        .bind(&l.decision)
-        .bind(&l.person)
-        .bind(to_micros(l.created_at))
-        .bind(to_micros(l.expires_at))
-        .execute(&mut *conn)
-        .await?;
+    if links.is_empty() {
+        return Ok(());
     }
+    let sql = format!(
+        "insert into task_links (token_hash, task_id, instance_id, decision, person, created_at, expires_at)
+         values {} on conflict (token_hash) do nothing",
+        crate::values_clause(links.len(), 7)
+    );
+    let mut q = sqlx::query(crate::sql(sql));
+    for l in links {
+        q = q
+            .bind(l.token_hash.clone())
+            .bind(l.task_id.clone())
+            .bind(l.instance_id.clone())
+            .bind(l.decision.clone())
+            .bind(l.person.clone())
+            .bind(to_micros(l.created_at))
+            .bind(to_micros(l.expires_at));
+    }
+    q.execute(&mut *conn).await?;
     Ok(())
 }
 
