@@ -219,7 +219,10 @@ impl Settings {
         if default_file.exists() {
             merge(&mut merged, read_table(&default_file)?);
         }
-        if let Ok(env) = std::env::var("PARTNERFLOW_ENV") {
+        // An empty PARTNERFLOW_ENV is no overlay, as if unset.
+        if let Ok(env) = std::env::var("PARTNERFLOW_ENV")
+            && !env.trim().is_empty()
+        {
             merge(
                 &mut merged,
                 read_table(&config_dir.join(format!("{env}.toml")))?,

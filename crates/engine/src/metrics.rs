@@ -102,6 +102,10 @@ impl Engine {
             metrics::describe_gauge!(*name, *help);
         }
         metrics::describe_histogram!("partnerflow_timer_lateness_seconds", "how late timers fire");
+        metrics::describe_histogram!(
+            "partnerflow_step_seconds",
+            "how long automated steps' handlers run, by handler"
+        );
         let defs: Vec<_> = self
             .inner
             .definitions

@@ -124,7 +124,11 @@ impl Engine {
             calendar: self.inner.calendar.clone(),
             programme: self.inner.programme.clone(),
         };
-        match h.run(ctx).await {
+        let ran = std::time::Instant::now();
+        let result = h.run(ctx).await;
+        metrics::histogram!("partnerflow_step_seconds", "handler" => handler.to_owned())
+            .record(ran.elapsed().as_secs_f64());
+        match result {
             Ok(out) => {
                 let cmd = Command::StepCompleted {
                     seq,
