@@ -407,12 +407,16 @@ async fn serve(settings: Settings) -> Result<()> {
         .with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, database = %app::redact(&settings.database.url), queue = %settings.queue.kind, "serving");
     let s = shutdown.clone();
-    axum::serve(listener, partnerflow_api::router(state))
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            s.cancel();
-        })
-        .await?;
+    // The peer address is kept for the evidence of signed links.
+    axum::serve(
+        listener,
+        partnerflow_api::router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        s.cancel();
+    })
+    .await?;
     drain(tracker).await;
     Ok(())
 }

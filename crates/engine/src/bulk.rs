@@ -32,6 +32,9 @@ impl Engine {
         let mut prepared = Vec::with_capacity(starts.len());
         for mut s in starts {
             let mut problems = s.submitter.stamp(&mut s.input);
+            if let Err(e) = crate::commands::contact_phone(&mut s.input) {
+                problems.push(e);
+            }
             let input = match def.input_validator.as_deref() {
                 Some(name) => {
                     let facts = partnerflow_core::validation::RecordFacts::default();

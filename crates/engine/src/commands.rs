@@ -51,6 +51,30 @@ impl Submitter {
     }
 }
 
+/// The phone of the contact partner notifications go to (`contacts[0].phone`), put in
+/// E.164; refused with the field named when it is not a phone number, so that an SMS is never
+/// dropped at send time for a number taken at submission.
+pub(crate) fn contact_phone(input: &mut Value) -> std::result::Result<(), FieldError> {
+    let Some(phone) = input.pointer_mut("/contacts/0/phone") else {
+        return Ok(());
+    };
+    let Some(raw) = phone.as_str().filter(|p| !p.trim().is_empty()) else {
+        return Ok(());
+    };
+    use partnerflow_core::phone;
+    match phone::normalize(raw, phone::DEFAULT_COUNTRY_CODE) {
+        Ok(e164) => {
+            *phone = Value::String(e164);
+            Ok(())
+        }
+        Err(rule) => Err(FieldError::new(
+            "contacts[0].phone",
+            "format",
+            format!("contacts[0].phone \"{raw}\" is not a phone number in E.164: {rule}"),
+        )),
+    }
+}
+
 impl Engine {
     /// A fresh instance of `def`, from validated input, submitted by `submitter`.
     pub(crate) fn new_instance(
@@ -94,6 +118,9 @@ impl Engine {
         let def = self.latest(workflow_id)?;
         // Every problem at once: the principal's and the validator's.
         let mut problems = submitter.stamp(&mut input);
+        if let Err(e) = contact_phone(&mut input) {
+            problems.push(e);
+        }
         let partner = submitter.partner.clone().or_else(|| {
             input
                 .get("partner_id")
@@ -112,7 +139,12 @@ impl Engine {
             Ok(input) if problems.is_empty() => input,
             Ok(_) => return Err(Error::Invalid(problems)),
             Err(Error::Invalid(more)) => {
-                problems.extend(more);
+                // A field refused twice (the contact's phone, by the validator too) once.
+                for m in more {
+                    if !problems.iter().any(|p| p.field == m.field) {
+                        problems.push(m);
+                    }
+                }
                 return Err(Error::Invalid(problems));
             }
             Err(e) => return Err(e),

@@ -178,3 +178,46 @@ async fn a_missing_template_stops_start_up_naming_the_file() {
     assert!(text.contains("task.dua_at"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_contact_phone_that_is_not_a_number_is_refused_at_submission_naming_the_field() {
+    let url = crate::helpers::sqlite_url();
+    let h = partnerflow::harness::Harness::new(&url, shanghai(2026, 3, 2, 10, 0))
+        .await
+        .expect("harness");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/mdf_usage_application.json"
+    ))
+    .expect("example");
+    let mut input: serde_json::Value = serde_json::from_str(&text).expect("json");
+    input["contacts"][0]["phone"] = json!("0571-88");
+    let submitter = partnerflow_engine::Submitter {
+        actor: partnerflow_core::machine::Actor {
+            id: "ops.he".to_owned(),
+        },
+        partner: None,
+    };
+    let err = h
+        .engine
+        .start("mdf_claim", "MDF-X", input, submitter, None)
+        .await
+        .expect_err("refused");
+    let partnerflow_engine::Error::Invalid(fields) = err else {
+        panic!("{err:?}")
+    };
+    let phone: Vec<_> = fields
+        .iter()
+        .filter(|f| f.field == "contacts[0].phone")
+        .collect();
+    assert_eq!(phone.len(), 1, "named once: {fields:?}");
+    assert_eq!(phone[0].rule, "format");
+    assert!(
+        h.engine
+            .instances(partnerflow_engine::Listing::default(), 10)
+            .await
+            .expect("list")
+            .is_empty(),
+        "nothing stored"
+    );
+}
