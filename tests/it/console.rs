@@ -134,6 +134,25 @@ async fn an_operator_works_the_inbox_and_an_instance_in_a_real_browser() {
         .start("reference_approval", "ref-1", json!({}), submitter, None)
         .await
         .expect("start");
+    // An instance whose job was lost (its outbox row deleted): nothing will move it.
+    let submitter = partnerflow_engine::Submitter {
+        actor: Actor {
+            id: "ops.he".to_owned(),
+        },
+        partner: None,
+    };
+    let (lost, _) = h
+        .engine
+        .start("reference_approval", "ref-lost", json!({}), submitter, None)
+        .await
+        .expect("start");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "delete from outbox where instance_id = '{}'",
+        lost.id
+    )))
+    .execute(&h.engine.store().pool)
+    .await
+    .expect("lose the job");
     h.advance_to(shanghai(2026, 3, 6, 10, 0))
         .await
         .expect("the review is overdue by Friday");
@@ -248,6 +267,21 @@ async fn an_operator_works_the_inbox_and_an_instance_in_a_real_browser() {
         .await
         .expect("operations");
     assert!(text(&c, "#failed").await.contains("reference_approval"));
+    // The instance whose job was lost is listed as stuck, and an operator cancels it.
+    assert!(text(&c, "#stuck").await.contains("ref-lost"));
+    c.execute(
+        "const f = document.querySelector('#stuck form'); f.querySelector('input[name=reason]').value = 'job lost'; f.submit();",
+        vec![],
+    )
+    .await
+    .expect("cancel the stuck instance");
+    for _ in 0..100 {
+        if h.view(lost.id).await.expect("view").status == "cancelled" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(h.view(lost.id).await.expect("view").status, "cancelled");
     c.goto(&format!("{base}/ui/instances/{}", failing.id))
         .await
         .expect("failed instance");

@@ -295,6 +295,27 @@ async fn the_statement_workflow_confirms_invoices_and_pays(h: Harness) {
     )
     .await
     .expect("corrected");
+    // The console's settlement page counts the disputed statement.
+    let api = crate::http::Api::new(&h);
+    let login = axum::http::Request::post("/ui/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from("token=dev-operator-token"))
+        .expect("request");
+    let (_, headers, _) = api.raw(login).await;
+    let cookie = headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .expect("a session")
+        .to_owned();
+    let page = axum::http::Request::get("/ui/settlement?period=2026-11")
+        .header("cookie", cookie)
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let (status, _, page) = api.raw(page).await;
+    assert_eq!(status.as_u16(), 200, "{page}");
+    assert!(page.contains(r#"<span id="disputes">1</span>"#), "{page}");
+    assert!(page.contains("P-1001"), "{page}");
     assert_eq!(
         h.view(id).await.expect("view").current_steps,
         vec!["partner_reconcile"]

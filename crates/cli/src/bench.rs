@@ -97,6 +97,11 @@ pub async fn run(settings: &Settings, workflows: usize, concurrency: usize) -> R
     );
     let run_id = Uuid::now_v7().simple().to_string();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let bar = Arc::new(crate::progress::Progress::new(
+        workflows as u64,
+        "{bar:40} {pos}/{len} workflows · {per_sec} · ETA {eta}",
+        "bench (workflows)",
+    ));
     let started = Instant::now();
     let mut clients = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
@@ -107,7 +112,7 @@ pub async fn run(settings: &Settings, workflows: usize, concurrency: usize) -> R
             integration: integration.clone(),
             secret: secret.clone(),
         };
-        let (next, run_id) = (next.clone(), run_id.clone());
+        let (next, run_id, bar) = (next.clone(), run_id.clone(), bar.clone());
         clients.spawn(async move {
             let mut latencies = Vec::new();
             loop {
@@ -116,6 +121,7 @@ pub async fn run(settings: &Settings, workflows: usize, concurrency: usize) -> R
                     return Ok::<_, anyhow::Error>(latencies);
                 }
                 latencies.push(ctx.one(&format!("bench-{run_id}-{i}")).await?);
+                bar.inc(1);
             }
         });
     }
@@ -128,6 +134,7 @@ pub async fn run(settings: &Settings, workflows: usize, concurrency: usize) -> R
         }
     }
     let elapsed = started.elapsed();
+    bar.finish_and_clear();
     shutdown.cancel();
     tracker.close();
     let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;

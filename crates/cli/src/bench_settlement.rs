@@ -122,7 +122,12 @@ pub async fn run(settings: &Settings, partners: u64, transactions: u64) -> Resul
         app::redact(&settings.database.url)
     );
     let started = Instant::now();
-    let mut progress = |_: u64, _: u64| {};
+    let bar = crate::progress::Progress::new(
+        transactions,
+        "{bar:40} {pos}/{len} rows · {per_sec} · ETA {eta}",
+        "settlement bench import (rows)",
+    );
+    let mut progress = |rows: u64, _: u64| bar.set_position(rows);
     let opts = partnerflow_settlement::import::Options {
         skip_invalid: false,
         rejects: None,
@@ -131,6 +136,7 @@ pub async fn run(settings: &Settings, partners: u64, transactions: u64) -> Resul
     };
     let report =
         partnerflow_settlement::import::csv(engine.store(), data, opts, engine.now()).await?;
+    bar.finish_and_clear();
     let import_secs = started.elapsed().as_secs_f64();
     println!(
         "import: {} rows, {} new, {} already recorded in {import_secs:.1} s ({:.0} rows/s)",

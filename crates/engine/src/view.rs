@@ -270,6 +270,32 @@ impl Engine {
             .collect())
     }
 
+    /// Running instances that nothing will move: unchanged for `quiet`, with no pending job,
+    /// timer, open task, open wait or running child (lost work an operator should look at).
+    pub async fn stuck(
+        &self,
+        quiet: std::time::Duration,
+        limit: i64,
+    ) -> Result<Vec<instances::Summary>> {
+        let before =
+            self.now() - chrono::Duration::from_std(quiet).unwrap_or(chrono::Duration::hours(1));
+        let mut conn = self.conn().await?;
+        let candidates = instances::quiet_running(&mut conn, before, limit).await?;
+        let mut out = Vec::new();
+        for c in candidates {
+            let Ok(id) = Uuid::parse_str(&c.id) else {
+                continue;
+            };
+            let waiting = instances::load(&mut conn, id)
+                .await?
+                .is_some_and(|s| s.state.wait.is_some() || s.state.child.is_some());
+            if !waiting {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
     /// Instances by status and partner, newest first.
     pub async fn instances(
         &self,

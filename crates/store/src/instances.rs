@@ -208,6 +208,39 @@ pub struct Listing<'a> {
     pub workflow: Option<&'a str>,
 }
 
+/// Running instances not changed since `before` with nothing pending that would move them:
+/// no outbox row, no timer, no open task (candidates for "stuck"; the caller also checks
+/// their waits and children). Oldest change first.
+pub async fn quiet_running(
+    conn: &mut Conn,
+    before: chrono::DateTime<chrono::Utc>,
+    limit: i64,
+) -> Result<Vec<Summary>> {
+    let rows = sqlx::query(
+        "select i.id, i.workflow_id, i.business_key, i.status, i.current_step from instances i
+         where i.status = 'running' and i.updated_at < $1
+           and not exists (select 1 from outbox o where o.instance_id = i.id and o.status = 'pending')
+           and not exists (select 1 from timers t where t.instance_id = i.id and t.status = 'pending')
+           and not exists (select 1 from tasks k where k.instance_id = i.id and k.status = 'open')
+         order by i.updated_at limit $2",
+    )
+    .bind(crate::to_micros(before))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Summary {
+                id: r.try_get(0)?,
+                workflow_id: r.try_get(1)?,
+                business_key: r.try_get(2)?,
+                status: r.try_get(3)?,
+                current_step: r.try_get(4)?,
+            })
+        })
+        .collect()
+}
+
 /// Instances passing `filter`, newest first.
 pub async fn list(conn: &mut Conn, filter: Listing<'_>, limit: i64) -> Result<Vec<Summary>> {
     let rows = sqlx::query(

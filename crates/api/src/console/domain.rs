@@ -144,13 +144,32 @@ pub(crate) async fn settlement(
                 (None, Some(next)) => format!("carried into {next}"),
                 (None, None) => String::new(),
             };
+            // Disputed: the partner's decision on the statement was `dispute`.
+            let disputed = instance.as_ref().is_some_and(|v| {
+                v.timeline.iter().any(|e| {
+                    e.event.kind == "decision"
+                        && e.event.payload.get("decision").and_then(Value::as_str)
+                            == Some("dispute")
+                })
+            });
             statements.push(json!({ "partner_id": stmt.partner_id, "total": stmt.total.to_string(), "carried_in": stmt.carried_in.to_string(),
-                                    "payable": stmt.payable.to_string(), "instance_id": stmt.instance_id, "state": state_label }));
+                                    "payable": stmt.payable.to_string(), "instance_id": stmt.instance_id, "state": state_label,
+                                    "disputed": disputed, "carried_into": stmt.carried_into }));
         }
     }
     let mut ctx = base(&state, Some(&s));
     ctx.insert("runs".to_owned(), json!(runs));
     ctx.insert("period".to_owned(), json!(period));
+    let disputes = statements
+        .iter()
+        .filter(|s| s["disputed"] == json!(true))
+        .count();
+    let carried = statements
+        .iter()
+        .filter(|s| !s["carried_into"].is_null())
+        .count();
     ctx.insert("statements".to_owned(), json!(statements));
+    ctx.insert("disputes".to_owned(), json!(disputes));
+    ctx.insert("carried".to_owned(), json!(carried));
     render(StatusCode::OK, "settlement.html.j2", ctx)
 }

@@ -39,6 +39,10 @@ const EN: &[(&str, &str)] = &[
     ("attempts", "Attempts"),
     ("postings", "Ledger postings"),
     ("failed_instances", "Failed instances"),
+    (
+        "stuck_instances",
+        "Stuck instances (running, nothing pending for an hour)",
+    ),
     ("delegations", "Delegations"),
     ("person", "Person"),
     ("delegate", "Delegate"),
@@ -68,6 +72,10 @@ const EN: &[(&str, &str)] = &[
     ("settlement", "Settlement runs"),
     ("progress", "Partners done"),
     ("started", "Started"),
+    ("disputed", "disputed"),
+    ("carried_into", "Carried into"),
+    ("disputes_count", "Disputed statements"),
+    ("carried_over", "Carried over (below the payout threshold)"),
 ];
 
 const ZH: &[(&str, &str)] = &[
@@ -107,6 +115,10 @@ const ZH: &[(&str, &str)] = &[
     ("attempts", "尝试次数"),
     ("postings", "账务记录"),
     ("failed_instances", "失败的实例"),
+    (
+        "stuck_instances",
+        "停滞的实例（运行中，一小时内无待处理事项）",
+    ),
     ("delegations", "委托"),
     ("person", "本人"),
     ("delegate", "代理人"),
@@ -136,6 +148,10 @@ const ZH: &[(&str, &str)] = &[
     ("settlement", "结算批次"),
     ("progress", "已完成伙伴"),
     ("started", "开始时间"),
+    ("disputed", "有异议"),
+    ("carried_into", "结转至"),
+    ("disputes_count", "有异议的结算单"),
+    ("carried_over", "结转（低于付款门槛）"),
 ];
 
 /// The words for `locale` (`en…` → English, anything else Chinese).

@@ -1,5 +1,5 @@
 //! The console's pages: the inbox of open tasks with their SLA clocks, an instance with its
-//! nested timeline, and operations (failed instances, delegations).
+//! nested timeline, and operations (failed and stuck instances, delegations).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -288,9 +288,16 @@ pub(crate) async fn operations(State(state): State<AppState>, headers: HeaderMap
         .instances(listing, 200)
         .await
         .unwrap_or_default();
+    // Stuck: running, unchanged for an hour, and nothing pending that would move it.
+    let stuck = state
+        .engine
+        .stuck(std::time::Duration::from_secs(3600), 200)
+        .await
+        .unwrap_or_default();
     let delegations = state.engine.delegations().await.unwrap_or_default();
     let mut ctx = base(&state, Some(&s));
     ctx.insert("failed".to_owned(), json!(failed));
+    ctx.insert("stuck".to_owned(), json!(stuck));
     let delegations: Vec<Value> = delegations
         .iter()
         .map(|d| json!({ "person": d.delegation.person, "delegate": d.delegation.delegate, "role": d.delegation.role.clone().unwrap_or_default(),
