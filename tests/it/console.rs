@@ -251,6 +251,19 @@ async fn an_operator_works_the_inbox_and_an_instance_in_a_real_browser() {
         .expect("audited");
     assert_eq!(event.event.actor, "ops.he");
 
+    // The inbox by person: the assignee sees the task, someone without the role does not.
+    c.goto(&format!("{base}/ui?person=cm.chen"))
+        .await
+        .expect("inbox");
+    assert!(text(&c, "#tasks").await.contains("qualification_review"));
+    c.goto(&format!("{base}/ui?person=legal.sun"))
+        .await
+        .expect("inbox");
+    assert!(!text(&c, "#tasks").await.contains("qualification_review"));
+    c.goto(&format!("{base}/ui/instances/{onboarding}"))
+        .await
+        .expect("back");
+
     // A form stripped of its CSRF token is refused, and changes nothing.
     c.execute(
         "const f = document.querySelector('form[action$=\"/cancel\"]'); f.querySelector('input[name=csrf]').remove(); f.querySelector('input[name=reason]').value = 'x'; f.submit();",

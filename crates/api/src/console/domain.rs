@@ -55,6 +55,11 @@ pub(crate) async fn partner(
         .map(|a| json!({ "account": a.account, "quota": a.balance.quota.to_string(), "supplements": a.balance.supplements.to_string(),
                           "reserved": a.balance.reserved.to_string(), "consumed": a.balance.consumed.to_string(), "available": a.available.to_string() }))
         .collect();
+    let payments: Vec<String> = ledger
+        .payments
+        .iter()
+        .map(|p| serde_json::to_string(p).unwrap_or_default())
+        .collect();
     let payables: Vec<String> = ledger
         .payables
         .iter()
@@ -86,6 +91,7 @@ pub(crate) async fn partner(
     ctx.insert("instances".to_owned(), json!(instances));
     ctx.insert("accounts".to_owned(), json!(accounts));
     ctx.insert("payables".to_owned(), json!(payables));
+    ctx.insert("payments".to_owned(), json!(payments));
     ctx.insert("statements".to_owned(), json!(statements));
     render(StatusCode::OK, "partner.html.j2", ctx)
 }

@@ -21,6 +21,10 @@ pub(crate) struct InboxQuery {
     filter: String,
     #[serde(default)]
     role: String,
+    /// Only the tasks this person may take: assigned to them, or unassigned of a role they
+    /// hold (or hold as a delegate).
+    #[serde(default)]
+    person: String,
     /// The cursor: `<due micros>.<task id>` of the last row of the page before.
     #[serde(default)]
     after: String,
@@ -45,6 +49,9 @@ pub(crate) async fn inbox(
         Err(r) => return *r,
     };
     let role = Some(q.role.trim()).filter(|r| !r.is_empty());
+    let person = Some(q.person.trim()).filter(|p| !p.is_empty());
+    let dir = state.engine.directory();
+    let now = state.engine.now();
     let filter = TaskFilter {
         role,
         status: Some("open"),
@@ -92,13 +99,25 @@ pub(crate) async fn inbox(
             if !wanted(&clock) {
                 continue;
             }
-            let left = (clock.allowed_working_minutes - clock.elapsed_working_minutes).max(0) / 60;
+            if let Some(p) = person {
+                let mine = match &task.assignee {
+                    Some(a) => a == p,
+                    None => dir.may_act_at(p, &task.role, None, now),
+                };
+                if !mine {
+                    continue;
+                }
+            }
+            // The business calendar counts whole working days.
+            let left_minutes =
+                (clock.allowed_working_minutes - clock.elapsed_working_minutes).max(0);
+            let left = format!("{:.1} WD", left_minutes as f64 / 1440.0);
             let cursor = format!("{}.{}", task.due_at.timestamp_micros(), task.id);
             rows.push(json!({
                 "task_id": task.id, "instance_id": task.instance_id, "step": task.step, "role": task.role,
                 "due_at": local(&state, task.due_at), "percent": clock.percent_used, "overdue": clock.overdue,
                 "escalation_level": clock.escalation_level, "assignee": task.assignee.unwrap_or_default(),
-                "class": sla_class(clock.percent_used), "left": format!("{left} h"),
+                "class": sla_class(clock.percent_used), "left": left,
             }));
             if rows.len() as i64 >= PAGE {
                 next = Some(cursor);
@@ -123,6 +142,7 @@ pub(crate) async fn inbox(
     );
     ctx.insert("filter".to_owned(), json!(q.filter));
     ctx.insert("role".to_owned(), json!(q.role));
+    ctx.insert("person".to_owned(), json!(q.person));
     ctx.insert("rows".to_owned(), json!(rows));
     ctx.insert("next".to_owned(), json!(next));
     render(StatusCode::OK, "inbox.html.j2", ctx)
