@@ -6,8 +6,7 @@
 //! Dispatcher, sweeper and workers run in this process on the configured queue (in-process or
 //! Redis) and database (SQLite or PostgreSQL); every transition is committed durably.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -16,7 +15,6 @@ use axum::http::Request;
 use partnerflow_core::machine::Actor;
 use partnerflow_engine::Submitter;
 use partnerflow_engine::{Clock, Engine, Notice, SystemClock};
-use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -26,22 +24,7 @@ use crate::settings::Settings;
 
 const WORKFLOW: &str = "reference_approval";
 
-/// What each running workflow waits for, filled from the engine's notices.
-#[derive(Default)]
-struct Slot {
-    task: Option<Uuid>,
-    finished: bool,
-    task_waiter: Option<oneshot::Sender<Uuid>>,
-    done_waiter: Option<oneshot::Sender<()>>,
-}
-
-type Slots = Arc<Mutex<HashMap<Uuid, Slot>>>;
-
-fn slots_lock(slots: &Slots) -> std::sync::MutexGuard<'_, HashMap<Uuid, Slot>> {
-    slots
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+type Waiters = crate::workload::Waiters<Uuid, Uuid>;
 
 pub async fn run(settings: &Settings, workflows: usize, concurrency: usize) -> Result<()> {
     let mut settings = settings.clone();
@@ -79,10 +62,10 @@ pub async fn run(settings: &Settings, workflows: usize, concurrency: usize) -> R
     app::spawn_loops(&engine, &shutdown, &tracker);
     let worker_concurrency = settings.engine.worker_concurrency.max(concurrency);
     app::spawn_workers(&engine, worker_concurrency, &shutdown, &tracker);
-    let slots: Slots = Arc::default();
+    let waiters: Arc<Waiters> = Arc::default();
     tracker.spawn(route_notices(
         engine.clone(),
-        slots.clone(),
+        waiters.clone(),
         shutdown.clone(),
     ));
 
@@ -96,45 +79,24 @@ pub async fn run(settings: &Settings, workflows: usize, concurrency: usize) -> R
         settings.queue.kind
     );
     let run_id = Uuid::now_v7().simple().to_string();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let bar = Arc::new(crate::progress::Progress::new(
-        workflows as u64,
-        "{bar:40} {pos}/{len} workflows · {per_sec} · ETA {eta}",
+    let client = Arc::new(Client {
+        engine: engine.clone(),
+        router: router.clone(),
+        waiters: waiters.clone(),
+        integration: integration.clone(),
+        secret: secret.clone(),
+    });
+    let (elapsed, mut callback_to_done, mut end_to_end) = crate::workload::run_clients(
+        workflows,
+        concurrency,
+        &format!("bench-{run_id}"),
         "bench (workflows)",
-    ));
-    let started = Instant::now();
-    let mut clients = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
-        let ctx = Client {
-            engine: engine.clone(),
-            router: router.clone(),
-            slots: slots.clone(),
-            integration: integration.clone(),
-            secret: secret.clone(),
-        };
-        let (next, run_id, bar) = (next.clone(), run_id.clone(), bar.clone());
-        clients.spawn(async move {
-            let mut latencies = Vec::new();
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= workflows {
-                    return Ok::<_, anyhow::Error>(latencies);
-                }
-                latencies.push(ctx.one(&format!("bench-{run_id}-{i}")).await?);
-                bar.inc(1);
-            }
-        });
-    }
-    let mut callback_to_done = Vec::new();
-    let mut end_to_end = Vec::new();
-    while let Some(joined) = clients.join_next().await {
-        for (cb, e2e) in joined.context("client task")?? {
-            callback_to_done.push(cb);
-            end_to_end.push(e2e);
-        }
-    }
-    let elapsed = started.elapsed();
-    bar.finish_and_clear();
+        move |key| {
+            let client = client.clone();
+            async move { client.one(&key).await }
+        },
+    )
+    .await?;
     shutdown.cancel();
     tracker.close();
     let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
@@ -172,7 +134,7 @@ pub(crate) fn report(n: usize, elapsed: Duration, cb: &mut [Duration], e2e: &mut
     );
 }
 
-async fn route_notices(engine: Engine, slots: Slots, shutdown: CancellationToken) {
+async fn route_notices(engine: Engine, waiters: Arc<Waiters>, shutdown: CancellationToken) {
     let mut rx = engine.subscribe();
     loop {
         let notice = tokio::select! {
@@ -186,25 +148,12 @@ async fn route_notices(engine: Engine, slots: Slots, shutdown: CancellationToken
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             },
         };
-        let mut map = slots_lock(&slots);
         match notice {
             Notice::TaskOpened {
                 instance_id,
                 task_id,
-            } => {
-                let slot = map.entry(instance_id).or_default();
-                match slot.task_waiter.take() {
-                    Some(w) => drop(w.send(task_id)),
-                    None => slot.task = Some(task_id),
-                }
-            }
-            Notice::Finished { instance_id, .. } => {
-                let slot = map.entry(instance_id).or_default();
-                match slot.done_waiter.take() {
-                    Some(w) => drop(w.send(())),
-                    None => slot.finished = true,
-                }
-            }
+            } => waiters.task_opened(instance_id, task_id),
+            Notice::Finished { instance_id, .. } => waiters.finished(instance_id),
         }
     }
 }
@@ -212,7 +161,7 @@ async fn route_notices(engine: Engine, slots: Slots, shutdown: CancellationToken
 struct Client {
     engine: Engine,
     router: axum::Router,
-    slots: Slots,
+    waiters: Arc<Waiters>,
     integration: String,
     secret: String,
 }
@@ -237,26 +186,7 @@ impl Client {
             )
             .await?;
         let id = started.id;
-        let task = {
-            let rx = {
-                let mut map = slots_lock(&self.slots);
-                let slot = map.entry(id).or_default();
-                match slot.task {
-                    Some(t) => Err(t),
-                    None => {
-                        let (tx, rx) = oneshot::channel();
-                        slot.task_waiter = Some(tx);
-                        Ok(rx)
-                    }
-                }
-            };
-            match rx {
-                Err(t) => t,
-                Ok(rx) => tokio::time::timeout(Duration::from_secs(60), rx)
-                    .await
-                    .context("no task within 60 s")??,
-            }
-        };
+        let task = self.waiters.task(&id, "no task").await?;
         let body = serde_json::to_vec(
             &serde_json::json!({ "decision": "approve", "reason": null, "actor": { "id": "cm.li" } }),
         )?;
@@ -278,13 +208,7 @@ impl Client {
                 partnerflow_api::sign(&self.secret, now, signed),
             )
             .body(Body::from(body))?;
-        let done = {
-            let mut map = slots_lock(&self.slots);
-            let slot = map.entry(id).or_default();
-            let (tx, rx) = oneshot::channel();
-            slot.done_waiter = Some(tx);
-            rx
-        };
+        let done = self.waiters.expect_finish(&id);
         let t_callback = Instant::now();
         let response = self.router.clone().oneshot(request).await?;
         if !response.status().is_success() {
@@ -297,15 +221,8 @@ impl Client {
                 String::from_utf8_lossy(&bytes)
             );
         }
-        let finished_early = slots_lock(&self.slots).get(&id).is_some_and(|s| s.finished);
-        if !finished_early {
-            tokio::time::timeout(Duration::from_secs(60), done)
-                .await
-                .context("not completed within 60 s")?
-                .context("listener gone")?;
-        }
+        self.waiters.finish(&id, done, "not completed").await?;
         let latency = (t_callback.elapsed(), t_start.elapsed());
-        slots_lock(&self.slots).remove(&id);
         Ok(latency)
     }
 }

@@ -8,36 +8,20 @@
 //! webhook's signature. Latency is from sending the approval to receiving `workflow.finished`,
 //! as the Restate peer's driver measures it.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::settings::Settings;
 
 const WORKFLOW: &str = "reference_approval";
 
-#[derive(Default)]
-struct Slot {
-    task: Option<String>,
-    finished: bool,
-    task_waiter: Option<oneshot::Sender<String>>,
-    done_waiter: Option<oneshot::Sender<()>>,
-}
-
-type Slots = Arc<Mutex<HashMap<String, Slot>>>;
-
-fn lock(slots: &Slots) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
-    slots
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+type Waiters = crate::workload::Waiters<String, String>;
 
 /// What the driver needs from the settings: who starts, who approves, the webhook secret.
 struct Credentials {
@@ -89,17 +73,17 @@ pub async fn run(
     concurrency: usize,
 ) -> Result<()> {
     let creds = Arc::new(credentials(settings)?);
-    let slots: Slots = Arc::default();
+    let waiters: Arc<Waiters> = Arc::default();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the webhook receiver on {listen}"))?;
     let receiver = {
-        let (slots, creds) = (slots.clone(), creds.clone());
+        let (waiters, creds) = (waiters.clone(), creds.clone());
         axum::Router::new().route(
             &creds.hook_path.clone(),
             axum::routing::post(move |headers: HeaderMap, body: Bytes| {
-                let (slots, creds) = (slots.clone(), creds.clone());
-                async move { receive(&slots, &creds, &headers, &body) }
+                let (waiters, creds) = (waiters.clone(), creds.clone());
+                async move { receive(&waiters, &creds, &headers, &body) }
             }),
         )
     };
@@ -119,51 +103,30 @@ pub async fn run(
         "partnerflow bench http: {workflows} × {WORKFLOW} against {url}, {concurrency} in flight; tasks and completions learnt from webhooks on {listen}"
     );
     let run_id = Uuid::now_v7().simple().to_string();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let bar = Arc::new(crate::progress::Progress::new(
-        workflows as u64,
-        "{bar:40} {pos}/{len} workflows · {per_sec} · ETA {eta}",
+    let driver = Arc::new(Driver {
+        client: client.clone(),
+        url: url.trim_end_matches('/').to_owned(),
+        waiters: waiters.clone(),
+        creds: creds.clone(),
+    });
+    let (elapsed, mut approval_to_done, mut end_to_end) = crate::workload::run_clients(
+        workflows,
+        concurrency,
+        &format!("http-{run_id}"),
         "bench http (workflows)",
-    ));
-    let started = Instant::now();
-    let mut clients = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
-        let driver = Driver {
-            client: client.clone(),
-            url: url.trim_end_matches('/').to_owned(),
-            slots: slots.clone(),
-            creds: creds.clone(),
-        };
-        let (next, run_id, bar) = (next.clone(), run_id.clone(), bar.clone());
-        clients.spawn(async move {
-            let mut latencies = Vec::new();
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= workflows {
-                    return Ok::<_, anyhow::Error>(latencies);
-                }
-                latencies.push(driver.one(&format!("http-{run_id}-{i}")).await?);
-                bar.inc(1);
-            }
-        });
-    }
-    let mut approval_to_done = Vec::new();
-    let mut end_to_end = Vec::new();
-    while let Some(joined) = clients.join_next().await {
-        for (a, e) in joined.context("client task")?? {
-            approval_to_done.push(a);
-            end_to_end.push(e);
-        }
-    }
-    let elapsed = started.elapsed();
-    bar.finish_and_clear();
+        move |key| {
+            let driver = driver.clone();
+            async move { driver.one(&key).await }
+        },
+    )
+    .await?;
     server.abort();
     crate::bench::report(workflows, elapsed, &mut approval_to_done, &mut end_to_end);
     Ok(())
 }
 
 /// One webhook: signature checked, then the waiting workflow told.
-fn receive(slots: &Slots, creds: &Credentials, headers: &HeaderMap, body: &[u8]) -> StatusCode {
+fn receive(waiters: &Waiters, creds: &Credentials, headers: &HeaderMap, body: &[u8]) -> StatusCode {
     let header = |name: &str| {
         headers
             .get(name)
@@ -192,20 +155,12 @@ fn receive(slots: &Slots, creds: &Credentials, headers: &HeaderMap, body: &[u8])
         return StatusCode::BAD_REQUEST;
     };
     let instance = event["instance_id"].as_str().unwrap_or("").to_owned();
-    let mut map = lock(slots);
-    let slot = map.entry(instance).or_default();
     match event["type"].as_str() {
         Some("task.created") => {
             let task = event["data"]["task"].as_str().unwrap_or("").to_owned();
-            match slot.task_waiter.take() {
-                Some(w) => drop(w.send(task)),
-                None => slot.task = Some(task),
-            }
+            waiters.task_opened(instance, task);
         }
-        Some("workflow.finished") => match slot.done_waiter.take() {
-            Some(w) => drop(w.send(())),
-            None => slot.finished = true,
-        },
+        Some("workflow.finished") => waiters.finished(instance),
         _ => {}
     }
     StatusCode::NO_CONTENT
@@ -214,7 +169,7 @@ fn receive(slots: &Slots, creds: &Credentials, headers: &HeaderMap, body: &[u8])
 struct Driver {
     client: reqwest::Client,
     url: String,
-    slots: Slots,
+    waiters: Arc<Waiters>,
     creds: Arc<Credentials>,
 }
 
@@ -242,31 +197,8 @@ impl Driver {
             .as_str()
             .context("start answered without an id")?
             .to_owned();
-        let waiting = {
-            let mut map = lock(&self.slots);
-            let slot = map.entry(id.clone()).or_default();
-            match slot.task.take() {
-                Some(t) => Err(t),
-                None => {
-                    let (tx, rx) = oneshot::channel();
-                    slot.task_waiter = Some(tx);
-                    Ok(rx)
-                }
-            }
-        };
-        let task = match waiting {
-            Err(t) => t,
-            Ok(rx) => tokio::time::timeout(Duration::from_secs(60), rx)
-                .await
-                .context("no task.created webhook within 60 s")??,
-        };
-        let done = {
-            let mut map = lock(&self.slots);
-            let slot = map.entry(id.clone()).or_default();
-            let (tx, rx) = oneshot::channel();
-            slot.done_waiter = Some(tx);
-            rx
-        };
+        let task = self.waiters.task(&id, "no task.created webhook").await?;
+        let done = self.waiters.expect_finish(&id);
         let body =
             serde_json::to_vec(&json!({ "decision": "approve", "actor": { "id": "cm.li" } }))?;
         let path = format!("/v1/tasks/{task}/decision");
@@ -299,15 +231,10 @@ impl Driver {
                 response.text().await.unwrap_or_default()
             );
         }
-        let finished_early = lock(&self.slots).get(&id).is_some_and(|s| s.finished);
-        if !finished_early {
-            tokio::time::timeout(Duration::from_secs(60), done)
-                .await
-                .context("no workflow.finished webhook within 60 s")?
-                .context("receiver gone")?;
-        }
+        self.waiters
+            .finish(&id, done, "no workflow.finished webhook")
+            .await?;
         let latency = (t_approval.elapsed(), t_start.elapsed());
-        lock(&self.slots).remove(&id);
         Ok(latency)
     }
 }

@@ -4,7 +4,8 @@
 //! - [`settings`]: layered configuration (files, environment).
 //! - [`app`]: builds an engine from settings; the one place that picks backends.
 //! - [`demo`]: a simulated programme on a virtual clock.
-//! - [`bench`]: the reference workload of PRODUCT §6; [`bench_settlement`]: the settlement at scale.
+//! - [`bench`]: the reference workload of PRODUCT §6 (in process; [`bench_http`] over HTTP,
+//!   both on the client pool of [`workload`]); [`bench_settlement`]: the settlement at scale.
 //! - [`operate`]: operator commands (cancel, resume).
 //! - [`report`]: text reports (a partner's ledger).
 //! - [`settle`]: transaction import, settlement runs and their schedule.
@@ -22,3 +23,4 @@ pub mod reach;
 pub mod report;
 pub mod settings;
 pub mod settle;
+pub mod workload;
