@@ -38,15 +38,33 @@ fn instance() -> InstanceState {
     state
 }
 
+/// The handlers and validators the shipped settings register.
+fn registry() -> partnerflow_core::handler::HandlerRegistry {
+    let settings = Settings::load(std::path::Path::new("config")).expect("settings");
+    partnerflow::app::registry(&settings, partnerflow::app::Providers::default().payments)
+        .expect("registry")
+}
+
+fn programme() -> partnerflow_core::programme::Programme {
+    partnerflow_core::programme::Programme::parse(include_str!("../../config/programme.toml"))
+        .expect("programme")
+}
+
+/// The JSON payloads of `examples/`, by name.
+fn json_examples() -> Vec<std::path::PathBuf> {
+    let mut entries: Vec<_> = std::fs::read_dir(EXAMPLES)
+        .expect("examples/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    entries.sort();
+    entries
+}
+
 #[test]
 fn every_example_passes_its_validator() {
-    let settings = Settings::load(std::path::Path::new("config")).expect("settings");
-    let registry =
-        partnerflow::app::registry(&settings, partnerflow::app::Providers::default().payments)
-            .expect("registry");
-    let programme =
-        partnerflow_core::programme::Programme::parse(include_str!("../../config/programme.toml"))
-            .expect("programme");
+    let registry = registry();
+    let programme = programme();
     let calendar = BusinessCalendar::weekdays_only(chrono_tz::Asia::Shanghai);
     let instance = instance();
     // The examples name their uploads `<attachment id>`, for a certified partner.
@@ -55,13 +73,7 @@ fn every_example_passes_its_validator() {
         .with_upload("<attachment id>");
     let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).expect("date");
     let mut checked = 0;
-    let mut entries: Vec<_> = std::fs::read_dir(EXAMPLES)
-        .expect("examples/")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    entries.sort();
-    for path in entries {
+    for path in json_examples() {
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -140,25 +152,14 @@ fn the_readme_names_every_field_the_validators_ask_for() {
         .flat_map(|span| span.split(|c: char| !(c.is_alphanumeric() || c == '_')))
         .filter(|w| !w.is_empty())
         .collect();
-    let settings = Settings::load(std::path::Path::new("config")).expect("settings");
-    let registry =
-        partnerflow::app::registry(&settings, partnerflow::app::Providers::default().payments)
-            .expect("registry");
-    let programme =
-        partnerflow_core::programme::Programme::parse(include_str!("../../config/programme.toml"))
-            .expect("programme");
+    let registry = registry();
+    let programme = programme();
     let calendar = BusinessCalendar::weekdays_only(chrono_tz::Asia::Shanghai);
     let instance = instance();
     let facts = RecordFacts::for_partner("P-1002").certified();
     let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).expect("date");
     let mut missing = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(EXAMPLES)
-        .expect("examples/")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    entries.sort();
-    for path in entries {
+    for path in json_examples() {
         let name = path
             .file_name()
             .and_then(|n| n.to_str())

@@ -67,7 +67,16 @@ impl Engine {
                 continue;
             }
             let ctx = self
-                .context(&def, &state, role.as_deref(), a, &dir, key, now)
+                .context(
+                    &def,
+                    &state,
+                    role.as_deref(),
+                    a,
+                    &dir,
+                    key,
+                    &spec.template,
+                    now,
+                )
                 .await?;
             match self
                 .send_one(&state, spec, key, a, &ctx, last_attempt, now)
@@ -252,6 +261,7 @@ impl Engine {
         a: &Address,
         dir: &Directory,
         key: &str,
+        template: &str,
         now: DateTime<Utc>,
     ) -> Result<Context> {
         let tz: chrono_tz::Tz = a
@@ -271,7 +281,8 @@ impl Engine {
             _ => TaskVars::default(),
         };
         let links = match (&state.task, role) {
-            (Some(t), Some(role)) if a.person && !a.copy && spec_is_task(key) => {
+            // Task messages (assigned, reminder, escalation) carry the links.
+            (Some(t), Some(role)) if a.person && !a.copy && template.starts_with("task.") => {
                 self.links_for(def, state, t.id, role, a, dir, key, now)
                     .await?
             }
@@ -362,14 +373,6 @@ fn channel_label(c: Channel) -> &'static str {
         Channel::Email => "email",
         Channel::Sms => "sms",
     }
-}
-
-/// Whether the notification key is of a task message (assigned, reminder, escalation), which
-/// carries links; the machine names them `<instance>:<seq>:<cause>:<i>:task.<…>`.
-fn spec_is_task(key: &str) -> bool {
-    key.rsplit(':')
-        .next()
-        .is_some_and(|t| t.starts_with("task."))
 }
 
 /// The escalation level or reminder rung from the key's cause (`escalate0` → 1).

@@ -176,7 +176,7 @@ impl Engine {
                 "reminder" => metrics::counter!("partnerflow_sla_reminders_total", "role" => role_of(e)).increment(1),
                 "escalated" | "sla_breached" => {
                     let name = if e.kind == "escalated" { "partnerflow_sla_escalations_total" } else { "partnerflow_sla_breaches_total" };
-                    metrics::counter!(name, "role" => e.payload.get("role").and_then(|r| r.as_str()).unwrap_or("").to_owned()).increment(1);
+                    metrics::counter!(name, "role" => role_of(e)).increment(1);
                 }
                 _ => {}
             }

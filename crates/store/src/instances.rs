@@ -208,6 +208,17 @@ pub struct Listing<'a> {
     pub workflow: Option<&'a str>,
 }
 
+/// A row of `id, workflow_id, business_key, status, current_step`.
+fn summary_of(r: &sqlx::any::AnyRow) -> Result<Summary> {
+    Ok(Summary {
+        id: r.try_get(0)?,
+        workflow_id: r.try_get(1)?,
+        business_key: r.try_get(2)?,
+        status: r.try_get(3)?,
+        current_step: r.try_get(4)?,
+    })
+}
+
 /// Running instances not changed since `before` with nothing pending that would move them:
 /// no outbox row, no timer, no open task (candidates for "stuck"; the caller also checks
 /// their waits and children). Oldest change first.
@@ -228,17 +239,7 @@ pub async fn quiet_running(
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Summary {
-                id: r.try_get(0)?,
-                workflow_id: r.try_get(1)?,
-                business_key: r.try_get(2)?,
-                status: r.try_get(3)?,
-                current_step: r.try_get(4)?,
-            })
-        })
-        .collect()
+    rows.iter().map(summary_of).collect()
 }
 
 /// Instances passing `filter`, newest first.
@@ -255,17 +256,7 @@ pub async fn list(conn: &mut Conn, filter: Listing<'_>, limit: i64) -> Result<Ve
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Summary {
-                id: r.try_get(0)?,
-                workflow_id: r.try_get(1)?,
-                business_key: r.try_get(2)?,
-                status: r.try_get(3)?,
-                current_step: r.try_get(4)?,
-            })
-        })
-        .collect()
+    rows.iter().map(summary_of).collect()
 }
 
 /// The partner of an instance: `None` when there is no such instance, `Some(None)` when it
