@@ -87,6 +87,12 @@ async fn a_file_with_a_bad_row_is_refused_whole_and_a_second_import_imports_noth
     let again = try_import(&h, &text, true).await.expect("again");
     assert_eq!((again.imported, again.duplicates), (0, 1));
     assert_eq!(transactions(&h).await, 1);
+    // A file that repeats an order, and names one recorded already, imports each new order once.
+    let repeat = "crm,O-3,P-1001,C-1,ecs.c7,compute,50.00,CNY,0.06,purchase,2026-11-04 10:00:00,";
+    let text = format!("{HEADER}\n{good}\n{repeat}\n{repeat}\n");
+    let report = try_import(&h, &text, false).await.expect("repeats");
+    assert_eq!((report.rows, report.imported, report.duplicates), (3, 1, 2));
+    assert_eq!(transactions(&h).await, 2);
     // A header without a required column refuses the file at row 1.
     let no_amount = "source,order_id\ncrm,O-9\n";
     let refused = try_import(&h, no_amount, false).await.expect_err("header");

@@ -1,6 +1,6 @@
-//! Writing a transition's effects: tasks, ledger postings, standing, children and parents at
-//! once; outbox rows and timers handed back so that new instances' rows are written together
-//! ([`Deferred`]), each table in one statement.
+//! Writing a transition's effects: ledger postings, standing, children and parents at once;
+//! new tasks, outbox rows and timers handed back so that new instances' rows are written
+//! together ([`Deferred`]), each table in one statement.
 
 use std::collections::VecDeque;
 
@@ -14,9 +14,10 @@ use uuid::Uuid;
 use crate::engine::{Engine, Result};
 use crate::transition::{Target, Woke};
 
-/// The outbox rows and timers a transition's effects ask for.
+/// The tasks, outbox rows and timers a transition's effects ask for.
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
+    pub(crate) tasks: Vec<tasks::NewTask>,
     pub(crate) jobs: Vec<outbox::Work>,
     pub(crate) timers: Vec<(u64, TimerKind, DateTime<Utc>)>,
 }
@@ -36,12 +37,14 @@ impl Pending {
 #[derive(Debug, Default)]
 pub(crate) struct Deferred {
     instances: Vec<(InstanceState, Vec<Event>)>,
+    tasks: Vec<tasks::NewTask>,
     jobs: Vec<(Uuid, outbox::Work)>,
     timers: Vec<(Uuid, u64, TimerKind, DateTime<Utc>)>,
 }
 
 impl Deferred {
     pub(crate) fn add(&mut self, state: &InstanceState, events: Vec<Event>, p: Pending) {
+        self.tasks.extend(p.tasks);
         self.jobs.extend(p.jobs.into_iter().map(|j| (state.id, j)));
         self.timers.extend(
             p.timers
@@ -53,8 +56,8 @@ impl Deferred {
 }
 
 impl Engine {
-    /// Writes the effects, except the outbox rows and timers, which it returns for the
-    /// caller to write (for a new instance, together with the others of the transaction).
+    /// Writes the effects, except the new tasks, outbox rows and timers, which it returns for
+    /// the caller to write (for a new instance, together with the others of the transaction).
     pub(crate) async fn effects(
         &self,
         tx: &mut Conn,
@@ -65,7 +68,16 @@ impl Engine {
     ) -> Result<Pending> {
         let mut jobs = Vec::new();
         let mut new_timers = Vec::new();
+        let mut new_tasks = Vec::new();
         for effect in effects {
+            // A task opened earlier in this transition is written before it is changed.
+            if matches!(
+                effect,
+                Effect::CloseTask { .. } | Effect::EscalateTask { .. } | Effect::AssignTask { .. }
+            ) && !new_tasks.is_empty()
+            {
+                tasks::insert_many(tx, &std::mem::take(&mut new_tasks), now).await?;
+            }
             match effect {
                 Effect::RunStep { seq, step, handler } => {
                     jobs.push(outbox::Work::RunStep { seq, step, handler });
@@ -77,7 +89,14 @@ impl Engine {
                     step,
                     role,
                     due,
-                } => tasks::insert(tx, task_id, state.id, &step, seq, &role, due, now).await?,
+                } => new_tasks.push(tasks::NewTask {
+                    id: task_id,
+                    instance_id: state.id,
+                    step,
+                    seq,
+                    role,
+                    due,
+                }),
                 Effect::CloseTask { task_id, outcome } => {
                     tasks::close(tx, task_id, &outcome, now).await?
                 }
@@ -146,12 +165,14 @@ impl Engine {
             }
         }
         Ok(Pending {
+            tasks: new_tasks,
             jobs,
             timers: new_timers,
         })
     }
 
-    /// Writes the new instances gathered so far, with their events, outbox rows and timers.
+    /// Writes the new instances gathered so far, with their events, tasks, outbox rows and
+    /// timers.
     pub(crate) async fn flush(
         &self,
         tx: &mut Conn,
@@ -163,6 +184,7 @@ impl Engine {
         }
         let keys = &self.inner.settings.audit;
         instances::insert_new(tx, &d.instances, keys, now).await?;
+        tasks::insert_many(tx, &d.tasks, now).await?;
         outbox::insert_for_many(tx, &d.jobs, now).await?;
         timers::insert_for_many(tx, &d.timers).await?;
         *d = Deferred::default();

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
 use partnerflow_core::machine::{self, Command, Ctx, InstanceState};
-use partnerflow_store::{Conn, idempotency, instances, outbox, timers};
+use partnerflow_store::{Conn, idempotency, instances, outbox, tasks, timers};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -330,6 +330,7 @@ impl Engine {
                 if is_new {
                     deferred.add(&state, applied.events, pending);
                 } else {
+                    tasks::insert_many(tx, &pending.tasks, now).await?;
                     outbox::insert_many(tx, state.id, &pending.jobs, now).await?;
                     timers::insert_many(tx, state.id, &pending.timers).await?;
                 }

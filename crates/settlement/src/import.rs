@@ -53,9 +53,9 @@ enum Sink {
 }
 
 impl Sink {
-    async fn open(store: &Store) -> Result<Sink> {
+    async fn open(store: &Store, now: DateTime<Utc>) -> Result<Sink> {
         Ok(match store.backend {
-            Backend::Postgres => Sink::Copy(transactions::Copy::begin(store).await?),
+            Backend::Postgres => Sink::Copy(transactions::Copy::begin(store, now).await?),
             Backend::Sqlite => Sink::Insert(store.begin().await?, 0),
         })
     }
@@ -63,12 +63,14 @@ impl Sink {
     async fn send(
         &mut self,
         store: &Store,
-        rows: &[Transaction],
+        rows: Vec<Transaction>,
         now: DateTime<Utc>,
     ) -> Result<()> {
         match self {
-            Sink::Copy(c) => c.send(rows, now).await?,
-            Sink::Insert(tx, n) => *n += transactions::insert(tx, store.backend, rows, now).await?,
+            Sink::Copy(c) => c.send(rows).await?,
+            Sink::Insert(tx, n) => {
+                *n += transactions::insert(tx, store.backend, &rows, now).await?;
+            }
         }
         Ok(())
     }
@@ -173,7 +175,7 @@ pub async fn csv(
         Error::Invalid(format!("row 1 (the header): {}", named.join("; ")))
     })?;
     let mut report = ImportReport::default();
-    let mut sink = Sink::open(store).await?;
+    let mut sink = Sink::open(store, now).await?;
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut row = 1;
     loop {
@@ -206,11 +208,11 @@ pub async fn csv(
             chunk.clear();
         }
         if (chunk.len() >= CHUNK || done) && !chunk.is_empty() {
-            if let Err(e) = sink.send(store, &chunk, now).await {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+            if let Err(e) = sink.send(store, full, now).await {
                 sink.abort().await?;
                 return Err(e);
             }
-            chunk.clear();
         }
         if report.rows.is_multiple_of(CHUNK as u64) || done {
             let bytes = records.reader().get_ref().bytes;

@@ -48,32 +48,41 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Task> {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-pub async fn insert(
-    conn: &mut Conn,
-    id: Uuid,
-    instance_id: Uuid,
-    step: &str,
-    seq: u64,
-    role: &str,
-    due: Due,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    sqlx::query(
-        r#"insert into tasks (id, instance_id, step, seq, role, status, created_at, due_at, beyond_calendar, escalation_level)
-           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0)"#,
-    )
-    .bind(id.to_string())
-    .bind(instance_id.to_string())
-    .bind(step)
-    .bind(crate::seq_i64(seq))
-    .bind(role)
-    .bind(OPEN)
-    .bind(to_micros(now))
-    .bind(to_micros(due.at))
-    .bind(i64::from(due.beyond_calendar))
-    .execute(&mut *conn)
-    .await?;
+/// A task to open: its instance, step, role and due point.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub id: Uuid,
+    pub instance_id: Uuid,
+    pub step: String,
+    pub seq: u64,
+    pub role: String,
+    pub due: Due,
+}
+
+/// Opens tasks, as many a statement as the parameter limit allows (a bulk start opens one per
+/// instance).
+pub async fn insert_many(conn: &mut Conn, new: &[NewTask], now: DateTime<Utc>) -> Result<()> {
+    for chunk in new.chunks(1000) {
+        let sql = format!(
+            "insert into tasks (id, instance_id, step, seq, role, status, created_at, due_at, beyond_calendar, escalation_level) values {}",
+            crate::values_clause(chunk.len(), 10)
+        );
+        let mut q = sqlx::query(crate::sql(sql));
+        for t in chunk {
+            q = q
+                .bind(t.id.to_string())
+                .bind(t.instance_id.to_string())
+                .bind(t.step.clone())
+                .bind(crate::seq_i64(t.seq))
+                .bind(t.role.clone())
+                .bind(OPEN)
+                .bind(to_micros(now))
+                .bind(to_micros(t.due.at))
+                .bind(i64::from(t.due.beyond_calendar))
+                .bind(0_i64);
+        }
+        q.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

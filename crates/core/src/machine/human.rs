@@ -14,7 +14,6 @@ impl Machine<'_, '_> {
         let cal = self.ctx.calendar;
         let task_id = (self.ctx.new_id)();
         let due = h.sla.after(now, None, cal);
-        let at = |span: Span| span.after(now, Some(h.sla), cal);
         self.state.task = Some(OpenTask {
             id: task_id,
             due,
@@ -22,6 +21,7 @@ impl Machine<'_, '_> {
             approvals: vec![],
             rejections: vec![],
             assignee: None,
+            chained_timers: true,
         });
         self.out.effects.push(Effect::OpenTask {
             task_id,
@@ -44,21 +44,30 @@ impl Machine<'_, '_> {
             }],
             "task",
         );
-        for (index, span) in h.reminders.iter().enumerate() {
-            self.schedule(TimerKind::Remind { index }, at(*span));
+        if let Some((kind, due)) = ladder(h, now, cal).into_iter().next() {
+            self.schedule(kind, due);
         }
-        for (index, e) in h.escalations.iter().enumerate() {
-            self.schedule(
-                TimerKind::Escalate {
-                    index,
-                    to: e.to.clone(),
-                },
-                at(e.at),
-            );
+    }
+
+    /// After a rung of a chained task's ladder fired (and the task is still open at the
+    /// same step), schedules the one after it.
+    fn next_rung(&mut self, fired: &TimerKind, seq: u64) {
+        let Some(task) = self.state.task.as_ref().filter(|t| t.chained_timers) else {
+            return;
+        };
+        if self.state.seq != seq || self.state.status != super::Status::Running {
+            return;
         }
-        self.schedule(TimerKind::Breach, at(h.breach));
-        if h.silence != SilencePolicy::EscalateOnly {
-            self.schedule(TimerKind::Silence, due);
+        let Ok((_, h)) = self.human() else {
+            return;
+        };
+        let rungs = ladder(&h, task.opened_at, self.ctx.calendar);
+        let next = rungs
+            .iter()
+            .position(|(kind, _)| kind == fired)
+            .and_then(|i| rungs.get(i + 1).cloned());
+        if let Some((kind, due)) = next {
+            self.schedule(kind, due);
         }
     }
 
@@ -198,6 +207,15 @@ impl Machine<'_, '_> {
     }
 
     pub(super) fn timer(&mut self, timer: TimerKind) -> Result<(), Error> {
+        let seq = self.state.seq;
+        self.fire(timer.clone())?;
+        if !matches!(timer, TimerKind::Elapsed | TimerKind::Timeout) {
+            self.next_rung(&timer, seq);
+        }
+        Ok(())
+    }
+
+    fn fire(&mut self, timer: TimerKind) -> Result<(), Error> {
         let system = Actor::system();
         match timer {
             TimerKind::Elapsed => {
@@ -304,4 +322,33 @@ impl Machine<'_, '_> {
             }
         }
     }
+}
+
+/// A human step's SLA ladder from the moment its task opened, earliest first (a stable sort:
+/// rungs due at the same instant keep the order reminders, escalations, breach, silence).
+fn ladder(
+    h: &HumanStep,
+    opened_at: chrono::DateTime<chrono::Utc>,
+    cal: &crate::calendar::BusinessCalendar,
+) -> Vec<(TimerKind, crate::calendar::Due)> {
+    let at = |span: Span| span.after(opened_at, Some(h.sla), cal);
+    let mut rungs: Vec<(TimerKind, crate::calendar::Due)> = Vec::new();
+    for (index, span) in h.reminders.iter().enumerate() {
+        rungs.push((TimerKind::Remind { index }, at(*span)));
+    }
+    for (index, e) in h.escalations.iter().enumerate() {
+        rungs.push((
+            TimerKind::Escalate {
+                index,
+                to: e.to.clone(),
+            },
+            at(e.at),
+        ));
+    }
+    rungs.push((TimerKind::Breach, at(h.breach)));
+    if h.silence != SilencePolicy::EscalateOnly {
+        rungs.push((TimerKind::Silence, h.sla.after(opened_at, None, cal)));
+    }
+    rungs.sort_by_key(|(_, due)| due.at);
+    rungs
 }

@@ -156,6 +156,10 @@ pub struct OpenTask {
     /// The person the task was assigned to by an operator; none: the role's queue.
     #[serde(default)]
     pub assignee: Option<String>,
+    /// The task's SLA ladder runs on one timer: each rung, when it fires, schedules the next.
+    /// False for tasks opened before, whose rungs were all scheduled when they opened.
+    #[serde(default)]
+    pub chained_timers: bool,
 }
 
 /// The person at the partner an instance's partner notifications go to. Any workflow's input

@@ -177,8 +177,20 @@ fn a_quorum_needs_distinct_approvers_and_excludes_the_submitter() {
     assert_eq!(w.state.status, Status::Finished("completed".to_owned()));
 }
 
+fn scheduled(effects: &[Effect]) -> Vec<(TimerKind, String)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::ScheduleTimer { kind, due, .. } => {
+                Some((kind.clone(), due.at.format("%H:%M").to_string()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
-fn a_human_step_schedules_its_ladder_from_the_sla() {
+fn a_human_step_runs_its_ladder_on_one_timer_from_the_sla() {
     let mut w = World::new();
     w.apply(Command::Start {
         input: json!({}),
@@ -192,23 +204,78 @@ fn a_human_step_schedules_its_ladder_from_the_sla() {
             output: Value::Null,
         })
         .expect("prepare");
-    let timers: Vec<(TimerKind, String)> = out
-        .effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::ScheduleTimer { kind, due, .. } => {
-                Some((kind.clone(), due.at.format("%H:%M").to_string()))
-            }
-            _ => None,
+    // One timer at a time: the first rung when the task opens, each next one when the
+    // previous fires. 4 h SLA from 02:00 UTC: reminders at 50 % and 80 %, the first
+    // escalation, the breach and the silence policy at 100 %; the silence policy confirms,
+    // so the second escalation (200 %) is never scheduled.
+    let mut chain = scheduled(&out.effects);
+    assert_eq!(chain.len(), 1, "one timer when the task opens: {chain:?}");
+    loop {
+        let (kind, _) = chain.last().cloned().expect("a rung");
+        let out = w
+            .apply(Command::TimerFired {
+                seq: 2,
+                timer: kind,
+            })
+            .expect("fires");
+        let next = scheduled(&out.effects);
+        assert!(next.len() <= 1, "at most one next rung: {next:?}");
+        if next.is_empty() {
+            break;
+        }
+        chain.extend(next);
+    }
+    let times: Vec<&str> = chain.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(times, vec!["04:00", "05:12", "06:00", "06:00", "06:00"]);
+    assert!(matches!(chain[0].0, TimerKind::Remind { index: 0 }));
+    assert!(matches!(chain[1].0, TimerKind::Remind { index: 1 }));
+    assert!(matches!(chain[2].0, TimerKind::Escalate { index: 0, .. }));
+    assert!(matches!(chain[3].0, TimerKind::Breach));
+    assert!(matches!(chain[4].0, TimerKind::Silence));
+    assert_eq!(w.state.status, Status::Finished("completed".to_owned()));
+}
+
+#[test]
+fn tasks_opened_with_every_rung_scheduled_schedule_no_more() {
+    let mut w = World::new();
+    w.start_and_prepare();
+    if let Some(task) = w.state.task.as_mut() {
+        task.chained_timers = false;
+    }
+    let out = w
+        .apply(Command::TimerFired {
+            seq: 2,
+            timer: TimerKind::Remind { index: 0 },
         })
-        .collect();
-    // 4 h SLA from 02:00 UTC: reminders at 50 % and 80 %, escalations at 100 % and 200 %.
-    let times: Vec<&str> = timers.iter().map(|(_, t)| t.as_str()).collect();
-    assert_eq!(
-        times,
-        vec!["04:00", "05:12", "06:00", "10:00", "06:00", "06:00"]
+        .expect("reminder");
+    assert!(out.changed, "the reminder is sent");
+    assert!(
+        scheduled(&out.effects).is_empty(),
+        "its next rung exists already"
     );
-    assert!(matches!(timers[5].0, TimerKind::Silence));
+}
+
+#[test]
+fn a_decided_task_schedules_no_further_rung() {
+    let mut w = World::new();
+    w.start_and_prepare();
+    let task = w.state.task.as_ref().map(|t| t.id).expect("a task");
+    w.dir.people.push(crate::directory::Person {
+        id: "e3".to_owned(),
+        name: "Expert 3".to_owned(),
+        roles: vec!["expert".to_owned()],
+        ..w.dir.people[1].clone()
+    });
+    w.apply(decide(task, "e1")).expect("first approval");
+    w.apply(decide(task, "e3")).expect("second approval");
+    let late = w
+        .apply(Command::TimerFired {
+            seq: 2,
+            timer: TimerKind::Remind { index: 0 },
+        })
+        .expect("stale");
+    assert!(!late.changed);
+    assert!(scheduled(&late.effects).is_empty());
 }
 
 #[test]
