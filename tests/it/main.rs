@@ -32,3 +32,4 @@ mod settlement_periods;
 mod signatures;
 mod supplements;
 mod verification;
+mod wake;

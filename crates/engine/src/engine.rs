@@ -216,6 +216,10 @@ pub(crate) struct Inner {
     pub(crate) wake_sweeper: Notify,
     /// Never woken: the janitor runs on its interval only.
     pub(crate) wake_janitor: Notify,
+    /// Whether this process runs a dispatcher, a sweeper: when it does not, a commit that
+    /// leaves them work wakes the other processes' (`store::wake`).
+    pub(crate) dispatching: std::sync::atomic::AtomicBool,
+    pub(crate) sweeping: std::sync::atomic::AtomicBool,
     /// The delegations made through the API, as last read, and when: read at most once a
     /// second (a delegation made in another process counts within a second), and again at
     /// once after this process made or revoked one.
@@ -292,6 +296,8 @@ impl Engine {
                 wake_dispatcher: Notify::new(),
                 wake_sweeper: Notify::new(),
                 wake_janitor: Notify::new(),
+                dispatching: std::sync::atomic::AtomicBool::new(false),
+                sweeping: std::sync::atomic::AtomicBool::new(false),
                 notices: tokio::sync::broadcast::channel(16 * 1024).0,
             }),
         }

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use partnerflow_core::machine::Command;
-use partnerflow_store::{outbox, timers};
+use partnerflow_store::{outbox, timers, wake};
 use tokio_util::sync::CancellationToken;
 
 use futures::{FutureExt, StreamExt};
+use std::sync::atomic::Ordering;
 
 use crate::engine::{Engine, Error, Result};
 
@@ -179,13 +180,15 @@ impl Engine {
         }
     }
 
-    /// The dispatcher: pushes due rows whenever a commit wakes it, and at least every poll
-    /// interval (which is also when rows the queue or a worker lost are noticed).
+    /// The dispatcher: pushes due rows whenever a commit wakes it (in this process, or in
+    /// another through `store::wake`), and at least every poll interval (which is also when
+    /// rows the queue or a worker lost are noticed).
     pub async fn run_dispatcher(&self, shutdown: CancellationToken) {
         let poll = self.inner.settings.poll;
+        self.inner.dispatching.store(true, Ordering::Relaxed);
         self.run_loop(
             "dispatcher",
-            &self.inner.wake_dispatcher,
+            (&self.inner.wake_dispatcher, Some(wake::Loop::Dispatcher)),
             poll,
             shutdown,
             |e| Box::pin(async move { e.dispatch_once().await }),
@@ -193,36 +196,67 @@ impl Engine {
         .await;
     }
 
-    /// The timer sweeper.
+    /// The timer sweeper, woken like the dispatcher.
     pub async fn run_sweeper(&self, shutdown: CancellationToken) {
         let poll = self.inner.settings.poll;
-        self.run_loop("sweeper", &self.inner.wake_sweeper, poll, shutdown, |e| {
-            Box::pin(async move { e.sweep_once().await })
-        })
+        self.inner.sweeping.store(true, Ordering::Relaxed);
+        self.run_loop(
+            "sweeper",
+            (&self.inner.wake_sweeper, Some(wake::Loop::Sweeper)),
+            poll,
+            shutdown,
+            |e| Box::pin(async move { e.sweep_once().await }),
+        )
         .await;
     }
 
     /// The janitor: deletes old delivery rows every `retention.every`.
     pub async fn run_janitor(&self, shutdown: CancellationToken) {
         let every = self.inner.settings.retention.every;
-        self.run_loop("janitor", &self.inner.wake_janitor, every, shutdown, |e| {
-            Box::pin(async move {
-                // A round that deleted rows is not a reason to run again at once.
-                e.purge_once().await.map(|_| 0)
-            })
-        })
+        self.run_loop(
+            "janitor",
+            (&self.inner.wake_janitor, None),
+            every,
+            shutdown,
+            |e| {
+                Box::pin(async move {
+                    // A round that deleted rows is not a reason to run again at once.
+                    e.purge_once().await.map(|_| 0)
+                })
+            },
+        )
         .await;
     }
 
+    /// Listens for another process's wake-ups of `target`; none (polling only) on SQLite or
+    /// while PostgreSQL cannot be reached.
+    async fn listen(&self, name: &'static str, target: wake::Loop) -> Option<wake::Listener> {
+        match wake::Listener::connect(&self.inner.store, target).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::warn!(loop_name = name, error = %e, "cannot listen for wake-ups from other processes; polling only until it can");
+                None
+            }
+        }
+    }
+
+    /// Runs `round` whenever this process's `wake` is notified, another process's wake-up for
+    /// the loop arrives, or `interval` has passed. The listener is connected before the first
+    /// round, so work committed elsewhere is either found by that round or announced after it.
     async fn run_loop(
         &self,
         name: &'static str,
-        wake: &tokio::sync::Notify,
+        (wake, remote): (&tokio::sync::Notify, Option<wake::Loop>),
         interval: std::time::Duration,
         shutdown: CancellationToken,
         round: impl Fn(Engine) -> futures::future::BoxFuture<'static, Result<usize>>,
     ) {
+        let mut listener = None;
+        let mut deaf = false;
         loop {
+            if let (None, Some(target)) = (&listener, remote) {
+                listener = self.listen(name, target).await;
+            }
             let woken = wake.notified();
             // A panic in a round is caught here, logged and counted; the loop goes on, so a
             // dispatcher or sweeper never dies silently.
@@ -250,9 +284,24 @@ impl Engine {
                     metrics::counter!("partnerflow_loop_panics_total", "loop" => name).increment(1);
                 }
             }
+            // After a failed wait for a wake-up, one whole interval passes before the next, so a
+            // lost server is not asked again in a busy loop.
+            let listening = !std::mem::take(&mut deaf);
+            let heard = async {
+                match listener.as_mut().filter(|_| listening) {
+                    Some(l) => l.next().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = woken => {}
+                r = heard => {
+                    if let Err(e) = r {
+                        tracing::warn!(loop_name = name, error = %e, "lost the wake-up listener; polling until it reconnects");
+                        deaf = true;
+                    }
+                }
                 () = tokio::time::sleep(interval) => {}
             }
         }
@@ -333,7 +382,7 @@ mod tests {
         let never_woken = tokio::sync::Notify::new();
         let looping = engine.run_loop(
             "test",
-            &never_woken,
+            (&never_woken, None),
             std::time::Duration::from_millis(1),
             shutdown,
             move |_| {

@@ -143,6 +143,19 @@ impl Engine {
             .ok_or_else(|| Error::Conflict("empty transition".to_owned()))
     }
 
+    /// The loops of other processes a commit must wake: those this process does not run.
+    fn remote_wakes(&self, woke: Woke) -> Vec<partnerflow_store::wake::Loop> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut out = Vec::new();
+        if woke.jobs && !self.inner.dispatching.load(Relaxed) {
+            out.push(partnerflow_store::wake::Loop::Dispatcher);
+        }
+        if woke.timers && !self.inner.sweeping.load(Relaxed) {
+            out.push(partnerflow_store::wake::Loop::Sweeper);
+        }
+        out
+    }
+
     /// Applies every command of `initial` (and what their effects start) in one transaction,
     /// retried whole on a version conflict; the states of the initial targets, in order.
     async fn transact_all(
@@ -158,6 +171,10 @@ impl Engine {
             let mut tx = self.inner.store.begin().await?;
             match self.run(&mut tx, initial(attempt), also, &reply, now).await {
                 Ok((states, woke, notices, tallies)) => {
+                    for target in self.remote_wakes(woke) {
+                        let backend = self.inner.store.backend;
+                        partnerflow_store::wake::notify(&mut tx, backend, target).await?;
+                    }
                     tx.commit().await.map_err(partnerflow_store::Error::from)?;
                     for (workflow, status, events) in &tallies {
                         Engine::count_events(workflow, status, events);

@@ -37,6 +37,7 @@ pub mod standing;
 pub mod tasks;
 pub mod timers;
 pub mod transactions;
+pub mod wake;
 pub mod webhooks;
 
 use std::time::Duration;
