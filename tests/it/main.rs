@@ -10,6 +10,7 @@ mod api;
 mod attachments;
 mod console;
 mod contract;
+mod drivers;
 mod durability;
 mod examples;
 mod faults;

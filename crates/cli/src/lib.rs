@@ -13,6 +13,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod bench_driver;
 pub mod bench_http;
 pub mod bench_settlement;
 pub mod demo;

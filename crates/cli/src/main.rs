@@ -51,6 +51,14 @@ enum BenchWhat {
         #[arg(long, default_value_t = 100)]
         concurrency: usize,
     },
+    /// A transition's statements through sqlx's Any driver and through the native PostgreSQL
+    /// driver, in turns: wall time and client and server CPU per transition.
+    Driver {
+        #[arg(long, default_value_t = 5_000)]
+        transitions: u64,
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+    },
     /// Imports a generated month of transactions and settles it (twice), on the configured backend.
     Settlement {
         #[arg(long, default_value_t = 100_000)]
@@ -244,6 +252,14 @@ async fn main() -> Result<()> {
                     println!("{answer}");
                     Ok(())
                 }
+                Command::Bench {
+                    what:
+                        Some(BenchWhat::Driver {
+                            transitions,
+                            rounds,
+                        }),
+                    ..
+                } => partnerflow::bench_driver::run(&settings, transitions, rounds).await,
                 Command::Bench {
                     what:
                         Some(BenchWhat::Settlement {

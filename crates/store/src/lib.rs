@@ -31,6 +31,7 @@ pub mod ledger;
 pub mod links;
 pub mod notifications;
 pub mod outbox;
+pub mod probe;
 pub mod retention;
 pub mod settlement;
 pub mod standing;
