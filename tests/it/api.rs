@@ -146,3 +146,52 @@ on_both_backends!(
     partner_and_reviewers_act_through_signed_callbacks,
     shanghai(2025, 9, 1, 9, 0)
 );
+
+async fn the_task_list_pages_with_a_cursor_soonest_due_first(h: Harness) {
+    let api = Api::new(&h);
+    for (n, partner) in ["P-1001", "P-1002", "P-1003"].into_iter().enumerate() {
+        h.apply(application(partner, "agent", &format!("{partner}/zhang")))
+            .await
+            .expect("apply");
+        // Each a little later, so the due times differ.
+        h.clock.advance(chrono::Duration::minutes(10 + n as i64));
+    }
+    h.settle().await.expect("settle");
+    let (status, all) = api
+        .operator(Method::GET, "/v1/tasks?status=open", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    let all = all.as_array().cloned().unwrap_or_default();
+    assert!(all.len() >= 3, "{all:?}");
+    let due: Vec<&str> = all.iter().filter_map(|t| t["due_at"].as_str()).collect();
+    assert!(
+        due.windows(2).all(|w| w[0] <= w[1]),
+        "soonest due first: {due:?}"
+    );
+    // One at a time, each page after the last one's cursor, walks the same list.
+    let mut walked = Vec::new();
+    let mut uri = "/v1/tasks?status=open&limit=1".to_owned();
+    loop {
+        let (status, page) = api.operator(Method::GET, &uri, None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let Some(task) = page.as_array().and_then(|p| p.first()).cloned() else {
+            break;
+        };
+        assert_eq!(page.as_array().map(Vec::len), Some(1));
+        walked.push(task["id"].clone());
+        let cursor = task["cursor"].as_str().expect("cursor");
+        uri = format!("/v1/tasks?status=open&limit=1&after={cursor}");
+        assert!(walked.len() <= all.len(), "the walk ends");
+    }
+    let ids: Vec<Value> = all.iter().map(|t| t["id"].clone()).collect();
+    assert_eq!(walked, ids);
+    let (status, refused) = api
+        .operator(Method::GET, "/v1/tasks?after=yesterday", None)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["details"][0]["field"], json!("after"));
+}
+on_both_backends!(
+    the_task_list_pages_with_a_cursor_soonest_due_first,
+    shanghai(2026, 3, 2, 10, 0)
+);

@@ -32,6 +32,30 @@ struct ListQuery {
     role: Option<String>,
     status: Option<String>,
     limit: Option<i64>,
+    /// The `cursor` of the last task of the page before: the tasks due after it.
+    after: Option<String>,
+}
+
+/// A task's place in the due-ordered list: its due time (µs) and id.
+fn cursor_of(due_at: DateTime<Utc>, id: &str) -> String {
+    format!("{}.{id}", due_at.timestamp_micros())
+}
+
+fn parse_cursor(cursor: &str) -> Result<(DateTime<Utc>, String), ApiError> {
+    cursor
+        .split_once('.')
+        .and_then(|(us, id)| {
+            let due = DateTime::from_timestamp_micros(us.parse().ok()?)?;
+            Uuid::parse_str(id).ok()?;
+            Some((due, id.to_owned()))
+        })
+        .ok_or_else(|| {
+            ApiError::invalid_field(
+                "after",
+                "cursor",
+                format!("`{cursor}` is not a cursor: pass the `cursor` of a listed task"),
+            )
+        })
 }
 
 #[derive(Debug, Serialize)]
@@ -43,8 +67,11 @@ struct TaskItem {
     due_at: DateTime<Utc>,
     status: String,
     escalation_level: i64,
+    /// Pass as `after` for the next page.
+    cursor: String,
 }
 
+/// Tasks soonest due first (ties by id), a page of `limit` after the cursor `after`.
 async fn list(
     State(state): State<AppState>,
     AppQuery(q): AppQuery<ListQuery>,
@@ -57,10 +84,19 @@ async fn list(
         status: q.status.as_deref(),
         partner: caller.who.partner(),
     };
-    let tasks = state.engine.tasks(&filter, limit).await?;
+    let after = q.after.as_deref().map(parse_cursor).transpose()?;
+    let tasks = state
+        .engine
+        .tasks_page(
+            &filter,
+            after.as_ref().map(|(d, id)| (*d, id.as_str())),
+            limit,
+        )
+        .await?;
     let items = tasks
         .into_iter()
-        .map(|t| TaskItem {
+        .map(|(t, _)| TaskItem {
+            cursor: cursor_of(t.due_at, &t.id),
             id: t.id,
             instance_id: t.instance_id,
             step: t.step,
