@@ -32,5 +32,6 @@ mod settlement_api;
 mod settlement_periods;
 mod signatures;
 mod supplements;
+mod timers;
 mod verification;
 mod wake;

@@ -16,6 +16,7 @@ pub mod bench;
 pub mod bench_driver;
 pub mod bench_http;
 pub mod bench_settlement;
+pub mod bench_timers;
 pub mod demo;
 pub mod harness;
 pub mod operate;

@@ -59,6 +59,18 @@ enum BenchWhat {
         #[arg(long, default_value_t = 3)]
         rounds: u32,
     },
+    /// Open tasks with their SLA timers, opened in bulk, and the sweeper while their first
+    /// reminders come due (a share at one instant): lateness, memory, task listing.
+    Timers {
+        #[arg(long, default_value_t = 1_000_000)]
+        tasks: u64,
+        /// Tasks whose first reminder is due at the same instant.
+        #[arg(long, default_value_t = 100_000)]
+        burst: u64,
+        /// Seconds over which the other first reminders come due.
+        #[arg(long, default_value_t = 600)]
+        over: u64,
+    },
     /// Imports a generated month of transactions and settles it (twice), on the configured backend.
     Settlement {
         #[arg(long, default_value_t = 100_000)]
@@ -251,6 +263,17 @@ async fn main() -> Result<()> {
                         partnerflow::operate::run_now(&settings, id, op, &operator).await?;
                     println!("{answer}");
                     Ok(())
+                }
+                Command::Bench {
+                    what: Some(BenchWhat::Timers { tasks, burst, over }),
+                    ..
+                } => {
+                    let plan = partnerflow::bench_timers::Plan {
+                        tasks,
+                        burst,
+                        over_secs: over,
+                    };
+                    partnerflow::bench_timers::run(&settings, plan).await
                 }
                 Command::Bench {
                     what:

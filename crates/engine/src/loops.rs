@@ -17,6 +17,8 @@ use crate::engine::{Engine, Error, Result};
 /// Timers of one sweep fired at once: enough to hide each transition's commit latency, few
 /// enough to leave connections for the API and the workers.
 const SWEEP_CONCURRENCY: usize = 16;
+/// Instances whose timers fire in one transaction.
+const FIRE_GROUP: usize = 32;
 use crate::queue::{Job, JobSink};
 use crate::transition::Also;
 
@@ -81,12 +83,39 @@ impl Engine {
             });
             by_instance[slot].push(t);
         }
-        futures::stream::iter(by_instance)
-            .for_each_concurrent(SWEEP_CONCURRENCY, |timers| async move {
-                for t in timers {
-                    if let Err(e) = self.fire_timer(&t, now).await {
-                        tracing::warn!(instance = %t.instance_id, timer = t.id, error = %e, "timer not fired; it is claimed again when its claim runs out");
-                        metrics::counter!("partnerflow_timer_failures_total").increment(1);
+        // Groups of instances fire in one transaction each (one commit for many timers); a
+        // group that fails for any reason fires its timers one by one instead, so one bad
+        // instance holds up none of the others.
+        let groups: Vec<Vec<timers::Timer>> = by_instance
+            .chunks(FIRE_GROUP)
+            .map(|g| g.iter().flatten().cloned().collect())
+            .collect();
+        futures::stream::iter(groups)
+            .for_each_concurrent(SWEEP_CONCURRENCY, |group| async move {
+                let commands = group
+                    .iter()
+                    .map(|t| {
+                        let cmd = Command::TimerFired {
+                            seq: t.seq,
+                            timer: t.kind.clone(),
+                        };
+                        (t.id, t.instance_id, cmd)
+                    })
+                    .collect();
+                match self.fire_all(commands).await {
+                    Ok(()) => {
+                        for t in &group {
+                            Self::count_lateness(t, now);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(timers = group.len(), error = %e, "a group of timers fired one by one");
+                        for t in group {
+                            if let Err(e) = self.fire_timer(&t, now).await {
+                                tracing::warn!(instance = %t.instance_id, timer = t.id, error = %e, "timer not fired; it is claimed again when its claim runs out");
+                                metrics::counter!("partnerflow_timer_failures_total").increment(1);
+                            }
+                        }
                     }
                 }
             })
@@ -94,17 +123,21 @@ impl Engine {
         Ok(n)
     }
 
+    fn count_lateness(t: &timers::Timer, now: DateTime<Utc>) {
+        let late = (now - t.due_at).num_milliseconds().max(0);
+        metrics::histogram!("partnerflow_timer_lateness_seconds").record(late as f64 / 1000.0);
+    }
+
     /// Fires one claimed timer. A timer that another sweeper fired first (its claim outlived
     /// ours) changes nothing.
     pub async fn fire_timer(&self, t: &timers::Timer, now: DateTime<Utc>) -> Result<()> {
-        let late = (now - t.due_at).num_milliseconds().max(0);
-        metrics::histogram!("partnerflow_timer_lateness_seconds").record(late as f64 / 1000.0);
+        Self::count_lateness(t, now);
         let cmd = Command::TimerFired {
             seq: t.seq,
             timer: t.kind.clone(),
         };
         let also = Also {
-            timer_fired: Some(t.id),
+            timers_fired: vec![t.id],
             ..Also::default()
         };
         match self.apply(t.instance_id, cmd, also).await {

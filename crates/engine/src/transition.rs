@@ -18,8 +18,8 @@ use crate::engine::{Engine, Error, Idempotency, Notice, Result, Started, started
 pub(crate) struct Also {
     /// The outbox row whose work this transition completes, under the worker's lease.
     pub(crate) outbox_done: Option<outbox::Lease>,
-    /// The timer this transition fires.
-    pub(crate) timer_fired: Option<i64>,
+    /// The timers this transition fires (one, or a sweep's group).
+    pub(crate) timers_fired: Vec<i64>,
     /// The answer to store under the request's Idempotency-Key.
     pub(crate) idem: Option<(String, Idempotency)>,
     /// The instance as the caller just read it: the first attempt works from it instead of
@@ -204,6 +204,28 @@ impl Engine {
         }
     }
 
+    /// Fires a group of claimed timers (of different instances, or one instance's in due
+    /// order) in one transaction: one commit for the group, each instance saved under its own
+    /// version check.
+    pub(crate) async fn fire_all(&self, fired: Vec<(i64, Uuid, Command)>) -> Result<()> {
+        let also = Also {
+            timers_fired: fired.iter().map(|(id, _, _)| *id).collect(),
+            ..Also::default()
+        };
+        self.transact_all(
+            |_| {
+                fired
+                    .iter()
+                    .map(|(_, instance, cmd)| (Target::Existing(*instance), cmd.clone()))
+                    .collect()
+            },
+            &also,
+            |_| Value::Null,
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Creates instances and applies their first commands, all in one transaction (a bulk
     /// start: many instances, their first steps, tasks and timers, one commit).
     pub(crate) async fn create_many(
@@ -246,12 +268,12 @@ impl Engine {
                 lease.id
             )));
         }
-        if let Some(id) = also.timer_fired
-            && !timers::mark_fired(tx, id, now).await?
-        {
-            return Err(Error::Superseded(format!(
-                "timer {id} fired or was cancelled already"
-            )));
+        for id in &also.timers_fired {
+            if !timers::mark_fired(tx, *id, now).await? {
+                return Err(Error::Superseded(format!(
+                    "timer {id} fired or was cancelled already"
+                )));
+            }
         }
         if let Some((hash, evidence)) = &also.link_used
             && !partnerflow_store::links::consume(tx, hash, now, &evidence.ip, &evidence.user_agent)

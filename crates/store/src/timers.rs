@@ -150,3 +150,39 @@ pub async fn insert_for_many(
     }
     Ok(())
 }
+
+/// How late each timer due in `[from, to]` fired: its due time and µs after it (what
+/// `partnerflow bench timers` reports).
+pub async fn lateness(
+    conn: &mut Conn,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(DateTime<Utc>, i64)>> {
+    sqlx::query(
+        "select due_at, closed_at - due_at from timers
+         where due_at >= $1 and due_at <= $2 and status = 'fired' and closed_at is not null",
+    )
+    .bind(to_micros(from))
+    .bind(to_micros(to))
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| Ok((from_micros(r.try_get(0)?), r.try_get(1)?)))
+    .collect()
+}
+
+/// How many timers due in `[from, to]` are still pending.
+pub async fn pending_between(
+    conn: &mut Conn,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<i64> {
+    Ok(sqlx::query(
+        "select count(*) from timers where due_at >= $1 and due_at <= $2 and status = 'pending'",
+    )
+    .bind(to_micros(from))
+    .bind(to_micros(to))
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)?)
+}
