@@ -152,7 +152,8 @@ pub async fn list(conn: &mut Conn, filter: &Filter<'_>, limit: i64) -> Result<Ve
 }
 
 /// One page of [`list`]: the tasks after `after` (a task's due time and id, the cursor of the
-/// page before), soonest due first, ties by id.
+/// page before), soonest due first, ties by id. The row comparison lets the `(due_at, id)`
+/// index start at the cursor, however deep into the list it is.
 pub async fn page(
     conn: &mut Conn,
     filter: &Filter<'_>,
@@ -163,7 +164,7 @@ pub async fn page(
     let rows = sqlx::query(crate::sql(format!(
         "select {COLUMNS} from tasks where ($1 is null or role = $1) and ($2 is null or status = $2)
            and ($3 is null or instance_id in (select id from instances where partner_id = $3))
-           and (due_at > $4 or (due_at = $4 and id > $5))
+           and (due_at, id) > ($4, $5)
          order by due_at, id limit $6"
     )))
     .bind(filter.role.map(str::to_owned))
