@@ -112,11 +112,9 @@ pub async fn run(settings: &Settings, workflows: usize, concurrency: usize) -> R
 
 /// Prints throughput and the two latency distributions (shared with `bench http`).
 pub(crate) fn report(n: usize, elapsed: Duration, cb: &mut [Duration], e2e: &mut [Duration]) {
-    let pct = |v: &mut [Duration], p: f64| {
-        v.sort_unstable();
-        let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len().max(1)) - 1;
-        v.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
+    cb.sort_unstable();
+    e2e.sort_unstable();
+    let pct = crate::measure::percentile_ms;
     println!(
         "completed {n} workflows in {:.2} s: {:.0} workflows/s",
         elapsed.as_secs_f64(),

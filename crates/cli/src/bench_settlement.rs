@@ -89,19 +89,6 @@ impl Read for Generated {
     }
 }
 
-/// The process's peak resident memory (VmHWM), in MiB, where /proc tells it.
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
-}
-
 pub async fn run(settings: &Settings, partners: u64, transactions: u64) -> Result<()> {
     let engine = app::build(settings, Arc::new(SystemClock)).await?;
     let settlement = app::settlement(settings, &engine)?;
@@ -197,7 +184,7 @@ pub async fn run(settings: &Settings, partners: u64, transactions: u64) -> Resul
             "DIFFERENT"
         }
     );
-    if let Some(mib) = peak_rss_mib() {
+    if let Some(mib) = crate::measure::memory_mib("VmHWM") {
         println!("peak RSS: {mib:.0} MiB");
     }
     Ok(())

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::app;
+use crate::measure::{memory_mib, percentile_ms};
 use crate::settings::Settings;
 
 const WORKFLOW: &str = "reference_reminders";
@@ -35,34 +36,14 @@ pub struct Plan {
     pub over_secs: u64,
 }
 
-fn rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
-}
-
-fn percentile(sorted: &[i64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
-}
-
-fn summary(label: &str, late_us: &mut [i64]) {
-    late_us.sort_unstable();
+fn summary(label: &str, late: &mut [Duration]) {
+    late.sort_unstable();
     println!(
         "{label}: {} fired, late p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        late_us.len(),
-        percentile(late_us, 0.5),
-        percentile(late_us, 0.99),
-        late_us.last().map_or(0.0, |m| *m as f64 / 1000.0)
+        late.len(),
+        percentile_ms(late, 0.5),
+        percentile_ms(late, 0.99),
+        percentile_ms(late, 1.0)
     );
 }
 
@@ -168,7 +149,7 @@ pub async fn run(settings: &Settings, plan: Plan) -> Result<()> {
     let give_up = Duration::from_secs(plan.over_secs + 300);
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        rss.extend(rss_mib());
+        rss.extend(memory_mib("VmRSS"));
         if clock.now() < due_to {
             continue;
         }
@@ -187,11 +168,12 @@ pub async fn run(settings: &Settings, plan: Plan) -> Result<()> {
         let mut conn = engine.store().acquire().await?;
         partnerflow_store::timers::lateness(&mut conn, due_from, due_to).await?
     };
-    let mut all: Vec<i64> = fired.iter().map(|(_, late)| *late).collect();
-    let mut burst: Vec<i64> = fired
+    let late = |us: i64| Duration::from_micros(u64::try_from(us).unwrap_or(0));
+    let mut all: Vec<Duration> = fired.iter().map(|(_, us)| late(*us)).collect();
+    let mut burst: Vec<Duration> = fired
         .iter()
         .filter(|(due, _)| *due == burst_at)
-        .map(|(_, late)| *late)
+        .map(|(_, us)| late(*us))
         .collect();
     summary("reminders", &mut all);
     summary("the burst", &mut burst);
@@ -231,7 +213,7 @@ async fn list_tasks(settings: &Settings, engine: &Engine, clock: Arc<VirtualCloc
         let began = Instant::now();
         let response = router.clone().oneshot(request).await?;
         let body = axum::body::to_bytes(response.into_body(), 16 << 20).await?;
-        took.push(i64::try_from(began.elapsed().as_micros()).unwrap_or(i64::MAX));
+        took.push(began.elapsed());
         let page: Vec<serde_json::Value> = serde_json::from_slice(&body)?;
         match page.last().and_then(|t| t["cursor"].as_str()) {
             Some(cursor) => after = format!("&after={cursor}"),
@@ -242,8 +224,8 @@ async fn list_tasks(settings: &Settings, engine: &Engine, clock: Arc<VirtualCloc
     println!(
         "GET /v1/tasks (100 a page, {} pages by cursor): p50 {:.1} ms, max {:.1} ms",
         took.len(),
-        percentile(&took, 0.5),
-        took.last().map_or(0.0, |m| *m as f64 / 1000.0)
+        percentile_ms(&took, 0.5),
+        percentile_ms(&took, 1.0)
     );
     Ok(())
 }

@@ -19,6 +19,7 @@ pub mod bench_settlement;
 pub mod bench_timers;
 pub mod demo;
 pub mod harness;
+pub mod measure;
 pub mod operate;
 pub mod progress;
 pub mod reach;

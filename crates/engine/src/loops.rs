@@ -284,6 +284,8 @@ impl Engine {
         shutdown: CancellationToken,
         round: impl Fn(Engine) -> futures::future::BoxFuture<'static, Result<usize>>,
     ) {
+        // Only PostgreSQL carries wake-ups between processes.
+        let remote = remote.filter(|_| self.inner.store.url().is_some());
         let mut listener = None;
         let mut deaf = false;
         loop {

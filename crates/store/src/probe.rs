@@ -102,26 +102,24 @@ pub async fn run(store: &Store, transitions: u64, rounds: u32) -> Result<Vec<Run
     let mut native = sqlx::PgConnection::connect(url).await?;
     sqlx::raw_sql(SETUP).execute(&mut native).await?;
     let mut out = Vec::new();
-    let mut first = 0;
-    for _ in 0..rounds {
-        let (wall, client_cpu, server_cpu) = transitions!(&mut any, transitions, first);
-        first += transitions;
-        out.push(Run {
-            driver: "any",
-            transitions,
-            wall,
-            client_cpu,
-            server_cpu,
-        });
-        let (wall, client_cpu, server_cpu) = transitions!(&mut native, transitions, first);
-        first += transitions;
-        out.push(Run {
-            driver: "postgres",
-            transitions,
-            wall,
-            client_cpu,
-            server_cpu,
-        });
+    let run = |driver, (wall, client_cpu, server_cpu)| Run {
+        driver,
+        transitions,
+        wall,
+        client_cpu,
+        server_cpu,
+    };
+    // Each run appends events under sequence numbers of its own.
+    let first = |round: u32, driver: u64| (u64::from(round) * 2 + driver) * transitions;
+    for round in 0..rounds {
+        out.push(run(
+            "any",
+            transitions!(&mut any, transitions, first(round, 0)),
+        ));
+        out.push(run(
+            "postgres",
+            transitions!(&mut native, transitions, first(round, 1)),
+        ));
     }
     sqlx::raw_sql(TEARDOWN).execute(&mut native).await?;
     Ok(out)
