@@ -162,3 +162,21 @@ pub(crate) fn templates_to(v: &InstanceView, address: &str) -> Vec<String> {
         .map(|n| n.template.clone())
         .collect()
 }
+
+/// Settings with the reference workflows (`workflows/reference`) loaded.
+pub(crate) fn with_reference(s: &mut partnerflow::settings::Settings) {
+    s.paths.extra_workflows =
+        vec![concat!(env!("CARGO_MANIFEST_DIR"), "/../../workflows/reference").into()];
+}
+
+/// One start of a bulk start, by the system, with an empty input.
+pub(crate) fn bulk(key: &str) -> partnerflow_engine::BulkStart {
+    partnerflow_engine::BulkStart {
+        business_key: key.to_owned(),
+        input: serde_json::json!({}),
+        submitter: partnerflow_engine::Submitter {
+            actor: partnerflow_core::machine::Actor::system(),
+            partner: None,
+        },
+    }
+}

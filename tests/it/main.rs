@@ -14,6 +14,7 @@ mod drivers;
 mod durability;
 mod examples;
 mod faults;
+mod group_commit;
 mod helpers;
 mod http;
 mod ledger;

@@ -3,26 +3,11 @@
 //! the refused one is not tried again.
 
 use partnerflow::harness::Harness;
-use partnerflow_core::machine::{Actor, TimerKind};
-use partnerflow_engine::{BulkStart, Submitter};
+use partnerflow_core::machine::TimerKind;
+use partnerflow_engine::BulkStart;
 
+use crate::helpers::bulk;
 use crate::on_both_backends;
-
-fn with_reference(s: &mut partnerflow::settings::Settings) {
-    s.paths.extra_workflows =
-        vec![concat!(env!("CARGO_MANIFEST_DIR"), "/../../workflows/reference").into()];
-}
-
-fn bulk(key: &str) -> BulkStart {
-    BulkStart {
-        business_key: key.to_owned(),
-        input: serde_json::json!({}),
-        submitter: Submitter {
-            actor: Actor::system(),
-            partner: None,
-        },
-    }
-}
 
 async fn reminders(h: &Harness, id: uuid::Uuid) -> usize {
     let mut conn = h.engine.store().acquire().await.expect("conn");
@@ -74,5 +59,5 @@ async fn a_group_with_a_refused_timer_still_fires_the_others(h: Harness) {
 on_both_backends!(
     a_group_with_a_refused_timer_still_fires_the_others,
     shanghai(2026, 3, 2, 10, 0),
-    super::with_reference
+    crate::helpers::with_reference
 );

@@ -333,6 +333,7 @@ pub async fn build_with(
             },
             batch: settings.engine.batch,
             poll: Duration::from_millis(settings.engine.poll_ms),
+            group_commit: settings.engine.group_commit,
             ..partnerflow_engine::Settings::default()
         },
     });

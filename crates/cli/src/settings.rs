@@ -120,6 +120,8 @@ pub struct Engine {
     pub batch: i64,
     pub poll_ms: u64,
     pub worker_concurrency: usize,
+    /// Most single-instance transitions committed in one transaction; 1 commits each alone.
+    pub group_commit: usize,
     /// Pause inside each step of the reference workload (fault tests only; unset in service).
     #[serde(default)]
     pub reference_step_ms: Option<u64>,

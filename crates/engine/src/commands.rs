@@ -202,7 +202,8 @@ impl Engine {
             data,
             evidence: None,
         };
-        let reply = |s: &InstanceState| {
+        let decision = decision.to_owned();
+        let reply = move |s: &InstanceState| {
             json!({ "task_id": task_id, "decision": decision, "instance_id": instance_id,
                     "instance_status": s.status.label(), "current_step": s.step })
         };
@@ -276,7 +277,8 @@ impl Engine {
             payload,
             actor,
         };
-        let reply = |s: &InstanceState| {
+        let name = name.to_owned();
+        let reply = move |s: &InstanceState| {
             json!({ "instance_id": instance_id, "event": name,
                     "instance_status": s.status.label(), "current_step": s.step })
         };
@@ -301,7 +303,7 @@ impl Engine {
             reason: reason.to_owned(),
             by_parent: false,
         };
-        let reply = |s: &InstanceState| json!({ "instance_id": instance_id, "instance_status": s.status.label(), "current_step": s.step });
+        let reply = move |s: &InstanceState| json!({ "instance_id": instance_id, "instance_status": s.status.label(), "current_step": s.step });
         self.answer_once(instance_id, cmd, scope, idem, None, reply)
             .await
     }
@@ -317,7 +319,7 @@ impl Engine {
         if let Some(answer) = self.replayed(&scope, idem.as_ref()).await? {
             return Ok(answer);
         }
-        let reply = |s: &InstanceState| json!({ "instance_id": instance_id, "instance_status": s.status.label(), "current_step": s.step });
+        let reply = move |s: &InstanceState| json!({ "instance_id": instance_id, "instance_status": s.status.label(), "current_step": s.step });
         self.answer_once(
             instance_id,
             Command::Resume { actor },
@@ -338,7 +340,7 @@ impl Engine {
         scope: String,
         idem: Option<Idempotency>,
         preloaded: Option<instances::Stored>,
-        reply: impl Fn(&InstanceState) -> Value,
+        reply: impl Fn(&InstanceState) -> Value + Send + Sync + 'static,
     ) -> Result<Value> {
         let also = crate::transition::Also {
             preloaded,

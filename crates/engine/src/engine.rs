@@ -96,6 +96,9 @@ pub struct Settings {
     pub retention: Retention,
     /// Where uploaded attachments are kept.
     pub attachments_dir: std::path::PathBuf,
+    /// Most single-instance transitions committed in one transaction (group commit); 1 commits
+    /// each alone.
+    pub group_commit: usize,
 }
 
 /// How long rows that only served delivery are kept before the janitor deletes them.
@@ -138,6 +141,7 @@ impl Default for Settings {
             audit: partnerflow_core::audit::AuditKeys::development(),
             retention: Retention::default(),
             attachments_dir: std::env::temp_dir().join("partnerflow-attachments"),
+            group_commit: 32,
         }
     }
 }
@@ -231,6 +235,8 @@ pub(crate) struct Inner {
     >,
     /// Committed task openings and finishes, for in-process listeners (bench, dashboards).
     pub(crate) notices: tokio::sync::broadcast::Sender<Notice>,
+    /// The group commit's writers and their counts.
+    pub(crate) groups: crate::group::Groups,
 }
 
 /// Something a listener in this process may want to react to, sent after commit.
@@ -299,6 +305,7 @@ impl Engine {
                 dispatching: std::sync::atomic::AtomicBool::new(false),
                 sweeping: std::sync::atomic::AtomicBool::new(false),
                 notices: tokio::sync::broadcast::channel(16 * 1024).0,
+                groups: crate::group::Groups::default(),
             }),
         }
     }

@@ -13,7 +13,8 @@
 //! - [`clock`]: the system clock and the virtual clock of tests and the demo.
 //! - `engine`: [`Engine`], its parts, settings, errors and definitions.
 //! - `commands`: start, decide, external events, cancel and resume; `bulk`: many starts at once.
-//! - `transition`: one command → one transaction; `effects`: what it writes besides the instance.
+//! - `transition`: one command → one transaction; `group`: concurrent ones committed together;
+//!   `effects`: what it writes besides the instance.
 //! - `work`: running one outbox row's step handler; `deliver`: its notification, to the
 //!   addresses `recipients` resolves; `webhooks`: its webhook, and the events that make one.
 //! - [`reach`]: templates, signed links, quiet hours and webhook subscribers; `links`: a
@@ -36,6 +37,7 @@ mod deliver;
 mod effects;
 mod engine;
 mod facts;
+mod group;
 mod ledger;
 mod links;
 mod loops;
@@ -56,6 +58,7 @@ pub use commands::Submitter;
 pub use engine::{
     Engine, EngineParts, Error, Idempotency, Notice, Result, Retention, Settings, Started,
 };
+pub use group::GroupStats;
 pub use ledger::{AccountBalance, LedgerFinding, PartnerLedger};
 pub use links::{LinkEvidence, LinkRefusal, LinkView, token_hash};
 pub use partnerflow_store::instances::Listing;

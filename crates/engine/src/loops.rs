@@ -19,6 +19,10 @@ use crate::engine::{Engine, Error, Result};
 const SWEEP_CONCURRENCY: usize = 16;
 /// Instances whose timers fire in one transaction.
 const FIRE_GROUP: usize = 32;
+
+/// What a loop's round did: how many rows or timers it took, and how soon the next round
+/// should run at the latest when nothing wakes the loop (`None`: after the poll interval).
+type Round = (usize, Option<std::time::Duration>);
 use crate::queue::{Job, JobSink};
 use crate::transition::Also;
 
@@ -224,7 +228,7 @@ impl Engine {
             (&self.inner.wake_dispatcher, Some(wake::Loop::Dispatcher)),
             poll,
             shutdown,
-            |e| Box::pin(async move { e.dispatch_once().await }),
+            |e| Box::pin(async move { e.dispatch_once().await.map(|n| (n, None)) }),
         )
         .await;
     }
@@ -238,7 +242,12 @@ impl Engine {
             (&self.inner.wake_sweeper, Some(wake::Loop::Sweeper)),
             poll,
             shutdown,
-            |e| Box::pin(async move { e.sweep_once().await }),
+            |e| {
+                Box::pin(async move {
+                    let n = e.sweep_once().await?;
+                    Ok((n, e.until_next_timer().await?))
+                })
+            },
         )
         .await;
     }
@@ -254,7 +263,7 @@ impl Engine {
             |e| {
                 Box::pin(async move {
                     // A round that deleted rows is not a reason to run again at once.
-                    e.purge_once().await.map(|_| 0)
+                    e.purge_once().await.map(|_| (0, None))
                 })
             },
         )
@@ -282,7 +291,7 @@ impl Engine {
         (wake, remote): (&tokio::sync::Notify, Option<wake::Loop>),
         interval: std::time::Duration,
         shutdown: CancellationToken,
-        round: impl Fn(Engine) -> futures::future::BoxFuture<'static, Result<usize>>,
+        round: impl Fn(Engine) -> futures::future::BoxFuture<'static, Result<Round>>,
     ) {
         // Only PostgreSQL carries wake-ups between processes.
         let remote = remote.filter(|_| self.inner.store.url().is_some());
@@ -293,6 +302,7 @@ impl Engine {
                 listener = self.listen(name, target).await;
             }
             let woken = wake.notified();
+            let mut wait = interval;
             // A panic in a round is caught here, logged and counted; the loop goes on, so a
             // dispatcher or sweeper never dies silently.
             match std::panic::AssertUnwindSafe(round(self.clone()))
@@ -300,12 +310,12 @@ impl Engine {
                 .await
             {
                 // A full batch means there may be more right now; otherwise wait for a wake-up.
-                Ok(Ok(n))
+                Ok(Ok((n, _)))
                     if n >= usize::try_from(self.inner.settings.batch).unwrap_or(usize::MAX) =>
                 {
                     continue;
                 }
-                Ok(Ok(_)) => {}
+                Ok(Ok((_, next))) => wait = next.map_or(interval, |next| next.min(interval)),
                 Ok(Err(e)) => {
                     tracing::error!(loop_name = name, error = %e, "round failed; retrying after the poll interval")
                 }
@@ -337,9 +347,19 @@ impl Engine {
                         deaf = true;
                     }
                 }
-                () = tokio::time::sleep(interval) => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
+    }
+
+    /// How long until the next pending timer not yet due comes due; `None` when there is
+    /// none.
+    async fn until_next_timer(&self) -> Result<Option<std::time::Duration>> {
+        let now = self.now();
+        let mut conn = self.conn().await?;
+        Ok(timers::next_due_after(&mut conn, now)
+            .await?
+            .map(|at| (at - now).to_std().unwrap_or_default()))
     }
 
     /// Workers: consume the queue, `concurrency` jobs at a time, until shutdown.
@@ -409,6 +429,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_round_that_names_its_next_moment_runs_again_then_not_after_the_interval() {
+        let engine = engine().await;
+        let rounds = Arc::new(AtomicUsize::new(0));
+        let shutdown = CancellationToken::new();
+        let (r, s) = (rounds.clone(), shutdown.clone());
+        let never_woken = tokio::sync::Notify::new();
+        // An hour's poll: only the rounds' own next moment (a timer 5 ms away) brings them on.
+        let looping = engine.run_loop(
+            "test",
+            (&never_woken, None),
+            std::time::Duration::from_secs(3600),
+            shutdown,
+            move |_| {
+                let (r, s) = (r.clone(), s.clone());
+                Box::pin(async move {
+                    if r.fetch_add(1, SeqCst) == 2 {
+                        s.cancel();
+                    }
+                    Ok((0, Some(std::time::Duration::from_millis(5))))
+                })
+            },
+        );
+        tokio::time::timeout(std::time::Duration::from_secs(10), looping)
+            .await
+            .expect("three rounds well within the poll interval");
+        assert_eq!(rounds.load(SeqCst), 3);
+    }
+
+    #[tokio::test]
     async fn a_round_that_panics_is_caught_and_the_loop_goes_on() {
         let engine = engine().await;
         let rounds = Arc::new(AtomicUsize::new(0));
@@ -428,7 +477,7 @@ mod tests {
                         1 => Err(Error::Conflict("a failed round".to_owned())),
                         _ => {
                             s.cancel();
-                            Ok(0)
+                            Ok((0, None))
                         }
                     }
                 })

@@ -3,6 +3,7 @@
 //! waiting parent, so a parent/child hand-over can never be half done.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use partnerflow_core::machine::{self, Command, Ctx, InstanceState};
@@ -12,9 +13,10 @@ use uuid::Uuid;
 
 use crate::effects::{Deferred, Pending};
 use crate::engine::{Engine, Error, Idempotency, Notice, Result, Started, started};
+use crate::group::Reply;
 
 /// What else commits with the transition.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Also {
     /// The outbox row whose work this transition completes, under the worker's lease.
     pub(crate) outbox_done: Option<outbox::Lease>,
@@ -50,6 +52,7 @@ impl std::ops::BitOrAssign for Woke {
     }
 }
 
+#[derive(Clone)]
 pub(crate) enum Target {
     Existing(Uuid),
     Loaded(Box<instances::Stored>),
@@ -76,7 +79,8 @@ const MAX_ATTEMPTS: u32 = 8;
 impl Engine {
     /// Applies `cmd` to an existing instance; returns its state after the transition.
     pub(crate) async fn apply(&self, id: Uuid, cmd: Command, also: Also) -> Result<InstanceState> {
-        self.apply_storing(id, cmd, also, |_| Value::Null).await
+        self.apply_storing(id, cmd, also, Arc::new(|_: &InstanceState| Value::Null))
+            .await
     }
 
     /// Applies `cmd` and answers with `reply` of the new state; the same answer is stored under
@@ -86,9 +90,10 @@ impl Engine {
         id: Uuid,
         cmd: Command,
         also: Also,
-        reply: impl Fn(&InstanceState) -> Value,
+        reply: impl Fn(&InstanceState) -> Value + Send + Sync + 'static,
     ) -> Result<Value> {
-        let state = self.apply_storing(id, cmd, also, &reply).await?;
+        let reply: Reply = Arc::new(reply);
+        let state = self.apply_storing(id, cmd, also, reply.clone()).await?;
         Ok(reply(&state))
     }
 
@@ -99,7 +104,7 @@ impl Engine {
         id: Uuid,
         cmd: Command,
         also: Also,
-        reply: impl Fn(&InstanceState) -> Value,
+        reply: Reply,
     ) -> Result<InstanceState> {
         let target = |attempt| match also.preloaded.as_ref().filter(|_| attempt == 1) {
             Some(stored) => Target::Loaded(Box::new(stored.clone())),
@@ -121,21 +126,32 @@ impl Engine {
                 |_| Target::New(Box::new(state.clone())),
                 cmd,
                 &also,
-                |s| serde_json::to_value(started(s)).unwrap_or(Value::Null),
+                Arc::new(|s: &InstanceState| {
+                    serde_json::to_value(started(s)).unwrap_or(Value::Null)
+                }),
             )
             .await?;
         Ok(started(&state))
     }
 
+    /// One command: through a group commit when it is on, else (or when the group hands it
+    /// back) in a transaction of its own.
     async fn transact(
         &self,
         target: impl Fn(u32) -> Target,
         cmd: Command,
         also: &Also,
-        reply: impl Fn(&InstanceState) -> Value,
+        reply: Reply,
     ) -> Result<InstanceState> {
+        if let Some(done) = self.grouped(target(1), cmd.clone(), also, &reply).await {
+            return done;
+        }
         let states = self
-            .transact_all(|attempt| vec![(target(attempt), cmd.clone())], also, reply)
+            .transact_all(
+                |attempt| vec![(target(attempt), cmd.clone())],
+                also,
+                &*reply,
+            )
             .await?;
         states
             .into_iter()
@@ -162,35 +178,19 @@ impl Engine {
         &self,
         initial: impl Fn(u32) -> Vec<(Target, Command)>,
         also: &Also,
-        reply: impl Fn(&InstanceState) -> Value,
+        reply: &(dyn Fn(&InstanceState) -> Value + Send + Sync),
     ) -> Result<Vec<InstanceState>> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let now = self.now();
             let mut tx = self.inner.store.begin().await?;
-            match self.run(&mut tx, initial(attempt), also, &reply, now).await {
-                Ok((states, woke, notices, tallies)) => {
-                    for target in self.remote_wakes(woke) {
-                        let backend = self.inner.store.backend;
-                        partnerflow_store::wake::notify(&mut tx, backend, target).await?;
-                    }
-                    tx.commit().await.map_err(partnerflow_store::Error::from)?;
-                    for (workflow, status, events) in &tallies {
-                        Engine::count_events(workflow, status, events);
-                    }
-                    metrics::counter!("partnerflow_transitions_total")
-                        .increment(states.len() as u64);
-                    if woke.jobs {
-                        self.inner.wake_dispatcher.notify_waiters();
-                    }
-                    if woke.timers {
-                        self.inner.wake_sweeper.notify_waiters();
-                    }
-                    for notice in notices {
-                        // Nobody listening is normal; notices are a convenience, not a record.
-                        let _ = self.inner.notices.send(notice);
-                    }
+            match self.run(&mut tx, initial(attempt), also, reply, now).await {
+                Ok(ran) => {
+                    let states = ran.states.clone();
+                    let mut committed = Committed::default();
+                    committed.add(ran);
+                    self.commit(tx, committed).await?;
                     return Ok(states);
                 }
                 Err(Error::Stale(msg)) if attempt < MAX_ATTEMPTS => {
@@ -202,6 +202,41 @@ impl Engine {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Commits `tx`, waking the loops its transitions left work for (another process's by
+    /// `NOTIFY`, delivered with the commit), then counts and announces what committed.
+    pub(crate) async fn commit(
+        &self,
+        mut tx: partnerflow_store::Tx,
+        committed: Committed,
+    ) -> Result<()> {
+        let Committed {
+            woke,
+            notices,
+            tallies,
+            transitions,
+        } = committed;
+        for target in self.remote_wakes(woke) {
+            let backend = self.inner.store.backend;
+            partnerflow_store::wake::notify(&mut tx, backend, target).await?;
+        }
+        tx.commit().await.map_err(partnerflow_store::Error::from)?;
+        for (workflow, status, events) in &tallies {
+            Engine::count_events(workflow, status, events);
+        }
+        metrics::counter!("partnerflow_transitions_total").increment(transitions);
+        if woke.jobs {
+            self.inner.wake_dispatcher.notify_waiters();
+        }
+        if woke.timers {
+            self.inner.wake_sweeper.notify_waiters();
+        }
+        for notice in notices {
+            // Nobody listening is normal; notices are a convenience, not a record.
+            let _ = self.inner.notices.send(notice);
+        }
+        Ok(())
     }
 
     /// Fires a group of claimed timers (of different instances, or one instance's in due
@@ -220,7 +255,7 @@ impl Engine {
                     .collect()
             },
             &also,
-            |_| Value::Null,
+            &|_| Value::Null,
         )
         .await
         .map(|_| ())
@@ -244,19 +279,19 @@ impl Engine {
                     .collect()
             },
             &also,
-            |_| Value::Null,
+            &|_| Value::Null,
         )
         .await
     }
 
-    async fn run(
+    pub(crate) async fn run(
         &self,
         tx: &mut Conn,
         initial: Vec<(Target, Command)>,
         also: &Also,
-        reply: &impl Fn(&InstanceState) -> Value,
+        reply: &(dyn Fn(&InstanceState) -> Value + Send + Sync),
         now: DateTime<Utc>,
-    ) -> Result<(Vec<InstanceState>, Woke, Vec<Notice>, Vec<Tally>)> {
+    ) -> Result<Ran> {
         // Fencing, first (before the transition's own effects can cancel the timer that caused
         // it): the row or timer must still be ours to finish. When another worker or sweeper
         // finished it first, this result is discarded whole.
@@ -389,6 +424,40 @@ impl Engine {
             };
             idempotency::put(tx, scope, &idem.key, &answer, now).await?;
         }
-        Ok((states, woke, notices, tallies))
+        Ok(Ran {
+            states,
+            woke,
+            notices,
+            tallies,
+        })
+    }
+}
+
+/// What one run of commands did, before commit.
+pub(crate) struct Ran {
+    /// The states of the initial targets, in order.
+    pub(crate) states: Vec<InstanceState>,
+    woke: Woke,
+    notices: Vec<Notice>,
+    tallies: Vec<Tally>,
+}
+
+/// What the runs of one transaction did, for after its commit.
+#[derive(Default)]
+pub(crate) struct Committed {
+    woke: Woke,
+    notices: Vec<Notice>,
+    tallies: Vec<Tally>,
+    transitions: u64,
+}
+
+impl Committed {
+    /// Adds a run; the state of its first target.
+    pub(crate) fn add(&mut self, ran: Ran) -> Option<InstanceState> {
+        self.woke |= ran.woke;
+        self.notices.extend(ran.notices);
+        self.tallies.extend(ran.tallies);
+        self.transitions += ran.states.len() as u64;
+        ran.states.into_iter().next()
     }
 }

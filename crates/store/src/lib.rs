@@ -49,6 +49,8 @@ pub use sqlx::{AnyConnection as Conn, AnyPool, Transaction};
 
 /// A connection borrowed from the pool.
 pub type PooledConn = sqlx::pool::PoolConnection<sqlx::Any>;
+/// A transaction on either backend.
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 /// Errors of the record, in categories the engine acts on.
 #[derive(Debug, thiserror::Error)]

@@ -104,6 +104,17 @@ pub async fn next_due(conn: &mut Conn) -> Result<Option<DateTime<Utc>>> {
     Ok(row.try_get::<Option<i64>, _>(0)?.map(from_micros))
 }
 
+/// The earliest pending timer due after `now`: when a sweeper that just took everything due
+/// should look again.
+pub async fn next_due_after(conn: &mut Conn, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+    let row =
+        sqlx::query("select min(due_at) from timers where status = 'pending' and due_at > $1")
+            .bind(to_micros(now))
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(row.try_get::<Option<i64>, _>(0)?.map(from_micros))
+}
+
 /// Pending timers of an instance (for SLA clocks).
 pub async fn pending_for(conn: &mut Conn, instance_id: Uuid) -> Result<Vec<Timer>> {
     let rows = sqlx::query("select id, instance_id, seq, kind, due_at from timers where instance_id = $1 and status = 'pending' order by due_at")
