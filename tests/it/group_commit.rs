@@ -5,18 +5,8 @@ use partnerflow::harness::Harness;
 use partnerflow_core::machine::Actor;
 use partnerflow_engine::Error;
 
-use crate::helpers::bulk;
+use crate::helpers::{bulk, count_events};
 use crate::on_both_backends;
-
-async fn decisions_of(h: &Harness, id: uuid::Uuid) -> usize {
-    let mut conn = h.engine.store().acquire().await.expect("conn");
-    partnerflow_store::instances::events(&mut conn, id)
-        .await
-        .expect("events")
-        .iter()
-        .filter(|e| e.event.kind == "decision")
-        .count()
-}
 
 async fn decisions_arriving_together_commit_in_groups_and_a_refused_one_costs_nothing(h: Harness) {
     const VALID: usize = 20;
@@ -77,13 +67,21 @@ async fn decisions_arriving_together_commit_in_groups_and_a_refused_one_costs_no
         let (n, id, answer) = joined.expect("join");
         if n < VALID {
             answer.unwrap_or_else(|e| panic!("decision {n} was not committed: {e}"));
-            assert_eq!(decisions_of(&h, id).await, 1, "instance {n} decided once");
+            assert_eq!(
+                count_events(&h, id, "decision").await,
+                1,
+                "instance {n} decided once"
+            );
         } else {
             assert!(
                 matches!(answer, Err(Error::Refused(_))),
                 "decision {n}: {answer:?}"
             );
-            assert_eq!(decisions_of(&h, id).await, 0, "nothing of the refusal kept");
+            assert_eq!(
+                count_events(&h, id, "decision").await,
+                0,
+                "nothing of the refusal kept"
+            );
             assert!(h.open_task(id).await.expect("task").is_some(), "still open");
         }
     }

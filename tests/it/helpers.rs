@@ -138,6 +138,14 @@ pub(crate) fn kinds(v: &InstanceView) -> Vec<String> {
     v.timeline.iter().map(|e| e.event.kind.clone()).collect()
 }
 
+/// How many events of `kind` the instance has.
+pub(crate) async fn count_events(h: &Harness, id: Uuid, kind: &str) -> usize {
+    kinds(&h.view(id).await.expect("view"))
+        .iter()
+        .filter(|k| *k == kind)
+        .count()
+}
+
 /// Local Shanghai times of events of one kind.
 #[track_caller]
 pub(crate) fn times_of(v: &InstanceView, kind: &str) -> Vec<String> {

@@ -27,16 +27,16 @@ pub(crate) type Reply = Arc<dyn Fn(&InstanceState) -> Value + Send + Sync>;
 const WRITERS: usize = 4;
 
 /// One transition waiting for a group.
-pub(crate) struct Request {
-    pub(crate) target: Target,
-    pub(crate) cmd: Command,
-    pub(crate) also: Also,
-    pub(crate) reply: Reply,
-    pub(crate) done: oneshot::Sender<Outcome>,
+struct Request {
+    target: Target,
+    cmd: Command,
+    also: Also,
+    reply: Reply,
+    done: oneshot::Sender<Outcome>,
 }
 
 /// What became of a request.
-pub(crate) enum Outcome {
+enum Outcome {
     Committed(Box<InstanceState>),
     /// Refused for good (nothing of it was kept): the same error as the direct path gives.
     Failed(Error),
@@ -91,7 +91,7 @@ async fn write_groups(
     receiver: Arc<Mutex<mpsc::UnboundedReceiver<Request>>>,
 ) {
     loop {
-        let group = {
+        let (engine, group) = {
             let mut receiver = receiver.lock().await;
             let Some(first) = receiver.recv().await else {
                 return;
@@ -109,7 +109,6 @@ async fn write_groups(
             }
             (Engine { inner }, group)
         };
-        let (engine, group) = group;
         engine.commit_group(group).await;
     }
 }
@@ -172,11 +171,11 @@ impl Engine {
                 }
                 Err(GroupError::At(i, e)) => {
                     let request = group.remove(i);
-                    // Alone, a refusal that depends on nothing else in the group is final;
-                    // anything else is run again on the direct path, with its retries.
+                    // The refusal of a transition that was alone in its group is final; any
+                    // other failure is run again on the direct path, with its retries.
                     let outcome = match e {
                         Error::Stale(_) | Error::Store(_) | Error::Conflict(_) => Outcome::Alone,
-                        e if group.is_empty() && i == 0 => Outcome::Failed(e),
+                        e if group.is_empty() => Outcome::Failed(e),
                         _ => Outcome::Alone,
                     };
                     let _ = request.done.send(outcome);

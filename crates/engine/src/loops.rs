@@ -19,12 +19,12 @@ use crate::engine::{Engine, Error, Result};
 const SWEEP_CONCURRENCY: usize = 16;
 /// Instances whose timers fire in one transaction.
 const FIRE_GROUP: usize = 32;
+use crate::queue::{Job, JobSink};
+use crate::transition::Also;
 
 /// What a loop's round did: how many rows or timers it took, and how soon the next round
 /// should run at the latest when nothing wakes the loop (`None`: after the poll interval).
 type Round = (usize, Option<std::time::Duration>);
-use crate::queue::{Job, JobSink};
-use crate::transition::Also;
 
 impl Engine {
     pub(crate) fn lease_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
