@@ -105,6 +105,25 @@ async fn text(c: &Client, css: &str) -> String {
         .expect("text")
 }
 
+/// The text of `css` once `expected` holds for it, or its last text after ten seconds. A click
+/// that submits a form or follows a link returns before the next page is there: the element may
+/// still be the old page's, or go stale while it is read.
+async fn text_when(c: &Client, css: &str, expected: impl Fn(&str) -> bool) -> String {
+    let mut last = String::new();
+    for _ in 0..200 {
+        if let Ok(element) = c.find(Locator::Css(css)).await {
+            if let Ok(text) = element.text().await {
+                if expected(&text) {
+                    return text;
+                }
+                last = text;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    last
+}
+
 #[tokio::test]
 async fn an_operator_works_the_inbox_and_an_instance_in_a_real_browser() {
     let Some(driver) = chromedriver() else { return };
@@ -184,7 +203,7 @@ async fn an_operator_works_the_inbox_and_an_instance_in_a_real_browser() {
         .await
         .expect("click");
     assert!(
-        !text(&c, "#error").await.is_empty(),
+        !text_when(&c, "#error", |t| !t.is_empty()).await.is_empty(),
         "a wrong token is refused"
     );
     c.find(Locator::Id("token"))
@@ -199,6 +218,14 @@ async fn an_operator_works_the_inbox_and_an_instance_in_a_real_browser() {
         .click()
         .await
         .expect("click");
+    // Signed in once the form's answer has led away from the sign-in page.
+    for _ in 0..200 {
+        let url = c.current_url().await.expect("url");
+        if !url.as_str().ends_with("/ui/login") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // The overdue task is on the inbox, red.
     c.goto(&format!("{base}/ui?filter=overdue"))
@@ -219,7 +246,11 @@ async fn an_operator_works_the_inbox_and_an_instance_in_a_real_browser() {
         .click()
         .await
         .expect("open");
-    assert!(text(&c, "#instance-title").await.contains("P-9601"));
+    assert!(
+        text_when(&c, "#instance-title", |t| t.contains("P-9601"))
+            .await
+            .contains("P-9601")
+    );
     let timeline = text(&c, "#timeline").await;
     assert_eq!(text(&c, "#partner-link").await, "P-9601");
     for kind in ["started", "task_opened", "escalated"] {
@@ -242,7 +273,10 @@ async fn an_operator_works_the_inbox_and_an_instance_in_a_real_browser() {
         .click()
         .await
         .expect("click");
-    assert_eq!(text(&c, "#instance-tasks td.assignee").await, "cm.chen");
+    assert_eq!(
+        text_when(&c, "#instance-tasks td.assignee", |t| t == "cm.chen").await,
+        "cm.chen"
+    );
     let v = h.view(onboarding).await.expect("view");
     let event = v
         .timeline
