@@ -111,13 +111,13 @@ async fn text(c: &Client, css: &str) -> String {
 async fn text_when(c: &Client, css: &str, expected: impl Fn(&str) -> bool) -> String {
     let mut last = String::new();
     for _ in 0..200 {
-        if let Ok(element) = c.find(Locator::Css(css)).await {
-            if let Ok(text) = element.text().await {
-                if expected(&text) {
-                    return text;
-                }
-                last = text;
+        if let Ok(element) = c.find(Locator::Css(css)).await
+            && let Ok(text) = element.text().await
+        {
+            if expected(&text) {
+                return text;
             }
+            last = text;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
