@@ -137,17 +137,17 @@ impl Engine {
             .await;
         let mut conn = self.conn().await?;
         let Some(error) = answer.error else {
-            webhooks::answered(
+            let backend = self.inner.store.backend;
+            webhooks::delivered(
                 &mut conn,
+                backend,
                 &log_id,
-                webhooks::DELIVERED,
                 answer.status,
-                None,
+                &row.lease,
                 self.now(),
             )
             .await?;
             metrics::counter!("partnerflow_webhooks_delivered_total").increment(1);
-            outbox::complete(&mut conn, &row.lease, self.now()).await?;
             return Ok(());
         };
         metrics::counter!("partnerflow_webhook_failures_total").increment(1);

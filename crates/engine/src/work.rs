@@ -28,10 +28,8 @@ impl Engine {
         let found = {
             let now = self.now();
             let mut conn = self.conn().await?;
-            if !outbox::take(&mut conn, &lease, now, self.lease_until(now)).await? {
-                return Ok(());
-            }
-            outbox::get_pending(&mut conn, id).await?
+            let backend = self.inner.store.backend;
+            outbox::take(&mut conn, backend, &lease, now, self.lease_until(now)).await?
         };
         let Some((row, stored)) = found else {
             return Ok(());

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::instances::Stored;
 use crate::timers::parse_uuid;
-use crate::{Conn, Result, Store, json, to_micros};
+use crate::{Backend, Conn, Result, Store, json, to_micros};
 
 /// What a row asks for.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -126,24 +126,48 @@ pub async fn claim_due(
 }
 
 /// Takes the lease of a pending row for `lease.token` until `until`, unless another worker
-/// holds a lease that has not run out. False when the row is not ours to work on.
+/// holds a lease that has not run out, and returns the row with its instance as stored. `None`
+/// when the row is not ours to work on (done, dead, or leased to another worker). On
+/// PostgreSQL the lease and the read are one statement.
 pub async fn take(
     conn: &mut Conn,
+    backend: Backend,
     lease: &Lease,
     now: DateTime<Utc>,
     until: DateTime<Utc>,
-) -> Result<bool> {
-    let res = sqlx::query(
-        "update outbox set lease_token = $1, lease_until = $2
-         where id = $3 and status = 'pending' and (lease_token is null or lease_until is null or lease_until <= $4)",
-    )
-    .bind(&lease.token)
-    .bind(to_micros(until))
-    .bind(lease.id)
-    .bind(to_micros(now))
-    .execute(&mut *conn)
-    .await?;
-    Ok(res.rows_affected() == 1)
+) -> Result<Option<(OutboxRow, Option<Stored>)>> {
+    const LEASE: &str = "update outbox set lease_token = $1, lease_until = $2
+         where id = $3 and status = 'pending' and (lease_token is null or lease_until is null or lease_until <= $4)";
+    match backend {
+        Backend::Postgres => {
+            let sql = format!(
+                "with taken as ({LEASE} returning id, instance_id, payload, failures, lease_token, created_at)
+                 select o.id, o.instance_id, o.payload, o.failures, o.lease_token, o.created_at, {INSTANCE}
+                 from taken o left join instances i on i.id = o.instance_id"
+            );
+            let row = sqlx::query(crate::sql(sql))
+                .bind(&lease.token)
+                .bind(to_micros(until))
+                .bind(lease.id)
+                .bind(to_micros(now))
+                .fetch_optional(&mut *conn)
+                .await?;
+            row.as_ref().map(leased_row).transpose()
+        }
+        Backend::Sqlite => {
+            let res = sqlx::query(LEASE)
+                .bind(&lease.token)
+                .bind(to_micros(until))
+                .bind(lease.id)
+                .bind(to_micros(now))
+                .execute(&mut *conn)
+                .await?;
+            if res.rows_affected() != 1 {
+                return Ok(None);
+            }
+            get_pending(conn, lease.id).await
+        }
+    }
 }
 
 /// Extends a held lease; false when it was lost (it ran out and another worker took the row).
@@ -159,38 +183,43 @@ pub async fn renew(conn: &mut Conn, lease: &Lease, until: DateTime<Utc>) -> Resu
     Ok(res.rows_affected() == 1)
 }
 
+/// The instance columns read beside an outbox row, in the order `instances::from_row_at` reads.
+const INSTANCE: &str = "i.state, i.version, i.event_count, i.last_hash, i.created_at, i.updated_at";
+
 /// The row if it is still pending (a completed row delivered again is ignored), with its
 /// instance as stored, in one query.
 pub async fn get_pending(conn: &mut Conn, id: i64) -> Result<Option<(OutboxRow, Option<Stored>)>> {
-    let row = sqlx::query(
-        r#"select o.id, o.instance_id, o.payload, o.failures, o.lease_token, o.created_at,
-                  i.state, i.version, i.event_count, i.last_hash, i.created_at, i.updated_at
-           from outbox o left join instances i on i.id = o.instance_id
-           where o.id = $1 and o.status = 'pending'"#,
-    )
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.map(|r| {
-        let id = r.try_get(0)?;
-        let outbox = OutboxRow {
+    let sql = format!(
+        "select o.id, o.instance_id, o.payload, o.failures, o.lease_token, o.created_at, {INSTANCE}
+         from outbox o left join instances i on i.id = o.instance_id
+         where o.id = $1 and o.status = 'pending'"
+    );
+    let row = sqlx::query(crate::sql(sql))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(leased_row).transpose()
+}
+
+/// An outbox row and its instance, as `take` and `get_pending` select them.
+fn leased_row(r: &sqlx::any::AnyRow) -> Result<(OutboxRow, Option<Stored>)> {
+    let id = r.try_get(0)?;
+    let outbox = OutboxRow {
+        id,
+        instance_id: parse_uuid(&r.try_get::<String, _>(1)?)?,
+        work: json("outbox payload", &r.try_get::<String, _>(2)?)?,
+        failures: r.try_get(3)?,
+        created_at: crate::from_micros(r.try_get(5)?),
+        lease: Lease {
             id,
-            instance_id: parse_uuid(&r.try_get::<String, _>(1)?)?,
-            work: json("outbox payload", &r.try_get::<String, _>(2)?)?,
-            failures: r.try_get(3)?,
-            created_at: crate::from_micros(r.try_get(5)?),
-            lease: Lease {
-                id,
-                token: r.try_get::<Option<String>, _>(4)?.unwrap_or_default(),
-            },
-        };
-        let instance = match r.try_get::<Option<String>, _>(6)? {
-            Some(_) => Some(crate::instances::from_row_at(&r, 6)?),
-            None => None,
-        };
-        Ok((outbox, instance))
-    })
-    .transpose()
+            token: r.try_get::<Option<String>, _>(4)?.unwrap_or_default(),
+        },
+    };
+    let instance = match r.try_get::<Option<String>, _>(6)? {
+        Some(_) => Some(crate::instances::from_row_at(r, 6)?),
+        None => None,
+    };
+    Ok((outbox, instance))
 }
 
 /// Marks the row done. False when the lease is no longer ours (it ran out and another worker

@@ -1,11 +1,13 @@
 //! The delivery log of outbound webhooks: per event and subscriber, its body (kept for
 //! replay), the attempts made and the receiver's last answer. An attempt is recorded before
-//! the receiver is called and its answer after, each in its own statement.
+//! the receiver is called and its answer after; an accepted delivery's answer and the
+//! completion of its outbox row are written together.
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use crate::{Conn, Result, from_micros, to_micros};
+use crate::outbox::Lease;
+use crate::{Backend, Conn, Result, from_micros, to_micros};
 
 pub const SENDING: &str = "sending";
 pub const DELIVERED: &str = "delivered";
@@ -71,6 +73,41 @@ pub async fn answered(
     .bind(id)
     .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+/// Records that the receiver accepted the delivery and completes its outbox row under `lease`;
+/// on PostgreSQL in one statement. The row is left alone when the lease is no longer ours.
+pub async fn delivered(
+    conn: &mut Conn,
+    backend: Backend,
+    id: &str,
+    http_status: Option<u16>,
+    lease: &Lease,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    match backend {
+        Backend::Postgres => {
+            sqlx::query(
+                "with answered as (
+                   update webhook_deliveries set status = 'delivered', last_status = $1, last_error = null, updated_at = $2
+                   where id = $3)
+                 update outbox set status = 'done', done_at = $2, lease_until = null
+                 where id = $4 and status = 'pending' and lease_token = $5",
+            )
+            .bind(http_status.map(i64::from))
+            .bind(to_micros(now))
+            .bind(id)
+            .bind(lease.id)
+            .bind(&lease.token)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Backend::Sqlite => {
+            answered(conn, id, DELIVERED, http_status, None, now).await?;
+            crate::outbox::complete(conn, lease, now).await?;
+        }
+    }
     Ok(())
 }
 

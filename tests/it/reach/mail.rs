@@ -35,13 +35,21 @@ pub(crate) fn settings(smtp_port: u16, sms_url: Option<&str>, working_hours: &st
 }
 
 pub(crate) async fn harness(s: Settings, start: chrono::DateTime<chrono::Utc>) -> Harness {
+    harness_on(&crate::helpers::sqlite_url(), s, start).await
+}
+
+/// [`harness`] on the database at `url`.
+pub(crate) async fn harness_on(
+    url: &str,
+    s: Settings,
+    start: chrono::DateTime<chrono::Utc>,
+) -> Harness {
     let providers = Providers {
         notifier: partnerflow::reach::notifier(&s.notifications).expect("notifier"),
         ..Providers::default()
     };
-    let url = crate::helpers::sqlite_url();
     Harness::with_providers(
-        &url,
+        url,
         start,
         move |x| {
             x.notifications = s.notifications.clone();

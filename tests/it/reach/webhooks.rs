@@ -11,7 +11,7 @@ use partnerflow::harness::shanghai;
 use serde_json::json;
 use sha2::Sha256;
 
-use super::mail::{declared, harness};
+use super::mail::{declared, harness_on};
 use super::receivers::{Received, Receiver};
 use crate::http::Api;
 
@@ -36,8 +36,27 @@ fn verifies(r: &Received, secret: &str) -> bool {
     tags.contains(&expected)
 }
 
-#[tokio::test]
-async fn webhooks_arrive_signed_in_order_per_instance_through_failures_and_rotation() {
+/// Runs `scenario(url)` as two tests, on a fresh SQLite file and a fresh PostgreSQL database.
+macro_rules! on_both_databases {
+    ($scenario:ident) => {
+        mod $scenario {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$scenario(crate::helpers::sqlite_url()).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                if !crate::services::postgres(concat!(stringify!($scenario), "::postgres")) {
+                    return;
+                }
+                super::$scenario(crate::helpers::postgres_url().await).await;
+            }
+        }
+    };
+}
+
+on_both_databases!(webhooks_arrive_signed_in_order_per_instance_through_failures_and_rotation);
+async fn webhooks_arrive_signed_in_order_per_instance_through_failures_and_rotation(url: String) {
     // The receiver fails its first three requests.
     let receiver = Receiver::start(Arc::new(|n, _| {
         (
@@ -64,7 +83,7 @@ secrets = [{{ secret = "new-secret" }}, {{ secret = "old-secret", until = "{}" }
         ))
         .expect("webhook"),
     ];
-    let h = harness(s, start).await;
+    let h = harness_on(&url, s, start).await;
     let ids = [
         h.apply(declared("P-9301", "zh-CN")).await.expect("apply"),
         h.apply(declared("P-9302", "zh-CN")).await.expect("apply"),
@@ -170,8 +189,8 @@ secrets = [{{ secret = "new-secret" }}, {{ secret = "old-secret", until = "{}" }
     }
 }
 
-#[tokio::test]
-async fn order_per_instance_holds_with_several_workers_and_a_flaky_receiver() {
+on_both_databases!(order_per_instance_holds_with_several_workers_and_a_flaky_receiver);
+async fn order_per_instance_holds_with_several_workers_and_a_flaky_receiver(url: String) {
     // Every third request fails; answers take a little while, so workers overlap.
     let receiver = Receiver::start(Arc::new(|n, _| {
         let status = if n % 3 == 0 {
@@ -195,7 +214,7 @@ async fn order_per_instance_holds_with_several_workers_and_a_flaky_receiver() {
         ))
         .expect("webhook"),
     ];
-    let h = harness(s, start).await;
+    let h = harness_on(&url, s, start).await;
     let mut ids = Vec::new();
     for n in 0..6 {
         ids.push(
@@ -261,4 +280,22 @@ async fn order_per_instance_holds_with_several_workers_and_a_flaky_receiver() {
             "out of order for {instance}: {seq:?}"
         );
     }
+    // Every event the receiver accepted is logged delivered, and its outbox row is done.
+    let log = h
+        .engine
+        .webhook_deliveries("erp", false, 10_000)
+        .await
+        .expect("delivery log");
+    let events: std::collections::BTreeSet<String> = receiver
+        .received()
+        .iter()
+        .map(|r| r.header("x-partnerflow-delivery"))
+        .collect();
+    assert_eq!(log.len(), events.len(), "{log:?}");
+    assert!(
+        log.iter().all(|d| d.status == "delivered"),
+        "{:?}",
+        log.iter().map(|d| &d.status).collect::<Vec<_>>()
+    );
+    assert_eq!(h.engine.backlog().await.expect("backlog"), 0);
 }
