@@ -8,6 +8,7 @@
 
 mod api;
 mod attachments;
+mod connections;
 mod console;
 mod contract;
 mod drivers;

@@ -12,6 +12,7 @@ use partnerflow_core::programme::Programme;
 use partnerflow_engine::queue::{MemoryQueue, Queue, RedisQueue};
 use partnerflow_engine::{Clock, Engine, EngineParts};
 use partnerflow_store::Store;
+use partnerflow_store::connections::Overdrawn;
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::Settings;
@@ -294,6 +295,9 @@ pub async fn build_with(
     let store = Store::connect(&settings.database.url, settings.database.max_connections)
         .await
         .with_context(|| format!("connecting to {}", redact(&settings.database.url)))?;
+    if !settings.database.behind_pooler {
+        check_connection_budget(&store, settings.database.max_connections).await?;
+    }
     store.migrate().await.context("migrating")?;
     let queue: Arc<dyn Queue> = match settings.queue.kind.as_str() {
         "memory" => Arc::new(MemoryQueue::default()),
@@ -346,6 +350,27 @@ pub async fn build_with(
         anyhow::anyhow!("notification templates:\n  {}", problems.join("\n  "))
     })?;
     Ok(engine)
+}
+
+/// Refuses a pool PostgreSQL can never fill, and warns when the pools of the partnerflow
+/// processes connected add up to more than it serves: another process may be on its way out
+/// (a rolling restart), so that is not a reason to refuse.
+async fn check_connection_budget(store: &Store, own: u32) -> Result<()> {
+    let Some(budget) = store
+        .connection_budget()
+        .await
+        .context("reading PostgreSQL's connection limit")?
+    else {
+        return Ok(());
+    };
+    match budget.check(own) {
+        Ok(()) => Ok(()),
+        Err(e @ Overdrawn::Alone { .. }) => Err(e.into()),
+        Err(e @ Overdrawn::Together { .. }) => {
+            tracing::warn!("{e}");
+            Ok(())
+        }
+    }
 }
 
 fn days(n: u64) -> Duration {

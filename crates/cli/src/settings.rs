@@ -71,6 +71,11 @@ impl Audit {
 pub struct Database {
     pub url: String,
     pub max_connections: u32,
+    /// `url` points at a connection pooler (PgBouncer in transaction mode), which multiplexes
+    /// pools onto fewer server connections: the start-up check of the connection budget is
+    /// skipped.
+    #[serde(default)]
+    pub behind_pooler: bool,
 }
 
 /// The business-verification provider of `verify_business`.

@@ -22,6 +22,7 @@
 //!   idempotency keys) once old enough.
 
 pub mod attachments;
+pub mod connections;
 pub mod definitions;
 pub mod delegations;
 pub mod gauges;
@@ -122,15 +123,24 @@ impl Store {
                 format!("database url must start with postgres:// or sqlite:, got `{url}`").into(),
             )));
         };
-        let url = match backend {
-            // WAL lets readers proceed while the single writer commits; busy_timeout queues writers.
-            Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
-            _ => url.to_owned(),
-        };
         let max = if backend == Backend::Sqlite {
             max_connections.min(8)
         } else {
             max_connections
+        };
+        let url = match backend {
+            // WAL lets readers proceed while the single writer commits; busy_timeout queues writers.
+            Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+            // Connections name their process and pool size for the connection budget, as a
+            // startup parameter (poolers pass it on), unless the URL names them.
+            Backend::Postgres if !url.contains("application_name=") => {
+                let join = if url.contains('?') { '&' } else { '?' };
+                format!(
+                    "{url}{join}application_name={}",
+                    connections::application_name(max)
+                )
+            }
+            _ => url.to_owned(),
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
