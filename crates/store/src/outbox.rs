@@ -111,12 +111,26 @@ pub async fn claim_due(
            returning id"#,
         Store::skip_locked(store.backend)
     );
-    let rows = sqlx::query(crate::sql(sql))
+    let query = sqlx::query(crate::sql(sql))
         .bind(to_micros(redispatch_at))
         .bind(to_micros(now))
-        .bind(limit)
-        .fetch_all(&store.pool)
-        .await?;
+        .bind(limit);
+    let rows = match store.backend {
+        // The pending rows are walked in id order through `outbox_pending`, with an index scan:
+        // it marks the dead entries that the rows' updates leave behind until vacuum as it
+        // passes them, so the next claim skips them. A bitmap scan, which the planner prefers
+        // on its stale row counts, visits each of them on every claim.
+        Backend::Postgres => {
+            let mut tx = store.pool.begin().await?;
+            sqlx::query("set local enable_bitmapscan = off")
+                .execute(&mut *tx)
+                .await?;
+            let rows = query.fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            rows
+        }
+        Backend::Sqlite => query.fetch_all(&store.pool).await?,
+    };
     let mut ids = rows
         .iter()
         .map(|r| r.try_get(0))
