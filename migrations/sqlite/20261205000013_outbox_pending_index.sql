@@ -6,3 +6,5 @@
 drop index outbox_claim_order;
 drop index outbox_due;
 create index outbox_pending on outbox (id) where status = 'pending';
+-- Rows held until later (a retry's backoff, quiet hours) are passed over by their due time.
+create index outbox_pending_due on outbox (available_at) where status = 'pending';
