@@ -123,6 +123,13 @@ pub async fn run(settings: &Settings, plan: Plan) -> Result<()> {
         plan.tasks,
         opening.elapsed().as_secs_f64()
     );
+    // What autoanalyze does within a minute of a bulk load; a server running without
+    // autovacuum would otherwise plan the task list on the counts of an empty table.
+    if engine.store().backend == partnerflow_store::Backend::Postgres {
+        partnerflow_store::raw_execute(engine.store(), "analyze")
+            .await
+            .context("analyze after the bulk open")?;
+    }
 
     // The clock runs at real speed from two seconds before the first reminder.
     let over = chrono::Duration::seconds(i64::try_from(plan.over_secs).unwrap_or(600));
