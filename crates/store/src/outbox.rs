@@ -121,7 +121,7 @@ pub async fn claim_due(
         // passes them, so the next claim skips them. A bitmap scan, which the planner prefers
         // on its stale row counts, visits each of them on every claim.
         Backend::Postgres => {
-            let mut tx = store.pool.begin().await?;
+            let mut tx = store.begin().await?;
             sqlx::query("set local enable_bitmapscan = off")
                 .execute(&mut *tx)
                 .await?;
@@ -152,31 +152,26 @@ pub async fn take(
 ) -> Result<Option<(OutboxRow, Option<Stored>)>> {
     const LEASE: &str = "update outbox set lease_token = $1, lease_until = $2
          where id = $3 and status = 'pending' and (lease_token is null or lease_until is null or lease_until <= $4)";
+    let sql = match backend {
+        Backend::Postgres => format!(
+            "with taken as ({LEASE} returning id, instance_id, payload, failures, lease_token, created_at)
+             select o.id, o.instance_id, o.payload, o.failures, o.lease_token, o.created_at, {INSTANCE}
+             from taken o left join instances i on i.id = o.instance_id"
+        ),
+        Backend::Sqlite => LEASE.to_owned(),
+    };
+    let query = sqlx::query(crate::sql(sql))
+        .bind(&lease.token)
+        .bind(to_micros(until))
+        .bind(lease.id)
+        .bind(to_micros(now));
     match backend {
         Backend::Postgres => {
-            let sql = format!(
-                "with taken as ({LEASE} returning id, instance_id, payload, failures, lease_token, created_at)
-                 select o.id, o.instance_id, o.payload, o.failures, o.lease_token, o.created_at, {INSTANCE}
-                 from taken o left join instances i on i.id = o.instance_id"
-            );
-            let row = sqlx::query(crate::sql(sql))
-                .bind(&lease.token)
-                .bind(to_micros(until))
-                .bind(lease.id)
-                .bind(to_micros(now))
-                .fetch_optional(&mut *conn)
-                .await?;
+            let row = query.fetch_optional(&mut *conn).await?;
             row.as_ref().map(leased_row).transpose()
         }
         Backend::Sqlite => {
-            let res = sqlx::query(LEASE)
-                .bind(&lease.token)
-                .bind(to_micros(until))
-                .bind(lease.id)
-                .bind(to_micros(now))
-                .execute(&mut *conn)
-                .await?;
-            if res.rows_affected() != 1 {
+            if query.execute(&mut *conn).await?.rows_affected() != 1 {
                 return Ok(None);
             }
             get_pending(conn, lease.id).await
@@ -239,17 +234,19 @@ fn leased_row(r: &sqlx::any::AnyRow) -> Result<(OutboxRow, Option<Stored>)> {
 /// Marks the row done. False when the lease is no longer ours (it ran out and another worker
 /// took or finished the row): then the caller's result must be discarded.
 pub async fn complete(conn: &mut Conn, lease: &Lease, now: DateTime<Utc>) -> Result<bool> {
-    let res = sqlx::query(
-        "update outbox set status = 'done', done_at = $1, lease_until = null
-         where id = $2 and status = 'pending' and lease_token = $3",
-    )
-    .bind(to_micros(now))
-    .bind(lease.id)
-    .bind(&lease.token)
-    .execute(&mut *conn)
-    .await?;
+    let res = sqlx::query(COMPLETE)
+        .bind(to_micros(now))
+        .bind(lease.id)
+        .bind(&lease.token)
+        .execute(&mut *conn)
+        .await?;
     Ok(res.rows_affected() == 1)
 }
+
+/// Completing a row under a lease: $1 when, $2 the row, $3 the lease token.
+pub(crate) const COMPLETE: &str =
+    "update outbox set status = 'done', done_at = $1, lease_until = null
+     where id = $2 and status = 'pending' and lease_token = $3";
 
 /// Records a failed attempt and makes the row due again at `retry_at`, releasing the lease.
 pub async fn retry(

@@ -88,20 +88,22 @@ pub async fn delivered(
 ) -> Result<()> {
     match backend {
         Backend::Postgres => {
-            sqlx::query(
+            let sql = format!(
                 "with answered as (
-                   update webhook_deliveries set status = 'delivered', last_status = $1, last_error = null, updated_at = $2
-                   where id = $3)
-                 update outbox set status = 'done', done_at = $2, lease_until = null
-                 where id = $4 and status = 'pending' and lease_token = $5",
-            )
-            .bind(http_status.map(i64::from))
-            .bind(to_micros(now))
-            .bind(id)
-            .bind(lease.id)
-            .bind(&lease.token)
-            .execute(&mut *conn)
-            .await?;
+                   update webhook_deliveries set status = $4, last_status = $5, last_error = null, updated_at = $1
+                   where id = $6)
+                 {}",
+                crate::outbox::COMPLETE
+            );
+            sqlx::query(crate::sql(sql))
+                .bind(to_micros(now))
+                .bind(lease.id)
+                .bind(&lease.token)
+                .bind(DELIVERED)
+                .bind(http_status.map(i64::from))
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
         }
         Backend::Sqlite => {
             answered(conn, id, DELIVERED, http_status, None, now).await?;
